@@ -1,0 +1,5 @@
+import sys
+
+from sif_lib.cli import main
+
+sys.exit(main())

@@ -1,0 +1,161 @@
+"""The ``sif`` command (also ``python -m sif_lib``).
+
+    sif run PARAMS.yaml [--run-id ID] [--from STAGE | --only STAGE]   run the notebook pipeline
+    sif params [PARAMS.yaml]                                          check a params file, or list every field
+    sif model prepare [SPEC]                                          convert/cache a model spec
+    sif ifeval score --input-data F --responses F --output-dir D     score IFEval responses
+    sif serve-rm --model DIR [--host 127.0.0.1 --port N]              serve the reward model over HTTP
+    sif bench verifiers | reward | grpo                               print speed and memory figures
+    sif compare RUN_DIR RUN_DIR...                                    compare runs (table and HTML)
+
+Bad input ends with one line on stderr naming the file, line or key, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sif_lib.errors import InputError
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from sif_lib.pipeline import StageFailed, run_pipeline
+
+    try:
+        run_dir = run_pipeline(args.params, run_id=args.run_id, from_stage=args.from_stage, only=args.only,
+                               outputs=args.outputs, log_output=args.verbose)
+    except StageFailed as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"run finished: {run_dir}")
+    return 0
+
+
+def _cmd_params(args: argparse.Namespace) -> int:
+    from sif_lib.config import describe_params, load_params
+
+    if args.params:
+        params = load_params(args.params)
+        print(f"{args.params}: ok ({params.description or 'no description'})")
+    else:
+        print(describe_params())
+    return 0
+
+
+def _cmd_model(args: argparse.Namespace) -> int:
+    from sif_lib import models
+
+    print(models.resolve(args.spec))
+    return 0
+
+
+def _cmd_ifeval_score(args: argparse.Namespace) -> int:
+    from sif_lib.evaluation.ifeval import run_score_command
+
+    return run_score_command(args.input_data, args.responses, args.output_dir, allow_missing=args.allow_missing)
+
+
+def _cmd_serve_rm(args: argparse.Namespace) -> int:
+    from sif_lib.rm_server import serve
+
+    serve(args.model, host=args.host, port=args.port, max_batch=args.max_batch,
+          max_request_bytes=args.max_request_bytes, max_pairs=args.max_pairs)
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "verifiers":
+        from sif_lib.bench.verifiers import bench_verifiers
+
+        bench_verifiers(n_repeats=args.repeats)
+    elif args.what == "reward":
+        from sif_lib.bench.reward import bench_reward
+
+        bench_reward(args.params, rm_dir=args.rm, n_pairs=args.pairs)
+    else:
+        from sif_lib.bench.grpo import bench_grpo
+
+        bench_grpo(args.params, steps=args.steps)
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from sif_lib.evaluation.compare import compare_runs
+
+    compare_runs(args.run_dirs, output=args.output)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sif", description="Self-supervised instruction-following workbench.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="execute the notebook pipeline with papermill")
+    run.add_argument("params", help="params YAML file, e.g. params/cpu_demo.yaml")
+    run.add_argument("--run-id", help="run directory name under outputs/ (default: <params>-<timestamp>)")
+    run.add_argument("--from", dest="from_stage", metavar="STAGE",
+                     help="resume: run this stage and the ones after it (default run: the latest of this params file)")
+    run.add_argument("--only", metavar="STAGE", help="run just this stage")
+    run.add_argument("--outputs", help="parent folder of run directories (default: outputs/)")
+    run.add_argument("--verbose", action="store_true", help="stream notebook cell output")
+    run.set_defaults(func=_cmd_run)
+
+    params = sub.add_parser("params", help="check a params file, or list every field with its help")
+    params.add_argument("params", nargs="?")
+    params.set_defaults(func=_cmd_params)
+
+    model = sub.add_parser("model", help="model utilities")
+    model_sub = model.add_subparsers(dest="model_command", required=True)
+    prepare = model_sub.add_parser("prepare", help="convert and cache a model spec; prints its directory")
+    prepare.add_argument("spec", nargs="?", default="smollm2-135m-instruct")
+    prepare.set_defaults(func=_cmd_model)
+
+    ifeval = sub.add_parser("ifeval", help="IFEval tools")
+    ifeval_sub = ifeval.add_subparsers(dest="ifeval_command", required=True)
+    score = ifeval_sub.add_parser("score", help="score responses against IFEval prompts, strict and loose")
+    score.add_argument("--input-data", required=True, help="prompts JSONL: key, prompt, instruction_id_list, kwargs")
+    score.add_argument("--responses", required=True, help="responses JSONL: prompt, response")
+    score.add_argument("--output-dir", required=True, help="where eval_results_{strict,loose}.jsonl and scores.json go")
+    score.add_argument("--allow-missing", action="store_true", help="count a prompt without a response as failed")
+    score.set_defaults(func=_cmd_ifeval_score)
+
+    serve = sub.add_parser("serve-rm", help="serve the constraint-wise reward model over HTTP")
+    serve.add_argument("--model", required=True, help="reward-model directory (a run's rm/)")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--max-batch", type=int, default=32, help="pairs per forward pass")
+    serve.add_argument("--max-pairs", type=int, default=1024, help="most pairs one request may carry")
+    serve.add_argument("--max-request-bytes", type=int, default=4_000_000, help="largest request body accepted")
+    serve.set_defaults(func=_cmd_serve_rm)
+
+    bench = sub.add_parser("bench", help="print speed and memory figures")
+    bench.add_argument("what", choices=["verifiers", "reward", "grpo"])
+    bench.add_argument("--repeats", type=int, default=3, help="verifiers: passes over the 541-response set")
+    bench.add_argument("--params", default="params/smoke.yaml", help="reward/grpo: params file")
+    bench.add_argument("--rm", help="reward: a trained reward-model directory (default: a fresh head on the backbone)")
+    bench.add_argument("--pairs", type=int, default=64, help="reward: pairs to score")
+    bench.add_argument("--steps", type=int, default=3, help="grpo: steps to time (after one warm-up step)")
+    bench.set_defaults(func=_cmd_bench)
+
+    compare = sub.add_parser("compare", help="compare run directories: a table and an HTML report")
+    compare.add_argument("run_dirs", nargs="+")
+    compare.add_argument("--output", help="HTML file (default: outputs/compare-<timestamp>.html)")
+    compare.set_defaults(func=_cmd_compare)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

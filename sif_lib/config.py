@@ -1,0 +1,263 @@
+"""Typed run parameters, loaded from the YAML files in ``params/``.
+
+Every field has a default and a help text (``sif params`` prints them). A params file only names the
+fields it changes. An unknown key, a value of the wrong type or a missing file is an ``InputError`` whose
+one line names the file and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+
+from sif_lib.errors import InputError
+
+
+def opt(default: Any, help: str, **kwargs: Any) -> Any:
+    """A dataclass field with a help text; mutable defaults are copied per instance."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help}, **kwargs)
+    return field(default=default, metadata={"help": help}, **kwargs)
+
+
+@dataclass
+class RunParams:
+    seed: int = opt(0, "Seed for every random choice: data synthesis, sampling, training.")
+    device: str = opt("auto", "'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'.")
+    dtype: str = opt("auto", "Model dtype: 'auto' (bf16 on a capable GPU, fp32 on CPU), float32, bfloat16, float16.")
+    stage_timeout_s: int = opt(-1, "Kill a notebook stage after this many seconds; -1 means no limit.")
+
+
+@dataclass
+class ModelParams:
+    policy: str = opt("smollm2-135m-instruct", "Policy model spec: smollm2-135m-instruct, tiny, a local HF dir, a .gguf file or a hub id.")
+    answer_mode: Literal["after_think", "whole", "require_think"] = opt(
+        "after_think", "Which part of a response is scored: text after </think> (whole text if absent), the whole text, "
+        "or text after </think> with a missing tag scoring 0 (the paper).")
+    system_prompt: Optional[str] = opt(None, "System message for chat prompts; null keeps the tokenizer's default.")
+
+
+@dataclass
+class SynthesisParams:
+    seeds: Optional[str] = opt(None, "Seed tasks: null for the bundled set, or a JSONL/CSV path, a datasets directory or a hub dataset id.")
+    seed_column: str = opt("task", "Column of the seed file that holds the task text.")
+    strict: bool = opt(False, "Make a malformed seed row fatal instead of skipping and counting it.")
+    n_instructions: int = opt(200, "Multi-constraint instructions to synthesize for training.")
+    n_heldout: int = opt(40, "Extra instructions, on seeds never used for training, held out for evaluation.")
+    min_constraints: int = opt(1, "Fewest constraints per instruction.")
+    max_constraints: int = opt(5, "Most constraints per instruction (the paper uses up to 5).")
+    hard_ratio: float = opt(0.4, "Share of hard (code-verifiable) constraints; the paper's data is about 40% hard.")
+    reasoning_share: float = opt(0.32, "Share of reasoning items in the RL set (the paper mixes in 32%).")
+    reasoning_source: Optional[str] = opt(None, "GSM8K or DeepScaleR-style JSONL of math items; null uses the offline generator.")
+    paraphrase: bool = opt(False, "Let a local model (the policy) rewrite constraint sentences; verifier arguments stay unchanged.")
+
+
+@dataclass
+class RolloutParams:
+    max_ladders: int = opt(48, "Curriculum ladders (instructions) answered at every level L0..Ln for pseudo-labels.")
+    samples_per_prompt: int = opt(1, "Responses sampled per prompt.")
+    max_new_tokens: int = opt(128, "Token budget per response.")
+    temperature: float = opt(0.7, "Sampling temperature; 0 means greedy.")
+    top_p: float = opt(1.0, "Nucleus sampling mass.")
+    batch_size: int = opt(16, "Prompts per generate() call.")
+    backend: Literal["auto", "hf", "vllm"] = opt("auto", "'auto' uses vLLM when installed with a GPU present, else transformers generate().")
+    hard_pairs: bool = opt(True, "Also make pseudo-label pairs for hard constraints (needed for the audit and RM hard-pair accuracy).")
+
+
+@dataclass
+class RewardModelParams:
+    backbone: Optional[str] = opt(None, "Reward-model backbone spec; null means the policy's own base model.")
+    mode: Literal["full", "lora", "qlora"] = opt("full", "Full fine-tuning, LoRA, or QLoRA (GPU with bitsandbytes only).")
+    learning_rate: float = opt(5e-5, "Learning rate (the paper: 5e-6 for a 7B backbone).")
+    epochs: float = opt(2.0, "Training epochs (the paper: 3).")
+    batch_size: int = opt(8, "Per-device batch size.")
+    grad_accum: int = opt(1, "Gradient accumulation steps (the paper: 8).")
+    max_length: int = opt(384, "Token limit of one 'response + constraint' input.")
+    eval_fraction: float = opt(0.2, "Held-out share of pseudo-label pairs, split by instruction.")
+    lora_r: int = opt(16, "LoRA rank for mode lora/qlora.")
+    lora_alpha: int = opt(32, "LoRA alpha for mode lora/qlora.")
+
+
+@dataclass
+class ScoringParams:
+    rm_url: Optional[str] = opt(None, "URL of a running 'sif serve-rm'; null scores in-process.")
+    batch_size: int = opt(16, "Pairs per reward-model forward pass.")
+    n_groups: int = opt(20, "Ranking groups (responses satisfying 1..k hard constraints) for Kendall tau.")
+    judge_groups: int = opt(5, "Groups also scored by the generative judge, for the latency comparison.")
+    judge_max_new_tokens: int = opt(24, "Token budget of the judge's short rationale and 1/0 verdict.")
+
+
+@dataclass
+class GRPOParams:
+    curriculum: Literal["mixed", "staged", "off"] = opt("mixed", "mixed: all levels shuffled (paper); staged: L1 first then up to Ln; off: only full instructions (ablation).")
+    staged_boundaries: list = opt([], "For curriculum staged: the step at which each next level opens (empty: evenly spaced).")
+    soft_reward: Literal["probability", "binary"] = opt("probability", "Soft constraints score the RM probability, or its 0/1 threshold (ablation).")
+    hard_reward: Literal["rules", "reward_model"] = opt("rules", "Hard constraints score by the verifier, or by the RM (ablation).")
+    finetune: Literal["lora", "qlora", "full"] = opt("lora", "LoRA (CPU default), QLoRA (GPU + bitsandbytes) or full fine-tuning.")
+    max_steps: int = opt(60, "GRPO optimizer steps.")
+    learning_rate: float = opt(2e-5, "Learning rate (the paper, full fine-tuning of 7B: 1e-6).")
+    weight_decay: float = opt(0.01, "Weight decay (the paper: 0.01).")
+    num_generations: int = opt(4, "Group size: completions per prompt (the paper: 5).")
+    prompts_per_step: int = opt(8, "Prompts per optimizer step.")
+    grad_accum: int = opt(1, "Gradient accumulation steps.")
+    max_prompt_length: int = opt(384, "Prompt token limit.")
+    max_completion_length: int = opt(96, "Completion token limit (the paper: 8192).")
+    temperature: float = opt(1.0, "Rollout temperature (the paper: 1.0).")
+    beta: float = opt(0.0, "KL coefficient; the released config adds a low-variance KL loss of 0.01.")
+    lora_r: int = opt(16, "LoRA rank.")
+    lora_alpha: int = opt(32, "LoRA alpha.")
+    lora_target_modules: str = opt("all-linear", "LoRA target modules.")
+    save_steps: int = opt(10, "Checkpoint every N steps; a killed run resumes from the last one.")
+    logging_steps: int = opt(1, "Log metrics every N steps.")
+    probe_size: int = opt(24, "Held-out curriculum prompts scored greedily before and after training.")
+    merge_adapter: bool = opt(False, "Also export a merged model next to the LoRA adapter.")
+    num_processes: int = opt(1, "Processes for training; above 1, notebook 06 shells out to 'accelerate launch'.")
+    accelerate_config: Optional[str] = opt(None, "accelerate config YAML (e.g. DeepSpeed ZeRO-2/3) for multi-process runs.")
+    use_vllm: bool = opt(False, "Generate rollouts with vLLM (GPU only).")
+    vllm_mode: Literal["colocate", "server"] = opt("colocate", "vLLM inside the trainer processes, or a separate 'trl vllm-serve'.")
+    gradient_checkpointing: bool = opt(False, "Trade compute for memory on large models.")
+
+
+@dataclass
+class EvaluationParams:
+    ifeval_path: Optional[str] = opt("../shared/benchmarks/ifeval/input_data.jsonl", "IFEval prompts JSONL, relative to the repo root or absolute.")
+    ifeval_hub_id: Optional[str] = opt(None, "Hub dataset id for IFEval prompts, used when ifeval_path is null (online users).")
+    limit: int = opt(60, "Evaluate the first N IFEval prompts (a fixed subset); -1 for all 541.")
+    max_new_tokens: int = opt(192, "Token budget per evaluation response (greedy decoding).")
+    batch_size: int = opt(16, "Prompts per generate() call.")
+    math_items: int = opt(40, "Held-out synthetic math items for reasoning retention.")
+    gsm8k_path: Optional[str] = opt(None, "Optional GSM8K-format JSONL scored as well.")
+    gsm8k_limit: int = opt(100, "Items of the GSM8K file to score.")
+
+
+@dataclass
+class Params:
+    run: RunParams = field(default_factory=RunParams)
+    model: ModelParams = field(default_factory=ModelParams)
+    synthesis: SynthesisParams = field(default_factory=SynthesisParams)
+    rollouts: RolloutParams = field(default_factory=RolloutParams)
+    reward_model: RewardModelParams = field(default_factory=RewardModelParams)
+    scoring: ScoringParams = field(default_factory=ScoringParams)
+    grpo: GRPOParams = field(default_factory=GRPOParams)
+    evaluation: EvaluationParams = field(default_factory=EvaluationParams)
+    description: str = opt("", "One line saying what this params file is for.")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin is typing.Union:
+        return " | ".join(_type_name(a) for a in typing.get_args(tp))
+    return getattr(tp, "__name__", str(tp))
+
+
+def _check_value(tp: Any, value: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if origin is typing.Union:
+        return any(_check_value(arg, value) for arg in typing.get_args(tp))
+    if origin is Literal:
+        return value in typing.get_args(tp)
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp in (list, dict, str):
+        return isinstance(value, tp)
+    return True
+
+
+def _apply(obj: Any, data: dict, source: str, prefix: str = "") -> None:
+    hints = typing.get_type_hints(type(obj))
+    names = [f.name for f in dataclasses.fields(obj)]
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            raise InputError(f"{source}: unknown key '{dotted}'{hint}")
+        tp = hints[key]
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise InputError(f"{source}: key '{dotted}' must be a mapping of {type(current).__name__} fields")
+            _apply(current, value, source, dotted + ".")
+            continue
+        if not _check_value(tp, value):
+            raise InputError(f"{source}: key '{dotted}' must be {_type_name(tp)}, got {value!r}")
+        if tp is float or (typing.get_origin(tp) is typing.Union and float in typing.get_args(tp) and isinstance(value, int)):
+            value = float(value)
+        setattr(obj, key, value)
+
+
+def params_from_dict(data: dict, source: str = "<params>") -> Params:
+    params = Params()
+    _apply(params, data or {}, source)
+    _validate(params, source)
+    return params
+
+
+def _validate(p: Params, source: str) -> None:
+    """Cross-field checks that a type alone cannot express."""
+    s = p.synthesis
+    if not 1 <= s.min_constraints <= s.max_constraints <= 10:
+        raise InputError(f"{source}: key 'synthesis.min_constraints'/'max_constraints' must satisfy 1 <= min <= max <= 10")
+    if not 0.0 <= s.hard_ratio <= 1.0:
+        raise InputError(f"{source}: key 'synthesis.hard_ratio' must lie in [0, 1], got {s.hard_ratio}")
+    for key, value in (("synthesis.reasoning_share", s.reasoning_share),
+                       ("reward_model.eval_fraction", p.reward_model.eval_fraction)):
+        if not 0.0 <= value < 1.0:
+            raise InputError(f"{source}: key '{key}' must lie in [0, 1), got {value}")
+    for key, value in (("grpo.max_steps", p.grpo.max_steps), ("grpo.num_generations", p.grpo.num_generations),
+                       ("grpo.prompts_per_step", p.grpo.prompts_per_step), ("rollouts.batch_size", p.rollouts.batch_size)):
+        if value < 1:
+            raise InputError(f"{source}: key '{key}' must be at least 1, got {value}")
+    if p.grpo.num_generations < 2:
+        raise InputError(f"{source}: key 'grpo.num_generations' must be at least 2 (GRPO compares a group)")
+
+
+def load_params(path: str | Path, overrides: dict | None = None) -> Params:
+    """Read a params YAML file, apply optional overrides (a nested dict), and validate."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: params file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise InputError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: a params file must be a mapping of sections")
+    params = Params()
+    _apply(params, data, str(path))
+    if overrides:
+        _apply(params, overrides, f"{path} (overrides)")
+    _validate(params, str(path))
+    return params
+
+
+def describe_params() -> str:
+    """Every field with its default and help text, as the ``sif params`` command prints it."""
+    lines = []
+    for section in dataclasses.fields(Params):
+        value = getattr(Params(), section.name)
+        if not dataclasses.is_dataclass(value):
+            continue
+        lines.append(f"{section.name}:")
+        for f in dataclasses.fields(value):
+            lines.append(f"  {f.name}: {getattr(value, f.name)!r}\n      {f.metadata.get('help', '')}")
+    return "\n".join(lines)

@@ -1,0 +1,148 @@
+"""Papermill orchestration: execute the seven notebooks in order into a run directory.
+
+Each stage is one parameterised notebook. The runner passes it ``run_dir`` and ``params_file``; the
+notebook reads its inputs from the run directory and writes its artifacts and ``metrics/<stage>.json``
+there. ``manifest.json`` records every stage's status and timing. A failing stage stops the run and is
+marked ``failed``; what earlier stages wrote stays, and ``--from`` resumes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from sif_lib.config import load_params
+from sif_lib.errors import InputError
+from sif_lib.runs import NOTEBOOKS_DIR, OUTPUTS_DIR, STAGES, atomic_write_text, stage_name, write_json
+
+_VERSIONED = ["sif-lib", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "papermill",
+              "vllm", "deepspeed", "bitsandbytes"]
+
+
+def package_versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class StageFailed(RuntimeError):
+    """A notebook stage raised; the manifest already says so."""
+
+
+def latest_run(params_path: Path, outputs: Path) -> Path | None:
+    """The newest run directory made from this params file (what ``--from`` without ``--run-id`` resumes)."""
+    candidates = []
+    for manifest in outputs.glob("*/manifest.json"):
+        try:
+            data = json.loads(manifest.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if Path(data.get("params_file", "")).resolve() == params_path.resolve():
+            candidates.append((data.get("created", ""), manifest.parent))
+    return max(candidates)[1] if candidates else None
+
+
+def select_stages(from_stage: str | None, only: str | None) -> list[str]:
+    if from_stage and only:
+        raise InputError("--from and --only cannot be combined")
+    if only:
+        return [stage_name(only)]
+    if from_stage:
+        return STAGES[STAGES.index(stage_name(from_stage)):]
+    return list(STAGES)
+
+
+def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage: str | None = None,
+                 only: str | None = None, outputs: str | Path | None = None, log_output: bool = False,
+                 echo=print) -> Path:
+    """Execute the selected stages; returns the run directory. Raises StageFailed on a failing stage."""
+    import papermill
+
+    params_path = Path(params_file)
+    params = load_params(params_path)  # fail fast, before any directory is made
+    outputs = Path(outputs) if outputs else OUTPUTS_DIR
+    stages = select_stages(from_stage, only)
+
+    if run_id:
+        run_dir = outputs / run_id
+    elif from_stage or only:
+        found = latest_run(params_path, outputs)
+        if found is None:
+            raise InputError(f"{params_path}: no earlier run of this params file to resume; pass --run-id")
+        run_dir = found
+    else:
+        run_dir = outputs / f"{params_path.stem}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    manifest_path = run_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {
+        "run_id": run_dir.name, "created": _now(), "stages": {}}
+    manifest.update({
+        "run_id": run_dir.name,
+        "params_file": str(params_path.resolve()),
+        "params": params.to_dict(),
+        "versions": package_versions(),
+        "platform": {"machine": platform.machine(), "system": platform.system(), "python": sys.version.split()[0]},
+    })
+    for stage in STAGES:
+        manifest["stages"].setdefault(stage, {"status": "pending"})
+    write_json(manifest_path, manifest)
+
+    resolved = run_dir / "params.yaml"
+    atomic_write_text(resolved, yaml.safe_dump(params.to_dict(), sort_keys=False))
+    timeout = params.run.stage_timeout_s if params.run.stage_timeout_s > 0 else None
+
+    for stage in stages:
+        record = {"status": "running", "start": _now(), "notebook": f"notebooks/{stage}.ipynb"}
+        manifest["stages"][stage] = record
+        write_json(manifest_path, manifest)
+        echo(f"[{stage}] running")
+        began = time.monotonic()
+        metrics_file = run_dir / "metrics" / f"{stage}.json"
+        metrics_file.unlink(missing_ok=True)
+        error = None
+        try:
+            papermill.execute_notebook(
+                str(NOTEBOOKS_DIR / f"{stage}.ipynb"),
+                str(run_dir / "notebooks" / f"{stage}.ipynb"),
+                parameters={"run_dir": str(run_dir.resolve()), "params_file": str(resolved.resolve())},
+                cwd=str(NOTEBOOKS_DIR),
+                progress_bar=False,
+                log_output=log_output,
+                execution_timeout=timeout,
+                kernel_name="python3",
+            )
+            if not metrics_file.is_file():
+                error = f"stage finished without writing metrics/{stage}.json"
+        except papermill.PapermillExecutionError as err:
+            error = f"{err.ename}: {err.evalue}".strip()
+        except Exception as err:  # a kernel that died, a timeout, a missing notebook
+            error = f"{type(err).__name__}: {err}".strip()
+        seconds = round(time.monotonic() - began, 2)
+        record.update({"end": _now(), "seconds": seconds, "status": "failed" if error else "ok"})
+        if error:
+            record["error"] = error.splitlines()[-1][:500] if error.splitlines() else error
+        write_json(manifest_path, manifest)
+        if error:
+            echo(f"[{stage}] FAILED after {seconds:.1f} s: {record['error']}")
+            echo(f"  executed notebook: {run_dir / 'notebooks' / (stage + '.ipynb')}")
+            raise StageFailed(f"stage {stage} failed: {record['error']}")
+        echo(f"[{stage}] ok in {seconds:.1f} s")
+    manifest["total_seconds"] = round(sum(s.get("seconds", 0) for s in manifest["stages"].values()), 2)
+    write_json(manifest_path, manifest)
+    return run_dir
