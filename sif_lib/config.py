@@ -134,6 +134,9 @@ class EvaluationParams:
     math_items: int = opt(40, "Held-out synthetic math items for reasoning retention.")
     gsm8k_path: Optional[str] = opt(None, "Optional GSM8K-format JSONL scored as well.")
     gsm8k_limit: int = opt(100, "Items of the GSM8K file to score.")
+    holdout_limit: int = opt(40, "Held-out curriculum prompts (levels L1..L5, balanced across levels) answered by base and "
+                                 "trained; -1 for all.")
+    math_max_new_tokens: int = opt(256, "Token budget per math response (reasoning retention needs room to work).")
 
 
 @dataclass

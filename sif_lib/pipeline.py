@@ -57,6 +57,15 @@ def latest_run(params_path: Path, outputs: Path) -> Path | None:
     return max(candidates)[1] if candidates else None
 
 
+def preflight(params, source: str) -> None:
+    """Checks that would otherwise fail minutes into a run: model specs must point at something real."""
+    from sif_lib.models import parse_spec
+
+    parse_spec(params.model.policy, key=f"{source}: key 'model.policy'")
+    if params.reward_model.backbone:
+        parse_spec(params.reward_model.backbone, key=f"{source}: key 'reward_model.backbone'")
+
+
 def select_stages(from_stage: str | None, only: str | None) -> list[str]:
     if from_stage and only:
         raise InputError("--from and --only cannot be combined")
@@ -75,6 +84,7 @@ def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage:
 
     params_path = Path(params_file)
     params = load_params(params_path)  # fail fast, before any directory is made
+    preflight(params, str(params_path))
     outputs = Path(outputs) if outputs else OUTPUTS_DIR
     stages = select_stages(from_stage, only)
 
@@ -143,6 +153,10 @@ def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage:
             echo(f"  executed notebook: {run_dir / 'notebooks' / (stage + '.ipynb')}")
             raise StageFailed(f"stage {stage} failed: {record['error']}")
         echo(f"[{stage}] ok in {seconds:.1f} s")
+        if stage == "07_evaluate":
+            from sif_lib.evaluation.report import export_report
+
+            echo(f"report: {export_report(run_dir)}")
     manifest["total_seconds"] = round(sum(s.get("seconds", 0) for s in manifest["stages"].values()), 2)
     write_json(manifest_path, manifest)
     return run_dir

@@ -1,0 +1,77 @@
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from sif_lib.config import Params, describe_params, load_params, params_from_dict
+from sif_lib.errors import InputError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "params").glob("*.yaml")))
+def test_shipped_params_load(name):
+    params = load_params(REPO / "params" / name)
+    assert params.description
+
+
+def test_every_field_has_help():
+    for section in dataclasses.fields(Params):
+        value = getattr(Params(), section.name)
+        if dataclasses.is_dataclass(value):
+            for f in dataclasses.fields(value):
+                assert f.metadata.get("help"), f"{section.name}.{f.name} has no help text"
+    assert "grpo:" in describe_params()
+
+
+def test_unknown_key_names_file_and_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("grpo:\n  max_stpes: 3\n")
+    with pytest.raises(InputError) as err:
+        load_params(bad)
+    message = str(err.value)
+    assert str(bad) in message and "grpo.max_stpes" in message and "grpo.max_steps" in message
+    assert "\n" not in message
+
+
+def test_wrong_type_names_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rollouts:\n  batch_size: many\n")
+    with pytest.raises(InputError, match=r"bad.yaml: key 'rollouts.batch_size' must be int"):
+        load_params(bad)
+
+
+def test_bool_is_not_an_int_and_literals_are_checked():
+    with pytest.raises(InputError, match="grpo.max_steps"):
+        params_from_dict({"grpo": {"max_steps": True}})
+    with pytest.raises(InputError, match="grpo.curriculum"):
+        params_from_dict({"grpo": {"curriculum": "sideways"}})
+
+
+def test_int_accepted_for_float_and_defaults_kept():
+    params = params_from_dict({"grpo": {"learning_rate": 1}})
+    assert params.grpo.learning_rate == 1.0 and isinstance(params.grpo.learning_rate, float)
+    assert params.grpo.num_generations == Params().grpo.num_generations
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(InputError, match="params file not found"):
+        load_params(tmp_path / "missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("grpo: [unclosed\n")
+    with pytest.raises(InputError, match=r"broken.yaml:\d+: not valid YAML"):
+        load_params(broken)
+
+
+def test_section_must_be_mapping_and_cross_field_checks():
+    with pytest.raises(InputError, match="key 'grpo' must be a mapping"):
+        params_from_dict({"grpo": 3})
+    with pytest.raises(InputError, match="num_generations"):
+        params_from_dict({"grpo": {"num_generations": 1}})
+    with pytest.raises(InputError, match="min_constraints"):
+        params_from_dict({"synthesis": {"min_constraints": 4, "max_constraints": 2}})
+
+
+def test_overrides_apply_on_top(tmp_path):
+    params = load_params(REPO / "params" / "smoke.yaml", overrides={"grpo": {"max_steps": 7}})
+    assert params.grpo.max_steps == 7 and params.model.policy == "tiny"

@@ -1,0 +1,40 @@
+import json
+
+import pytest
+
+from sif_lib import runs
+from sif_lib.errors import InputError
+
+
+def test_stage_names_resolve():
+    assert runs.stage_name("5") == "05_score_rewards"
+    assert runs.stage_name("05") == "05_score_rewards"
+    assert runs.stage_name("train_grpo") == "06_train_grpo"
+    with pytest.raises(InputError, match="unknown stage"):
+        runs.stage_name("08_party")
+
+
+def test_atomic_jsonl_round_trip_and_errors(tmp_path):
+    path = tmp_path / "d" / "rows.jsonl"
+    assert runs.write_jsonl(path, [{"a": 1}, {"b": "é"}]) == 2
+    assert runs.read_jsonl(path) == [{"a": 1}, {"b": "é"}]
+    assert not list(path.parent.glob("*.tmp"))
+    path.write_text('{"a": 1}\n{"b": \n')
+    with pytest.raises(InputError, match=r"rows.jsonl:2: not valid JSON"):
+        runs.read_jsonl(path)
+    path.write_text('{"a": 1}\n{"b": 2')  # a torn last line, as a killed writer leaves it
+    assert list(runs.iter_jsonl(path, tolerate_torn_tail=True)) == [{"a": 1}]
+    path.write_text('[1, 2]\n')
+    with pytest.raises(InputError, match="expected a JSON object"):
+        runs.read_jsonl(path)
+
+
+def test_run_context_writes_resolved_params(tmp_path):
+    ctx = runs.RunContext.open(tmp_path / "r", runs.REPO_ROOT / "params" / "smoke.yaml")
+    assert (ctx.root / "params.yaml").is_file()
+    reopened = runs.RunContext.open(tmp_path / "r")
+    assert reopened.params == ctx.params
+    ctx.write_metrics("01", {"x": 1})
+    assert json.loads((ctx.root / "metrics" / "01_synthesize_constraints.json").read_text()) == {"x": 1}
+    with pytest.raises(InputError, match="run stage 03_generate_pseudo_labels first"):
+        ctx.require("data", "rollouts.jsonl", stage="03_generate_pseudo_labels")
