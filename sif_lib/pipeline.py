@@ -36,6 +36,13 @@ def package_versions() -> dict:
     return versions
 
 
+def _peak_kernel_rss_mb() -> float:
+    """Largest resident set of any notebook kernel reaped so far (monotone over a run; Linux reports KiB)."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -98,6 +105,7 @@ def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage:
     else:
         run_dir = outputs / f"{params_path.stem}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "notebooks").mkdir(exist_ok=True)  # papermill writes executed notebooks here and will not create it
 
     manifest_path = run_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {
@@ -144,7 +152,8 @@ def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage:
         except Exception as err:  # a kernel that died, a timeout, a missing notebook
             error = f"{type(err).__name__}: {err}".strip()
         seconds = round(time.monotonic() - began, 2)
-        record.update({"end": _now(), "seconds": seconds, "status": "failed" if error else "ok"})
+        record.update({"end": _now(), "seconds": seconds, "status": "failed" if error else "ok",
+                       "peak_rss_mb": _peak_kernel_rss_mb()})
         if error:
             record["error"] = error.splitlines()[-1][:500] if error.splitlines() else error
         write_json(manifest_path, manifest)
@@ -158,5 +167,6 @@ def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage:
 
             echo(f"report: {export_report(run_dir)}")
     manifest["total_seconds"] = round(sum(s.get("seconds", 0) for s in manifest["stages"].values()), 2)
+    manifest["peak_rss_mb"] = max(s.get("peak_rss_mb", 0) for s in manifest["stages"].values())
     write_json(manifest_path, manifest)
     return run_dir
