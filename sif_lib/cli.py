@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="print speed and memory figures")
     bench.add_argument("what", choices=["verifiers", "reward", "grpo"])
-    bench.add_argument("--repeats", type=int, default=3, help="verifiers: passes over the 541-response set")
+    bench.add_argument("--repeats", type=int, default=3, help="verifiers: passes over the golden GPT-4 response set")
     bench.add_argument("--params", default="params/smoke.yaml", help="reward/grpo: params file")
     bench.add_argument("--rm", help="reward: a trained reward-model directory (default: a fresh head on the backbone)")
     bench.add_argument("--pairs", type=int, default=64, help="reward: pairs to score")

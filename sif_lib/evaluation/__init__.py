@@ -1,0 +1,1 @@
+"""Evaluation: IFEval scoring and the evaluation stage."""
