@@ -1,0 +1,1 @@
+"""Interactive notebook widgets (ipywidgets) for inspecting a run's data."""
