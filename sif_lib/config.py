@@ -122,6 +122,13 @@ class GRPOParams:
     use_vllm: bool = opt(False, "Generate rollouts with vLLM (GPU only).")
     vllm_mode: Literal["colocate", "server"] = opt("colocate", "vLLM inside the trainer processes, or a separate 'trl vllm-serve'.")
     gradient_checkpointing: bool = opt(False, "Trade compute for memory on large models.")
+    rollout_batch_prompts: int = opt(0, "Prompts generated per rollout; a multiple of prompts_per_step gives several optimizer "
+                                        "steps per rollout (the paper: 384 rollout / 96 per step). 0 means prompts_per_step.")
+    lr_scheduler: Literal["linear", "constant", "cosine"] = opt("linear", "Learning-rate schedule after the (zero) warmup; the paper's verl run is constant.")
+    save_total_limit: int = opt(2, "Checkpoints kept under grpo/checkpoints (older ones are deleted).")
+    vllm_gpu_memory_utilization: float = opt(0.3, "GPU memory share vLLM may take in colocate mode.")
+    vllm_tensor_parallel_size: int = opt(1, "vLLM tensor parallelism in colocate mode (the paper: 2).")
+    vllm_server_url: Optional[str] = opt(None, "Base URL of 'trl vllm-serve' for vllm_mode server; null means http://localhost:8000.")
 
 
 @dataclass

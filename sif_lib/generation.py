@@ -97,13 +97,15 @@ class ChatGenerator:
     def _generate_vllm(self, prompts, sampling, batch_size, on_batch):
         from vllm import SamplingParams
 
-        params = SamplingParams(max_tokens=sampling.max_new_tokens, temperature=sampling.temperature,
-                                top_p=sampling.top_p, seed=sampling.seed)
         outputs: list[str] = []
         # vLLM batches internally; chunks only exist so that progress and resume work the same as with hf.
         chunk = max(batch_size, 64)
         for start in range(0, len(prompts), chunk):
             texts = [self.render(p) for p in prompts[start:start + chunk]]
+            # One seed per request, keyed by position: a single shared seed would make vLLM return the same
+            # sample for a prompt repeated to draw several samples.
+            params = [SamplingParams(max_tokens=sampling.max_new_tokens, temperature=sampling.temperature,
+                                     top_p=sampling.top_p, seed=sampling.seed + start + i) for i in range(len(texts))]
             results = self._vllm.generate(texts, params, use_tqdm=False)
             batch = [r.outputs[0].text.strip() for r in results]
             outputs.extend(batch)

@@ -54,6 +54,9 @@ _add(_CAPITAL, _CAPITAL_WORDS, "in an all-capitals response every word is a capi
 _add(_LANGUAGE, _LOWER, "english_lowercase requires English")
 _add(_LANGUAGE, _CAPITAL, "english_capital requires English")
 _add(_LANGUAGE, _CAPITAL_WORDS, "many languages have no capital letters")
+# Keyword and letter rules are drawn from English words, which a response in another language should not use.
+for other in ("keywords:existence", "keywords:frequency", "keywords:letter_frequency", "startend:end_checker"):
+    _add(_LANGUAGE, other, "the required English words or letters clash with a response in another language")
 
 # Rules that each dictate the form of the whole response.
 for a, b in combinations((_TWO, _REPEAT, _JSON, _OPTIONS), 2):
