@@ -38,3 +38,13 @@ def test_run_context_writes_resolved_params(tmp_path):
     assert json.loads((ctx.root / "metrics" / "01_synthesize_constraints.json").read_text()) == {"x": 1}
     with pytest.raises(InputError, match="run stage 03_generate_pseudo_labels first"):
         ctx.require("data", "rollouts.jsonl", stage="03_generate_pseudo_labels")
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    path = tmp_path / "a.json"
+    runs.write_json(path, {"a": 1})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
