@@ -1,0 +1,245 @@
+"""``sif compare``: runs side by side, in the shape of the paper's ablation table (Table 5).
+
+Each run directory must hold ``eval/summary.json`` (stage 07) and ``params.yaml``. The first run is the
+reference: every other run is described by the parameters in which it differs, and its trained IFEval Pr(L) is
+also shown relative to the reference's, which is how the paper reports its ablations (no curriculum −4.0 points,
+binary soft rewards −1.8, the RM judging hard constraints −4.2). Where a run differs from the reference in exactly
+one of those switches, the paper's figure is shown beside ours.
+
+The table is printed, and an HTML page (the table and plotly charts, plotly.js inline, so it opens offline) is
+written to ``--output`` or ``outputs/compare-<timestamp>.html``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from sif_lib.config import Params, load_params
+from sif_lib.errors import InputError
+from sif_lib.plots import TEMPLATE
+from sif_lib.evaluation.report import IFEVAL_LABELS, load_summary, reasoning_key
+from sif_lib.runs import OUTPUTS_DIR, atomic_write_text
+
+METRICS = ("prompt_strict", "inst_strict", "prompt_loose", "inst_loose")
+SHORT = {"prompt_strict": "Pr(S)", "inst_strict": "Ins(S)", "prompt_loose": "Pr(L)", "inst_loose": "Ins(L)"}
+
+# The parameters that define an ablation, always shown: (column, dotted key).
+KEY_PARAMS = (("model", "model.policy"), ("curriculum", "grpo.curriculum"), ("soft_reward", "grpo.soft_reward"),
+              ("hard_reward", "grpo.hard_reward"), ("finetune", "grpo.finetune"), ("steps", "grpo.max_steps"))
+
+# Paper, Table 5: IFEval points lost by each ablation of the full method.
+PAPER_ABLATIONS = {("grpo.curriculum", "off"): ("w/o curriculum", -4.0),
+                   ("grpo.soft_reward", "binary"): ("binary soft reward", -1.8),
+                   ("grpo.hard_reward", "reward_model"): ("RM for hard constraints", -4.2)}
+_IGNORED = {"description"}
+
+
+@dataclass
+class RunRecord:
+    run_dir: Path
+    run_id: str
+    params: Params
+    flat: dict[str, Any]
+    summary: dict
+
+
+def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def load_run(run_dir: str | Path) -> RunRecord:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise InputError(f"{run_dir}: not a run directory")
+    summary = load_summary(run_dir)
+    params_file = run_dir / "params.yaml"
+    if not params_file.is_file():
+        raise InputError(f"{params_file}: missing; is {run_dir} a run directory?")
+    params = load_params(params_file)
+    return RunRecord(run_dir, run_dir.name, params, _flatten(params.to_dict()), summary)
+
+
+def differing_keys(runs: Sequence[RunRecord]) -> list[str]:
+    """Every parameter whose value is not the same in all runs (beyond the key parameters)."""
+    shown = {key for _, key in KEY_PARAMS} | _IGNORED
+    keys = sorted({k for r in runs for k in r.flat} - shown)
+    return [k for k in keys if len({repr(r.flat.get(k)) for r in runs}) > 1]
+
+
+def paper_ablation(reference: RunRecord, run: RunRecord) -> str:
+    """The paper's Table 5 figure for this run, when it differs from the reference in exactly one ablation switch."""
+    changed = [key for _, key in KEY_PARAMS if reference.flat.get(key) != run.flat.get(key)]
+    if len(changed) != 1:
+        return ""
+    found = PAPER_ABLATIONS.get((changed[0], run.flat.get(changed[0])))
+    return f"{found[0]}: {found[1]:+.1f}" if found else ""
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def _pts(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:+.1f}"
+
+
+def _delta(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else b - a
+
+
+def table_rows(runs: Sequence[RunRecord]) -> list[dict[str, str]]:
+    """One row per run, values as text (percent; deltas in points)."""
+    reference = runs[0]
+    other = differing_keys(runs)
+    ref_trained = reference.summary["ifeval"]["trained"]["prompt_loose"]
+    rows = []
+    for run in runs:
+        s = run.summary
+        row = {"run": run.run_id}
+        for column, key in KEY_PARAMS:
+            row[column] = str(run.flat.get(key))
+        row["other params"] = ", ".join(f"{k}={run.flat.get(k)!r}" for k in other)
+        row["IFEval n"] = str(s["ifeval"]["n_prompts"])
+        for metric in METRICS:
+            b, t = s["ifeval"]["base"][metric], s["ifeval"]["trained"][metric]
+            row[SHORT[metric]] = f"{_pct(b)} → {_pct(t)} ({_pts(_delta(b, t))})"
+        trained = s["ifeval"]["trained"]["prompt_loose"]
+        row["Pr(L) vs ref"] = "ref" if run is reference else _pts(_delta(ref_trained, trained))
+        row["paper (Table 5)"] = "" if run is reference else paper_ablation(reference, run)
+        holdout = s.get("holdout") or {}
+        if holdout:
+            b, t = holdout["base"]["composite"], holdout["trained"]["composite"]
+            row["hold-out composite"] = f"{_pct(b)} → {_pct(t)} ({_pts(_delta(b, t))})"
+        else:
+            row["hold-out composite"] = "–"
+        key = reasoning_key(s)
+        if key:
+            entry = s["reasoning"][key]
+            b, t = entry["base"]["accuracy"], entry["trained"]["accuracy"]
+            row["reasoning"] = f"{key}: {_pct(b)} → {_pct(t)} ({_pts(_delta(b, t))})"
+        else:
+            row["reasoning"] = "–"
+        rows.append(row)
+    if not other:
+        for row in rows:
+            del row["other params"]
+    return rows
+
+
+def format_table(rows: list[dict[str, str]]) -> str:
+    """A plain-text table with aligned columns."""
+    header = list(rows[0])
+    widths = [max(len(h), *(len(r[h]) for r in rows)) for h in header]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line([r[h] for h in header]) for r in rows])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Figures and the HTML page.
+
+def figures(runs: Sequence[RunRecord]) -> list:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    ids = [r.run_id for r in runs]
+    delta = go.Figure()
+    for metric in METRICS:
+        delta.add_bar(name=IFEVAL_LABELS[metric], x=ids,
+                      y=[100 * _delta(r.summary["ifeval"]["base"][metric], r.summary["ifeval"]["trained"][metric])
+                         for r in runs])
+    delta.update_layout(title="IFEval: trained − base (points)", barmode="group", yaxis_title="Δ points", height=420)
+
+    levels = sorted({lv for r in runs if r.summary.get("holdout") for lv in r.summary["holdout"]["trained"]["levels"]},
+                    key=lambda name: int(name[1:]))
+    panels = make_subplots(rows=1, cols=3, subplot_titles=["IFEval Pr(L), base → trained",
+                                                           "hold-out composite per level (trained)",
+                                                           "reasoning accuracy, base → trained"])
+    for i, r in enumerate(runs):
+        s = r.summary
+        panels.add_scatter(x=["base", "trained"], y=[100 * s["ifeval"]["base"]["prompt_loose"],
+                                                     100 * s["ifeval"]["trained"]["prompt_loose"]],
+                           name=r.run_id, legendgroup=r.run_id, mode="lines+markers", row=1, col=1,
+                           marker_color=_color(i))
+        if s.get("holdout"):
+            lv = s["holdout"]["trained"]["levels"]
+            panels.add_scatter(x=levels, y=[None if lv.get(name, {}).get("composite") is None
+                                            else 100 * lv[name]["composite"] for name in levels],
+                               name=r.run_id, legendgroup=r.run_id, showlegend=False, mode="lines+markers",
+                               row=1, col=2, marker_color=_color(i))
+        key = reasoning_key(s)
+        if key:
+            entry = s["reasoning"][key]
+            panels.add_scatter(x=["base", "trained"], y=[100 * entry["base"]["accuracy"],
+                                                         100 * entry["trained"]["accuracy"]],
+                               name=r.run_id, legendgroup=r.run_id, showlegend=False, mode="lines+markers",
+                               row=1, col=3, marker_color=_color(i))
+    panels.update_layout(height=420, title="Per run")
+    panels.update_yaxes(title_text="%", range=[0, 100])
+    return [delta, panels]
+
+
+def _color(i: int) -> str:
+    import plotly.colors
+
+    palette = plotly.colors.qualitative.Plotly
+    return palette[i % len(palette)]
+
+
+def render_html(runs: Sequence[RunRecord], rows: list[dict[str, str]]) -> str:
+    from plotly.offline import get_plotlyjs
+
+    header = "".join(f"<th>{html.escape(h)}</th>" for h in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row.values()) + "</tr>" for row in rows)
+    figs = figures(runs)
+    for fig in figs:
+        fig.update_layout(template=TEMPLATE)
+    charts = "".join(fig.to_html(include_plotlyjs=False, full_html=False, include_mathjax=False,
+                                 config={"responsive": True}) for fig in figs)
+    dirs = "".join(f"<li><code>{html.escape(r.run_id)}</code>: {html.escape(str(r.run_dir.resolve()))}</li>"
+                   for r in runs)
+    created = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>sif compare · {len(runs)} runs</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; font-size: 0.9em; }}
+th, td {{ border: 1px solid #ddd; padding: 4px 8px; text-align: left; white-space: nowrap; }}
+th {{ background: #f4f4f4; }} tr:first-child td {{ background: #fafafa; }}
+p.note {{ color: #555; max-width: 60em; }}
+</style>
+<script type="text/javascript">{get_plotlyjs()}</script>
+</head><body>
+<h1>Run comparison</h1>
+<p class="note">Made {created}. The first run is the reference. IFEval cells read base → trained (trained − base, in
+points); "Pr(L) vs ref" is the trained prompt-level loose accuracy minus the reference's, the way the paper's
+Table 5 reports ablations, whose figures stand beside ours where a run differs from the reference in exactly one
+ablation switch. Runs evaluated on different IFEval subsets (column "IFEval n") are not directly comparable.</p>
+<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>
+{charts}
+<h2>Runs</h2><ul>{dirs}</ul>
+</body></html>
+"""
+
+
+def compare_runs(run_dirs: Sequence[str | Path], output: str | Path | None = None,
+                 echo: Callable[[str], None] = print) -> Path:
+    """Print the comparison table and write the HTML page; returns its path."""
+    if not run_dirs:
+        raise InputError("compare: name at least one run directory")
+    runs = [load_run(d) for d in run_dirs]
+    rows = table_rows(runs)
+    echo(format_table(rows))
+    target = Path(output) if output else OUTPUTS_DIR / f"compare-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.html"
+    atomic_write_text(target, render_html(runs, rows))
+    echo(f"wrote {target}")
+    return target

@@ -1,0 +1,376 @@
+"""The shareable evaluation report: tables, figures and the standalone ``report.html``.
+
+Notebook 07 displays what this module builds from ``eval/summary.json``: the before/after table with the
+paper's numbers alongside (for scale only: the paper's policies are 1.5B to 8B reasoning models trained on 8 GPUs
+per node; the default here is a 135M model trained for minutes on a CPU), the per-category IFEval deltas, the
+per-level hold-out satisfaction, the instruction-following against reasoning scatter, and IFEval prompts whose
+verdict flipped.
+
+:func:`export_report` turns the run's executed notebook into one HTML file. The notebooks render plotly figures
+with plotly.js embedded in the output (:mod:`sif_lib.plots`), so the export is interactive without a network;
+code cells stay in the file, folded under a "code" toggle.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from sif_lib.errors import InputError
+from sif_lib.runs import atomic_write_text, iter_jsonl
+
+REPORT_FILE = "report.html"
+NOTEBOOK = Path("notebooks") / "07_evaluate.ipynb"
+
+IFEVAL_LABELS = {
+    "prompt_strict": "IFEval prompt-level strict",
+    "inst_strict": "IFEval instruction-level strict",
+    "prompt_loose": "IFEval prompt-level loose, Pr(L)",
+    "inst_loose": "IFEval instruction-level loose",
+}
+
+# METHOD.md section 7 (the paper's main results): before -> after training.
+PAPER_RESULTS = [
+    {"model": "R1-Distill-Qwen-1.5B", "ifeval_pr_loose": (42.3, 58.8), "cfbench_isr": (17, 20),
+     "followbench_hsr": (22.7, 26.4)},
+    {"model": "R1-Distill-Qwen-7B", "ifeval_pr_loose": (61.7, 71.7), "cfbench_isr": (36, 42),
+     "followbench_hsr": (41.7, 49.1)},
+    {"model": "R1-0528-Qwen3-8B", "ifeval_pr_loose": (79.7, 87.1), "cfbench_isr": (66, 68),
+     "followbench_hsr": (60.4, 63.8)},
+    {"model": "Qwen2.5-7B-Instruct (cold-start SFT first)", "ifeval_pr_loose": (73.9, 83.9), "cfbench_isr": (38, 40),
+     "followbench_hsr": (55.1, 52.7)},
+]
+PAPER_REASONING_7B = {"model": "R1-Distill-Qwen-7B", "before": 52.0, "after": 52.0,
+                      "what": "average of GPQA-D, BBEH, AIME24/25, FOLIO, MMLU-Pro"}
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def _pts(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:+.1f}"
+
+
+def _arrow(before: float, after: float, digits: int | None = None) -> str:
+    """``before → after (delta)``, numbers as the paper prints them unless ``digits`` is given."""
+    fmt = (lambda v: f"{v:.{digits}f}") if digits is not None else (lambda v: f"{v:g}")
+    return f"{fmt(before)} → {fmt(after)} ({after - before:+.1f})"
+
+
+def load_summary(run_dir: str | Path) -> dict:
+    path = Path(run_dir) / "eval" / "summary.json"
+    if not path.is_file():
+        raise InputError(f"{path}: missing: run stage 07_evaluate on {Path(run_dir)} first")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Tables.
+
+def reasoning_key(summary: dict) -> str | None:
+    """The reasoning figure that stands for the run: GSM8K when it was scored, else the synthetic items."""
+    reasoning = summary.get("reasoning") or {}
+    for key in ("gsm8k", "synthetic"):
+        if key in reasoning:
+            return key
+    return None
+
+
+def summary_rows(summary: dict) -> list[dict]:
+    """Rows of the before/after table (values in percent, as text)."""
+    paper_7b = PAPER_RESULTS[1]
+    rows = []
+    ifeval = summary["ifeval"]
+    for metric, label in IFEVAL_LABELS.items():
+        rows.append({
+            "benchmark": f"{label} (n={ifeval['n_prompts']})",
+            "base": _pct(ifeval["base"][metric]), "trained": _pct(ifeval["trained"][metric]),
+            "Δ points": _pts(ifeval["delta"][metric]),
+            "paper, R1-Distill-Qwen-7B": _arrow(*paper_7b["ifeval_pr_loose"]) if metric == "prompt_loose" else "",
+        })
+    holdout = summary.get("holdout")
+    if holdout:
+        for level in holdout["base"]["levels"]:
+            b, t = holdout["base"]["levels"][level], holdout["trained"]["levels"].get(level, {})
+            rows.append({"benchmark": f"Hold-out {level} composite reward (n={b['n_prompts']})",
+                         "base": _pct(b["composite"]), "trained": _pct(t.get("composite")),
+                         "Δ points": _pts(holdout["delta"]["levels"][level]["composite"]),
+                         "paper, R1-Distill-Qwen-7B": ""})
+        for key, label in (("hard", "hard constraints satisfied (verifier)"),
+                           ("soft", "soft constraints, mean RM probability"),
+                           ("composite", "composite reward, all levels")):
+            rows.append({"benchmark": f"Hold-out {label}", "base": _pct(holdout["base"][key]),
+                         "trained": _pct(holdout["trained"][key]), "Δ points": _pts(holdout["delta"][key]),
+                         "paper, R1-Distill-Qwen-7B": ""})
+    paper_reasoning = (f"{_arrow(PAPER_REASONING_7B['before'], PAPER_REASONING_7B['after'], 1)} "
+                       f"({PAPER_REASONING_7B['what']})")
+    for name, entry in (summary.get("reasoning") or {}).items():
+        label = "held-out synthetic math" if name == "synthetic" else "GSM8K"
+        rows.append({"benchmark": f"Reasoning: {label} accuracy (n={entry['n']})",
+                     "base": _pct(entry["base"]["accuracy"]), "trained": _pct(entry["trained"]["accuracy"]),
+                     "Δ points": _pts(entry["delta"]),
+                     "paper, R1-Distill-Qwen-7B": paper_reasoning if name == reasoning_key(summary) else ""})
+    return rows
+
+
+def summary_table(summary: dict):
+    """The before/after table as a DataFrame (percent; Δ in points)."""
+    import pandas as pd
+
+    return pd.DataFrame(summary_rows(summary)).set_index("benchmark")
+
+
+def holdout_category_table(summary: dict):
+    """Hold-out satisfaction per constraint category (hard: verifier pass rate; soft: mean RM probability)."""
+    import pandas as pd
+
+    holdout = summary["holdout"]
+    base, trained = holdout["base"]["categories"], holdout["trained"]["categories"]
+    rows = []
+    for name, b in base.items():
+        t = trained.get(name, {})
+        delta = None if b["mean"] is None or t.get("mean") is None else t["mean"] - b["mean"]
+        rows.append({"category": name, "kind": b["kind"], "constraints": b["n"], "base": _pct(b["mean"]),
+                     "trained": _pct(t.get("mean")), "Δ points": _pts(delta)})
+    return pd.DataFrame(rows).sort_values(["kind", "category"]).set_index("category")
+
+
+def paper_table():
+    """The paper's main results (METHOD.md section 7), before → after, for scale."""
+    import pandas as pd
+
+    return pd.DataFrame([{"model": r["model"], "IFEval Pr(L)": _arrow(*r["ifeval_pr_loose"]),
+                          "CFBench ISR": _arrow(*r["cfbench_isr"]), "FollowBench HSR": _arrow(*r["followbench_hsr"])}
+                         for r in PAPER_RESULTS]).set_index("model")
+
+
+def summary_markdown(summary: dict) -> str:
+    """``eval/summary.md``: what was evaluated and the before/after table."""
+    pol = summary["policies"]
+    trained = pol["trained"]["spec"] + (f" + LoRA adapter {pol['trained']['adapter']}" if pol["trained"].get("adapter")
+                                        else "")
+    dec = summary["decoding"]
+    lines = [
+        f"# Evaluation of run `{summary['run_id']}`",
+        "",
+        f"- base policy: `{pol['base']['spec']}`",
+        f"- trained policy: `{trained}`",
+        f"- decoding: greedy; {dec['ifeval']['max_new_tokens']} new tokens for IFEval and the hold-out, "
+        f"{dec['math']['max_new_tokens']} for math; batch size {summary['batch_size']}",
+        f"- IFEval prompts: the first {summary['ifeval']['n_prompts']} of {summary['ifeval']['source']}",
+        "",
+    ]
+    rows = summary_rows(summary)
+    header = list(rows[0])
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|")
+    for row in rows:
+        lines.append("| " + " | ".join(str(row[h]).replace("|", "\\|") for h in header) + " |")
+    if summary.get("holdout", {}).get("note"):
+        lines += ["", f"Note: {summary['holdout']['note']}."]
+    lines += ["", "Values are percentages; Δ is trained minus base in points. The paper's column is for scale only.",
+              ""]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Figures.
+
+def ifeval_category_figure(summary: dict):
+    """Trained − base instruction-level accuracy per IFEval category (strict and loose)."""
+    import plotly.graph_objects as go
+
+    base, trained = summary["ifeval"]["base"]["categories"], summary["ifeval"]["trained"]["categories"]
+    cats = sorted(base)
+    fig = go.Figure()
+    for mode in ("strict", "loose"):
+        fig.add_bar(name=mode, x=cats,
+                    y=[100 * (trained[c][f"inst_{mode}"] - base[c][f"inst_{mode}"]) for c in cats],
+                    customdata=[[base[c]["n"], 100 * base[c][f"inst_{mode}"], 100 * trained[c][f"inst_{mode}"]]
+                                for c in cats],
+                    hovertemplate="%{x}<br>n=%{customdata[0]} instructions<br>%{customdata[1]:.1f} → "
+                                  "%{customdata[2]:.1f}<br>Δ %{y:+.1f} points<extra>" + mode + "</extra>")
+    fig.update_layout(title="IFEval: trained − base, instruction-level accuracy per category", barmode="group",
+                      yaxis_title="Δ points", xaxis_title="instruction category", height=420)
+    fig.add_hline(y=0, line_color="grey", line_width=1)
+    return fig
+
+
+def holdout_level_figure(summary: dict):
+    """Per-level satisfaction on the curriculum hold-out, base against trained."""
+    from plotly.subplots import make_subplots
+
+    holdout = summary["holdout"]
+    panels = [("hard", "hard: verifier pass rate"), ("soft", "soft: mean RM probability"),
+              ("composite", "composite reward")]
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in panels], shared_yaxes=True)
+    colors = {"base": "#8c8c8c", "trained": "#1f77b4"}
+    for col, (key, _) in enumerate(panels, start=1):
+        for name in ("base", "trained"):
+            levels = holdout[name]["levels"]
+            fig.add_bar(x=list(levels), y=[None if v[key] is None else 100 * v[key] for v in levels.values()],
+                        name=name, marker_color=colors[name], showlegend=col == 1, legendgroup=name,
+                        hovertemplate="%{x}: %{y:.1f}<extra>" + name + "</extra>", row=1, col=col)
+    fig.update_layout(title=f"Curriculum hold-out ({holdout['n_prompts']} prompts): satisfaction per level",
+                      barmode="group", height=400, yaxis_title="%")
+    fig.update_yaxes(range=[0, 100])
+    return fig
+
+
+def tradeoff_figure(summary: dict):
+    """Instruction following (IFEval Pr(L)) against reasoning accuracy: this run, and the paper's 7B for scale."""
+    import plotly.graph_objects as go
+
+    key = reasoning_key(summary)
+    fig = go.Figure()
+    if key is None:
+        fig.update_layout(title="No reasoning items were evaluated")
+        return fig
+    reasoning = summary["reasoning"][key]
+    points = {name: (100 * reasoning[name]["accuracy"], 100 * summary["ifeval"][name]["prompt_loose"])
+              for name in ("base", "trained")}
+    label = "synthetic math" if key == "synthetic" else "GSM8K"
+    paper = (PAPER_REASONING_7B["before"], PAPER_RESULTS[1]["ifeval_pr_loose"][0]), \
+            (PAPER_REASONING_7B["after"], PAPER_RESULTS[1]["ifeval_pr_loose"][1])
+    for name, color, (x0, y0), (x1, y1) in (
+            (f"this run ({label})", "#1f77b4", points["base"], points["trained"]),
+            (f"paper, {PAPER_REASONING_7B['model']} (reasoning average)", "#bbbbbb", *paper)):
+        fig.add_scatter(x=[x0, x1], y=[y0, y1], mode="markers+text", name=name, text=["base", "trained"],
+                        textposition="top center", marker=dict(size=[10, 14], color=color),
+                        hovertemplate="reasoning %{x:.1f}<br>IFEval Pr(L) %{y:.1f}<extra>" + name + "</extra>")
+        fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y", showarrow=True,
+                           arrowhead=3, arrowwidth=2, arrowcolor=color, text="")
+    fig.update_layout(title="Beyond the trade-off? Instruction following against reasoning",
+                      xaxis_title="reasoning accuracy (%)", yaxis_title="IFEval prompt-level loose (%)", height=450)
+    fig.update_xaxes(range=[-2, 102])
+    fig.update_yaxes(range=[-2, 102])
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Responses that changed.
+
+def _verdict_rows(path: Path) -> dict[str, dict]:
+    return {row["prompt"]: row for row in iter_jsonl(path)}
+
+
+def changed_examples(run_dir: str | Path, n: int = 4, mode: str = "loose") -> list[dict]:
+    """IFEval prompts whose prompt-level verdict flipped between base and trained; gains first, then losses."""
+    eval_dir = Path(run_dir) / "eval"
+    base = _verdict_rows(eval_dir / "ifeval_base" / f"eval_results_{mode}.jsonl")
+    trained = _verdict_rows(eval_dir / "ifeval_trained" / f"eval_results_{mode}.jsonl")
+    gains, losses = [], []
+    for prompt, b in base.items():
+        t = trained.get(prompt)
+        if t is None or bool(b["follow_all_instructions"]) == bool(t["follow_all_instructions"]):
+            continue
+        example = {"prompt": prompt, "instructions": b["instruction_id_list"],
+                   "base_response": b["response"], "trained_response": t["response"],
+                   "base_verdicts": b["follow_instruction_list"], "trained_verdicts": t["follow_instruction_list"],
+                   "change": "gained" if t["follow_all_instructions"] else "lost"}
+        (gains if example["change"] == "gained" else losses).append(example)
+    first = (n + 1) // 2
+    chosen = gains[:first] + losses[:n - min(first, len(gains))]
+    return (chosen + gains[first:first + n - len(chosen)])[:n]
+
+
+def _verdict_list(ids: list[str], verdicts: list[bool]) -> str:
+    mark = {True: "<b style='color:#1a7f37'>✓</b>", False: "<b style='color:#c0392b'>✗</b>"}
+    return "".join(f"<li>{mark[bool(ok)]} <code>{html.escape(i)}</code></li>" for i, ok in zip(ids, verdicts))
+
+
+def changed_examples_html(run_dir: str | Path, n: int = 4, mode: str = "loose"):
+    """The flipped examples side by side, as displayable HTML."""
+    from IPython.display import HTML
+
+    examples = changed_examples(run_dir, n, mode)
+    if not examples:
+        return HTML(f"<p>No IFEval prompt changed its {mode} prompt-level verdict between base and trained.</p>")
+    cell = "vertical-align:top;border:1px solid #ddd;padding:6px;width:50%"
+    pre = "white-space:pre-wrap;font-size:0.85em;max-height:22em;overflow:auto;margin:0"
+    parts = []
+    for ex in examples:
+        parts.append(
+            f"<h4>{'Gained' if ex['change'] == 'gained' else 'Lost'} ({mode})</h4>"
+            f"<p style='white-space:pre-wrap'><b>Prompt:</b> {html.escape(ex['prompt'])}</p>"
+            f"<table style='width:100%;border-collapse:collapse;table-layout:fixed'><tr>"
+            f"<th style='{cell}'>base</th><th style='{cell}'>trained</th></tr><tr>"
+            f"<td style='{cell}'><ul>{_verdict_list(ex['instructions'], ex['base_verdicts'])}</ul>"
+            f"<pre style='{pre}'>{html.escape(ex['base_response'])}</pre></td>"
+            f"<td style='{cell}'><ul>{_verdict_list(ex['instructions'], ex['trained_verdicts'])}</ul>"
+            f"<pre style='{pre}'>{html.escape(ex['trained_response'])}</pre></td></tr></table>")
+    return HTML("".join(parts))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# report.html.
+
+# The lab template with code folded, minus every script it would fetch from a CDN: require.js, MathJax and mermaid
+# (nothing here uses them) and the ipywidgets manager (notebook 07's only widgets are model-loading progress bars).
+_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{% block extra_css %}
+<style type="text/css">
+details.sif-code > summary { cursor: pointer; color: #888; font-size: 0.8em; margin: 2px 0 2px 8px; }
+details.sif-code[open] > summary { margin-bottom: 4px; }
+</style>
+{% endblock extra_css %}
+{% block input_group -%}
+<details class="sif-code"><summary>code</summary>
+{{ super() }}
+</details>
+{%- endblock input_group %}
+"""
+
+# plotly figures ask for MathJax from a CDN in case a label holds LaTeX; none of ours does.
+_REMOTE_MATHJAX = re.compile(
+    r'<script[^>]*\ssrc="https://cdnjs\.cloudflare\.com/ajax/libs/mathjax/[^"]*"[^>]*>\s*</script>')
+
+
+def plotly_bundle_marker() -> str:
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs()[:40]
+
+
+def export_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
+    """Export the run's executed notebook 07 to a standalone ``report.html`` at the run root (or ``output``).
+
+    plotly.js is normally already in the notebook's outputs; if figures are present without it (a notebook run
+    with another renderer), the library is inlined into the page head so the file still works offline.
+    """
+    import jinja2
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    run_dir = Path(run_dir)
+    source = run_dir / NOTEBOOK
+    if not source.is_file():
+        raise InputError(f"{source}: no executed evaluation notebook: run stage 07_evaluate first")
+    nb = nbformat.read(source, as_version=4)
+    exporter = HTMLExporter(template_name="lab", template_file="sif_report.html.j2",
+                            extra_loaders=[jinja2.DictLoader({"sif_report.html.j2": _TEMPLATE})])
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": f"{run_dir.name} · evaluation report"}})
+    body = _REMOTE_MATHJAX.sub("", body)
+    if "Plotly.newPlot" in body and plotly_bundle_marker() not in body:
+        from plotly.offline import get_plotlyjs
+
+        body = body.replace("</head>", f"<script type=\"text/javascript\">{get_plotlyjs()}</script>\n</head>", 1)
+    target = Path(output) if output else run_dir / REPORT_FILE
+    atomic_write_text(target, body)
+    return target
+
+
+def report_figures(summary: dict) -> list[Any]:
+    """Every figure of the report, in display order (for scripts that want them outside the notebook)."""
+    return [ifeval_category_figure(summary), holdout_level_figure(summary), tradeoff_figure(summary)]

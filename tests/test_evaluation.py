@@ -1,0 +1,483 @@
+"""Stage 07: IFEval before/after, the curriculum hold-out, reasoning retention, the summary and report.html.
+
+Most tests use a small hand-built run directory (:func:`build_eval_run`): hand-written curriculum and math rows,
+a LoRA adapter with random (non-zero) weights on the tiny model as the "trained" policy, and a fresh reward-model
+head on the tiny backbone. It exercises every code path of the stage in seconds without depending on stages
+01-06. One slow test checks the same things on the real smoke pipeline run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import IFEVAL_DIR, REPO, require_shared, run_sif
+from sif_lib.errors import InputError
+from sif_lib.runs import RunContext, read_jsonl, write_json, write_jsonl
+
+SMOKE = REPO / "params" / "smoke.yaml"
+
+# Small enough for seconds on 2 cores with the tiny model; the figures are real, the model is random.
+EVAL_OVERRIDES = {"evaluation": {"limit": 6, "max_new_tokens": 8, "batch_size": 4, "math_items": 3,
+                                 "math_max_new_tokens": 8, "holdout_limit": 6}}
+
+NO_COMMA = {"id": "punctuation:no_comma", "kind": "hard", "category": "punctuation",
+            "description": "Do not use any commas in your response.", "kwargs": {}}
+LOWER = {"id": "change_case:english_lowercase", "kind": "hard", "category": "change_case",
+         "description": "Write your entire response in lowercase letters.", "kwargs": {}}
+SHORT = {"id": "length_constraints:number_words", "kind": "hard", "category": "length_constraints",
+         "description": "Answer with less than 400 words.", "kwargs": {"relation": "less than", "num_words": 400}}
+FORMAL = {"id": "tone-formal", "kind": "soft", "category": "Tone and emotion",
+          "description": "Keep the tone formal and polite throughout.", "kwargs": {}}
+EXAMPLE = {"id": "element-example", "kind": "soft", "category": "Element",
+           "description": "Include one concrete example.", "kwargs": {}}
+
+
+def curriculum_rows() -> list[dict]:
+    """Three held-out ladders (L0..Ln, n = 3, 2, 1) and one training ladder, in the stage-02 format."""
+    ladders = [("inst-00101", "Describe a lighthouse.", [NO_COMMA, FORMAL, SHORT]),
+               ("inst-00102", "Explain how bread rises.", [FORMAL, LOWER]),
+               ("inst-00103", "Name three rivers.", [EXAMPLE])]
+    rows = []
+    for parent, seed, constraints in ladders:
+        for k in range(len(constraints) + 1):
+            rows.append({"id": f"{parent}-L{k}", "parent": parent, "level": k, "n_constraints": len(constraints),
+                         "constraints": constraints[:k],
+                         "prompt": " ".join([seed] + [c["description"] for c in constraints[:k]]),
+                         "seed_prompt": seed, "split": "heldout"})
+    rows.append({"id": "inst-00001-L1", "parent": "inst-00001", "level": 1, "n_constraints": 1,
+                 "constraints": [NO_COMMA], "prompt": "Train prompt. Do not use any commas.", "seed_prompt": "x",
+                 "split": "train"})
+    return rows
+
+
+def reasoning_rows() -> list[dict]:
+    from sif_lib.reasoning import make_prompt
+
+    items = [("What is 2 + 3?", "5"), ("What is half of 9?", "4.5"), ("What is 7 times 6?", "42"),
+             ("What is 10 minus 4?", "6")]
+    rows = [{"id": f"math-{i:05d}", "kind": "reasoning", "question": q, "answer": a, "prompt": make_prompt(q),
+             "source": "hand", "split": "heldout"} for i, (q, a) in enumerate(items)]
+    rows.append({**rows[0], "id": "math-train", "split": "train"})
+    return rows
+
+
+def _save_adapter(target: Path) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from sif_lib import models
+
+    torch.manual_seed(1)
+    base = models.load_causal_lm("tiny", dtype="float32", device="cpu")
+    # Non-zero LoRA weights, so that the "trained" policy really answers differently from the base.
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM",
+                                            init_lora_weights=False))
+    model.save_pretrained(target)
+
+
+def _save_reward_model(target: Path) -> None:
+    from sif_lib import models
+
+    model = models.load_sequence_classifier("tiny", dtype="float32", device="cpu")
+    model.save_pretrained(target)
+    models.load_tokenizer("tiny").save_pretrained(target)
+    write_json(target / "sif_rm.json", {"max_length": 128})
+
+
+def build_eval_run(root: Path, overrides: dict | None = None, with_rm: bool = True) -> RunContext:
+    """A run directory with just what stage 07 reads (see the module docstring)."""
+    ctx = RunContext.open(root, SMOKE, overrides=overrides or EVAL_OVERRIDES)
+    write_jsonl(ctx.path("data", "curriculum.jsonl"), curriculum_rows())
+    write_jsonl(ctx.path("data", "reasoning.jsonl"), reasoning_rows())
+    _save_adapter(ctx.path("grpo", "adapter"))
+    if with_rm:
+        _save_reward_model(ctx.path("rm"))
+    return ctx
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    """A built run on which stage 07 has run once; returns (ctx, summary, log lines)."""
+    require_shared()
+    from sif_lib.evaluation.run_eval import run_evaluation_stage
+
+    ctx = build_eval_run(tmp_path_factory.mktemp("eval") / "run")
+    log: list[str] = []
+    summary = run_evaluation_stage(ctx, echo=log.append)
+    return ctx, summary, log
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Hold-out: selection and aggregation against hand-computed values.
+
+def test_load_holdout_keeps_heldout_levels_and_balances(tmp_path):
+    from sif_lib.evaluation.holdout import load_holdout
+
+    path = tmp_path / "curriculum.jsonl"
+    write_jsonl(path, curriculum_rows())
+    every = load_holdout(path)
+    assert [r["id"] for r in every] == ["inst-00101-L1", "inst-00102-L1", "inst-00103-L1", "inst-00101-L2",
+                                        "inst-00102-L2", "inst-00101-L3"]  # no L0, no train row
+    # A cap of 3 takes one per level before a second from any level.
+    assert sorted(r["level"] for r in load_holdout(path, limit=3)) == [1, 2, 3]
+    assert sorted(r["level"] for r in load_holdout(path, limit=4)) == [1, 1, 2, 3]
+
+
+def test_load_holdout_errors_name_the_file_and_line(tmp_path):
+    from sif_lib.evaluation.holdout import load_holdout
+
+    path = tmp_path / "curriculum.jsonl"
+    write_jsonl(path, [{"id": "a", "level": 1, "prompt": "p", "split": "heldout"}])
+    with pytest.raises(InputError, match=r"curriculum.jsonl:1: .*'constraints'"):
+        load_holdout(path)
+    write_jsonl(path, [r for r in curriculum_rows() if r["split"] == "train"])
+    with pytest.raises(InputError, match="no held-out rows"):
+        load_holdout(path)
+
+
+def test_holdout_aggregate_matches_hand_computation():
+    from sif_lib.evaluation.holdout import aggregate, compare
+
+    def v(prompt, level, kind, category, score):
+        return {"id": prompt, "level": level, "constraint": category, "kind": kind, "category": category,
+                "score": score}
+
+    verdicts = [
+        v("a", 1, "hard", "punctuation", 1.0),
+        v("b", 1, "soft", "Tone", 0.2),
+        v("c", 2, "hard", "punctuation", 0.0), v("c", 2, "soft", "Tone", 0.8),
+        v("d", 2, "hard", "punctuation", 1.0), v("d", 2, "hard", "change_case", 1.0),
+    ]
+    out = aggregate(verdicts)
+    assert out["n_prompts"] == 4 and out["n_constraints"] == 6
+    assert out["hard"] == pytest.approx(3 / 4)
+    assert out["soft"] == pytest.approx(0.5)
+    # composite: mean over prompts of the mean over each prompt's constraints = (1 + .2 + .4 + 1) / 4
+    assert out["composite"] == pytest.approx(0.65)
+    assert out["levels"]["L1"]["composite"] == pytest.approx(0.6)
+    assert out["levels"]["L2"]["composite"] == pytest.approx(0.7)
+    assert out["levels"]["L2"]["hard"] == pytest.approx(2 / 3)
+    # prompts with hard constraints: a (all pass), c (fails), d (all pass)
+    assert out["all_hard_satisfied"] == pytest.approx(2 / 3)
+    assert out["categories"]["punctuation"] == {"kind": "hard", "n": 3, "mean": pytest.approx(2 / 3)}
+    assert out["categories"]["Tone"]["mean"] == pytest.approx(0.5)
+
+    better = aggregate([{**x, "score": 1.0} for x in verdicts])
+    delta = compare(out, better)
+    assert delta["composite"] == pytest.approx(0.35)
+    assert delta["levels"]["L1"]["soft"] == pytest.approx(0.8)
+
+
+def test_unscored_soft_constraints_are_counted_not_guessed():
+    from sif_lib.evaluation.holdout import aggregate
+
+    out = aggregate([{"id": "a", "level": 1, "constraint": "x", "kind": "hard", "category": "p", "score": 0.0},
+                     {"id": "a", "level": 1, "constraint": "y", "kind": "soft", "category": "T", "score": None}])
+    assert out["soft"] is None and out["n_soft_unscored"] == 1
+    assert out["composite"] == 0.0
+
+
+class FixedScorer:
+    """Stands in for the reward model: records what it was asked and answers a fixed probability."""
+
+    def __init__(self, probability: float):
+        self.probability = probability
+        self.seen: list[tuple[str, str]] = []
+
+    def score(self, pairs):
+        self.seen.extend(pairs)
+        return [self.probability] * len(pairs)
+
+
+def test_constraint_verdicts_use_verifier_rm_and_answer_mode():
+    from sif_lib.evaluation.holdout import constraint_verdicts
+
+    row = {"id": "x-L3", "level": 3, "constraints": [NO_COMMA, FORMAL, LOWER]}
+    scorer = FixedScorer(0.25)
+    verdicts = constraint_verdicts([row, row], ["all lowercase and no commas", "Hello, World"], "after_think", scorer)
+    assert [v["score"] for v in verdicts] == [1.0, 0.25, 1.0, 0.0, 0.25, 0.0]
+    assert scorer.seen == [("all lowercase and no commas", FORMAL["description"]),
+                           ("Hello, World", FORMAL["description"])]
+
+    # Only the text after </think> is judged; under require_think a missing tag scores 0 everywhere.
+    scorer = FixedScorer(0.9)
+    thought = "<think>Hmm, commas, Capitals.</think>\nfine answer"
+    assert [v["score"] for v in constraint_verdicts([row], [thought], "after_think", scorer)] == [1.0, 0.9, 1.0]
+    assert scorer.seen == [("fine answer", FORMAL["description"])]
+    assert [v["score"] for v in constraint_verdicts([row], ["fine answer"], "require_think", scorer)] == [0.0] * 3
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reasoning.
+
+def test_reasoning_accuracy_matches_hand_computation(tmp_path):
+    from sif_lib.evaluation.reasoning_eval import accuracy, score_responses, synthetic_task
+
+    path = tmp_path / "reasoning.jsonl"
+    write_jsonl(path, reasoning_rows())
+    task = synthetic_task(path, limit=3)
+    assert [i["id"] for i in task.items] == ["math-00000", "math-00001", "math-00002"]
+    responses = ["so 2 + 3 = \\boxed{5}", "half is \\boxed{9/2}", "7 times 6 is 42"]  # the last has no box
+    correct = score_responses(task, responses, "after_think")
+    assert correct == [True, True, False]
+    assert accuracy(correct) == {"n": 3, "correct": 2, "accuracy": pytest.approx(2 / 3, abs=1e-6)}
+    assert score_responses(task, ["<think>\\boxed{5}</think> \\boxed{4}"] * 3, "after_think") == [False] * 3
+    assert accuracy([]) == {"n": 0, "correct": 0, "accuracy": None}
+
+
+def test_gsm8k_path_that_does_not_exist_names_the_key():
+    from sif_lib.evaluation.reasoning_eval import gsm8k_task
+
+    with pytest.raises(InputError, match="evaluation.gsm8k_path"):
+        gsm8k_task("/no/such/gsm8k.jsonl", 10)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# IFEval inputs and the trained policy.
+
+def test_ifeval_missing_path_names_the_key(tmp_path):
+    from sif_lib.evaluation.run_eval import IFEvalTask
+
+    ctx = RunContext.open(tmp_path / "run", SMOKE, overrides={"evaluation": {"ifeval_path": "/no/such/input.jsonl"}})
+    with pytest.raises(InputError, match=r"evaluation\.ifeval_path.*/no/such/input.jsonl"):
+        IFEvalTask.load(ctx.params, tmp_path)
+    ctx = RunContext.open(tmp_path / "run", SMOKE, overrides={"evaluation": {"ifeval_path": None}})
+    with pytest.raises(InputError, match=r"evaluation\.ifeval_hub_id"):
+        IFEvalTask.load(ctx.params, tmp_path)
+
+
+def test_ifeval_limit_is_the_first_n_prompts(tmp_path):
+    require_shared()
+    from sif_lib.evaluation.run_eval import IFEvalTask
+
+    ctx = RunContext.open(tmp_path / "run", SMOKE, overrides={"evaluation": {"limit": 5}})
+    task = IFEvalTask.load(ctx.params, tmp_path)
+    official = read_jsonl(IFEVAL_DIR / "input_data.jsonl")
+    assert task.rows == official[:5]
+    assert read_jsonl(task.input_path) == official[:5]
+
+
+def test_missing_trained_policy_is_a_clear_error(tmp_path):
+    from sif_lib.evaluation.run_eval import trained_policy
+
+    ctx = RunContext.open(tmp_path / "run", SMOKE)
+    with pytest.raises(InputError, match="06_train_grpo"):
+        trained_policy(ctx.root, ctx.params)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The stage on a built run.
+
+def test_stage_writes_summary_and_metrics(evaluated):
+    ctx, summary, _ = evaluated
+    assert json.loads((ctx.root / "eval" / "summary.json").read_text()) == summary
+    assert ctx.read_metrics("07_evaluate") == summary
+    for name in ("base", "trained"):
+        figures = summary["ifeval"][name]
+        assert figures["n_prompts"] == 6
+        assert all(0.0 <= figures[m] <= 1.0 for m in ("prompt_strict", "inst_strict", "prompt_loose", "inst_loose"))
+        assert figures["prompt_loose"] >= figures["prompt_strict"]
+        rows = read_jsonl(ctx.root / "eval" / f"ifeval_{name}" / "responses.jsonl")
+        assert [set(r) for r in rows] == [{"prompt", "response"}] * 6
+    assert summary["policies"]["trained"]["adapter"].endswith("grpo/adapter")
+    assert summary["decoding"]["ifeval"]["temperature"] == 0.0 and summary["decoding"]["math"]["max_new_tokens"] == 8
+    # The random adapter must actually change what the model says.
+    base = read_jsonl(ctx.root / "eval" / "ifeval_base" / "responses.jsonl")
+    trained = read_jsonl(ctx.root / "eval" / "ifeval_trained" / "responses.jsonl")
+    assert [r["response"] for r in base] != [r["response"] for r in trained]
+    holdout = summary["holdout"]
+    assert holdout["n_prompts"] == 6 and holdout["soft_scorer"] == "reward_model"
+    assert set(holdout["base"]["levels"]) == {"L1", "L2", "L3"}
+    assert holdout["base"]["n_soft_unscored"] == holdout["trained"]["n_soft_unscored"] == 0
+    # The tiny base model answers with special tokens only (an empty answer scores 0); the adapter makes it talk.
+    assert 0.0 < holdout["trained"]["soft"] < 1.0
+    assert summary["reasoning"]["synthetic"]["n"] == 3
+    md = (ctx.root / "eval" / "summary.md").read_text()
+    assert "IFEval prompt-level loose" in md and "Hold-out L3" in md and "61.7 → 71.7" in md
+
+
+def test_holdout_summary_recomputes_from_saved_verdicts(evaluated):
+    from sif_lib.evaluation.holdout import aggregate
+
+    ctx, summary, _ = evaluated
+    for name in ("base", "trained"):
+        verdicts = read_jsonl(ctx.root / "eval" / f"holdout_{name}" / "verdicts.jsonl")
+        assert len(verdicts) == 1 + 1 + 1 + 2 + 2 + 3  # constraints of the six held-out prompts
+        assert aggregate(verdicts) == summary["holdout"][name]
+
+
+def test_cli_rescoring_reproduces_the_summary(evaluated, tmp_path):
+    ctx, summary, _ = evaluated
+    for name in ("base", "trained"):
+        folder = ctx.root / "eval" / f"ifeval_{name}"
+        out = tmp_path / name
+        run_sif("ifeval", "score", "--input-data", summary["ifeval"]["input_data"],
+                "--responses", str(folder / "responses.jsonl"), "--output-dir", str(out), check=True)
+        scores = json.loads((out / "scores.json").read_text())
+        figures = summary["ifeval"][name]
+        assert scores["n_prompts"] == figures["n_prompts"]
+        assert scores["strict"]["prompt_level"] == figures["prompt_strict"]
+        assert scores["strict"]["instruction_level"] == figures["inst_strict"]
+        assert scores["loose"]["prompt_level"] == figures["prompt_loose"]
+        assert scores["loose"]["instruction_level"] == figures["inst_loose"]
+        assert (out / "eval_results_loose.jsonl").read_text() == (folder / "eval_results_loose.jsonl").read_text()
+
+
+def test_rerun_reuses_every_cached_set_without_loading_a_model(evaluated):
+    from sif_lib.evaluation.run_eval import run_evaluation_stage
+
+    ctx, summary, first_log = evaluated
+    assert any("loaded" in line for line in first_log)
+    log: list[str] = []
+    again = run_evaluation_stage(ctx, echo=log.append)
+    assert not any("loaded" in line for line in log), log
+    assert sum("reusing" in line for line in log) == 6  # ifeval, holdout, math for each policy
+    assert again["ifeval"] == summary["ifeval"] and again["holdout"] == summary["holdout"]
+
+
+def test_interrupted_set_resumes_from_its_partial_file(tmp_path):
+    from sif_lib.config import load_params
+    from sif_lib.evaluation.run_eval import GENERATIONS, PolicyRunner, base_policy, _sampling
+
+    params = load_params(SMOKE)
+    prompts = [f"Say the number {i}." for i in range(5)]
+    log: list[str] = []
+    runner = PolicyRunner(base_policy(params), params, echo=log.append)
+    full = runner.answer(tmp_path / "a", prompts, _sampling(6, 0), batch_size=2)
+    # Simulate a crash after the first batch: a partial file with two rows and an incomplete record.
+    folder = tmp_path / "b"
+    runner.answer(folder, prompts[:2], _sampling(6, 0), batch_size=2)
+    record = json.loads((folder / "generation.json").read_text())
+    rows = read_jsonl(folder / GENERATIONS)
+    full_record = json.loads((tmp_path / "a" / "generation.json").read_text())
+    record.update(n_prompts=5, prompts_sha1=full_record["prompts_sha1"], complete=False)
+    write_json(folder / "generation.json", record)
+    (folder / "generations.partial.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (folder / GENERATIONS).unlink()
+    log.clear()
+    resumed = runner.answer(folder, prompts, _sampling(6, 0), batch_size=2)
+    assert any("resuming after 2" in line for line in log)
+    assert json.loads((folder / "generation.json").read_text())["generated"] == 3
+    assert resumed == full
+    assert not (folder / "generations.partial.jsonl").exists()
+
+
+def test_report_helpers_read_the_summary(evaluated):
+    from sif_lib.evaluation import report
+
+    ctx, summary, _ = evaluated
+    table = report.summary_table(summary)
+    assert "IFEval prompt-level loose, Pr(L) (n=6)" in table.index
+    base = summary["ifeval"]["base"]["prompt_loose"]
+    assert table.loc["IFEval prompt-level loose, Pr(L) (n=6)", "base"] == f"{100 * base:.1f}"
+    assert len(report.paper_table()) == 4
+    fig = report.ifeval_category_figure(summary)
+    cats = sorted(summary["ifeval"]["base"]["categories"])
+    assert list(fig.data[0].x) == cats
+    c = cats[0]
+    expected = 100 * (summary["ifeval"]["trained"]["categories"][c]["inst_strict"]
+                      - summary["ifeval"]["base"]["categories"][c]["inst_strict"])
+    assert fig.data[0].y[0] == pytest.approx(expected)
+    assert len(report.holdout_level_figure(summary).data) == 6
+    categories = report.holdout_category_table(summary)
+    assert set(categories.index) == {"punctuation", "change_case", "length_constraints", "Tone and emotion", "Element"}
+    trained = summary["holdout"]["trained"]["categories"]["Tone and emotion"]["mean"]
+    assert categories.loc["Tone and emotion", "trained"] == f"{100 * trained:.1f}"
+    assert categories.loc["punctuation", "kind"] == "hard" and categories.loc["punctuation", "constraints"] == 3
+    assert report.tradeoff_figure(summary).data[0].x[0] == pytest.approx(
+        100 * summary["reasoning"]["synthetic"]["base"]["accuracy"])
+
+
+def test_changed_examples_are_the_flipped_prompts(tmp_path):
+    from sif_lib.evaluation.report import changed_examples
+
+    def rows(verdicts):
+        return [{"prompt": f"p{i}", "response": f"r{i}", "instruction_id_list": ["punctuation:no_comma"],
+                 "follow_all_instructions": ok, "follow_instruction_list": [ok]} for i, ok in enumerate(verdicts)]
+
+    eval_dir = tmp_path / "eval"
+    write_jsonl(eval_dir / "ifeval_base" / "eval_results_loose.jsonl", rows([False, True, False, True, False]))
+    write_jsonl(eval_dir / "ifeval_trained" / "eval_results_loose.jsonl", rows([True, False, False, True, True]))
+    got = changed_examples(tmp_path, n=4)
+    assert [(e["prompt"], e["change"]) for e in got] == [("p0", "gained"), ("p4", "gained"), ("p1", "lost")]
+    assert [e["prompt"] for e in changed_examples(tmp_path, n=1)] == ["p0"]
+
+
+def _execute_stage_notebook(ctx: RunContext) -> Path:
+    import papermill
+
+    out = ctx.path("notebooks", "07_evaluate.ipynb")
+    papermill.execute_notebook(str(REPO / "notebooks" / "07_evaluate.ipynb"), str(out),
+                               parameters={"run_dir": str(ctx.root), "params_file": str(ctx.root / "params.yaml")},
+                               cwd=str(REPO / "notebooks"), progress_bar=False, kernel_name="python3")
+    return out
+
+
+def test_notebook_and_report_html_are_offline_and_interactive(evaluated):
+    import re
+
+    from sif_lib.evaluation.report import export_report, plotly_bundle_marker
+
+    ctx, _, _ = evaluated
+    _execute_stage_notebook(ctx)  # the stage itself is cached by now
+    path = export_report(ctx.root)
+    assert path == ctx.root / "report.html"
+    page = path.read_text()
+    assert plotly_bundle_marker() in page  # plotly.js inline
+    assert page.count("Plotly.newPlot") >= 3
+    assert not re.findall(r'<script[^>]*\ssrc="https?://', page)  # nothing fetched from a network
+    assert "unpkg.com" not in page and "cdnjs" not in page
+    assert "R1-Distill-Qwen-7B" in page and "sif-code" in page
+
+
+def test_export_without_a_notebook_is_a_clear_error(tmp_path):
+    from sif_lib.evaluation.report import export_report
+
+    with pytest.raises(InputError, match="07_evaluate"):
+        export_report(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The real pipeline.
+
+@pytest.mark.slow
+def test_smoke_run_summary_is_reproducible_from_saved_responses(smoke_run, tmp_path):
+    summary = json.loads((smoke_run / "eval" / "summary.json").read_text())
+    assert summary["ifeval"]["n_prompts"] == 8
+    for name in ("base", "trained"):
+        out = tmp_path / name
+        run_sif("ifeval", "score", "--input-data", str(smoke_run / "eval" / "ifeval_input_data.jsonl"),
+                "--responses", str(smoke_run / "eval" / f"ifeval_{name}" / "responses.jsonl"),
+                "--output-dir", str(out), check=True)
+        scores = json.loads((out / "scores.json").read_text())
+        assert scores["loose"]["prompt_level"] == summary["ifeval"][name]["prompt_loose"]
+        assert scores["strict"]["instruction_level"] == summary["ifeval"][name]["inst_strict"]
+    assert (smoke_run / "report.html").is_file()
+    assert json.loads((smoke_run / "metrics" / "07_evaluate.json").read_text())["ifeval"] == summary["ifeval"]
+
+
+def test_hub_prompts_drop_null_arguments_and_name_the_key(tmp_path, monkeypatch):
+    """The hub copy of IFEval spells every unused argument as null; the subset written for rescoring must not."""
+    import datasets
+
+    from sif_lib.evaluation.run_eval import IFEvalTask
+
+    rows = [{"key": 7, "prompt": "Answer in under 20 words.",
+             "instruction_id_list": ["length_constraints:number_words"],
+             "kwargs": [{"num_words": 20, "relation": "less than", "language": None}]}]
+    monkeypatch.setattr(datasets, "load_dataset", lambda hub_id, split: rows)
+    ctx = RunContext.open(tmp_path / "run", SMOKE, overrides={"evaluation": {"ifeval_path": None,
+                                                                            "ifeval_hub_id": "some/IFEval"}})
+    task = IFEvalTask.load(ctx.params, tmp_path)
+    assert task.source == "hub:some/IFEval"
+    assert read_jsonl(task.input_path)[0]["kwargs"] == [{"num_words": 20, "relation": "less than"}]
+
+    def offline(hub_id, split):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(InputError, match=r"evaluation\.ifeval_hub_id.*some/IFEval"):
+        IFEvalTask.load(ctx.params, tmp_path)
