@@ -1,0 +1,233 @@
+"""Stage 06 with the real TRL GRPOTrainer on the tiny model: curriculum modes, ablations, orders, launchers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from sif_lib import grpo
+from sif_lib.config import load_params, params_from_dict
+from sif_lib.errors import InputError
+from sif_lib.runs import RunContext, read_jsonl
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "params" / "smoke.yaml"
+TINY_GRPO = {"max_steps": 2, "num_generations": 2, "prompts_per_step": 2, "max_completion_length": 8,
+             "probe_size": 2, "save_steps": 1}
+
+
+def build_base(root: Path) -> Path:
+    """Stage 01/02 data from the smoke params, and an RM directory: the tiny model with a fresh two-class head
+    (an untrained classifier is still a real one; its probabilities just carry no meaning)."""
+    from sif_lib import models
+    from sif_lib.curriculum import run_curriculum_stage
+    from sif_lib.reward_model import META_FILE
+    from sif_lib.synthesis import run_synthesis_stage
+
+    ctx = RunContext.open(root, SMOKE)
+    run_synthesis_stage(ctx)
+    run_curriculum_stage(ctx)
+    rm = root / "rm"
+    models.load_sequence_classifier("tiny", dtype="float32", device="cpu").save_pretrained(str(rm))
+    models.load_tokenizer("tiny").save_pretrained(str(rm))
+    (rm / META_FILE).write_text(json.dumps({"max_length": 128}))
+    return root
+
+
+def clone_run(base: Path, root: Path, grpo_overrides: dict | None = None) -> RunContext:
+    root.mkdir(parents=True)
+    shutil.copytree(base / "data", root / "data")
+    shutil.copytree(base / "rm", root / "rm")
+    return RunContext.open(root, SMOKE, overrides={"grpo": {**TINY_GRPO, **(grpo_overrides or {})}})
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory) -> Path:
+    return build_base(tmp_path_factory.mktemp("grpo-base"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Curriculum orders (no training)
+
+
+def _items(levels=(1, 2, 3), per_level=6, n_reasoning=4):
+    items = []
+    for parent in range(per_level):
+        for level in levels:
+            items.append({"id": f"i{parent}-L{level}", "kind": "instruction", "level": level,
+                          "n_constraints": max(levels), "constraints": [], "prompt": "p", "answer": None})
+    items += [{"id": f"m{i}", "kind": "reasoning", "level": 0, "n_constraints": 0, "constraints": [],
+               "prompt": "q", "answer": "1"} for i in range(n_reasoning)]
+    return items
+
+
+def test_level_schedule():
+    assert grpo.level_schedule(10, 3) == [1, 1, 1, 2, 2, 2, 2, 3, 3, 3]
+    assert grpo.level_schedule(6, 3, [1, 5]) == [1, 2, 2, 2, 2, 3]
+    assert grpo.level_schedule(4, 1) == [1, 1, 1, 1]
+    with pytest.raises(InputError, match="staged_boundaries"):
+        grpo.level_schedule(10, 3, [5])
+    with pytest.raises(InputError, match="increasing"):
+        grpo.level_schedule(10, 3, [5, 5])
+
+
+def test_staged_order_opens_levels_in_turn():
+    items = _items()
+    rows = grpo.build_order(items, "staged", n_rollouts=9, rollout_prompts=4, steps_per_rollout=1, max_steps=9)
+    assert len(rows) == 36
+    blocks = [rows[i:i + 4] for i in range(0, 36, 4)]
+    caps = grpo.level_schedule(9, 3)
+    assert caps == [1, 1, 1, 2, 2, 2, 3, 3, 3]
+    for cap, block in zip(caps, blocks):
+        levels = [r["level"] for r in block if r["kind"] == "instruction"]
+        assert max(levels) <= cap
+        # reasoning keeps its overall share (4 of 22 items) in every block: round(4 * 4/22) = 1
+        assert sum(r["kind"] == "reasoning" for r in block) == 1
+    stage_levels = [{r["level"] for b in blocks[s:s + 3] for r in b if r["kind"] == "instruction"} for s in (0, 3, 6)]
+    assert stage_levels[0] == {1}
+    assert max(stage_levels[1]) == 2 and max(stage_levels[2]) == 3
+    # Deterministic for a seed.
+    again = grpo.build_order(items, "staged", 9, 4, 1, 9)
+    assert [r["id"] for r in again] == [r["id"] for r in rows]
+
+
+def test_mixed_and_off_orders():
+    items = _items()
+    mixed = grpo.build_order(items, "mixed", n_rollouts=11, rollout_prompts=4, steps_per_rollout=1, max_steps=11)
+    # One full pass over all 22 items before anything repeats, then a reshuffled pass.
+    assert sorted(r["id"] for r in mixed[:22]) == sorted(it["id"] for it in items)
+    assert [r["id"] for r in mixed[22:]] != [r["id"] for r in mixed[:22]]
+    assert {r["level"] for r in mixed[:8]} != {1}  # levels are mixed from the start
+    off = grpo.build_order(items, "off", 5, 4, 1, 5)
+    assert {r["level"] for r in off if r["kind"] == "instruction"} == {3}
+    assert any(r["kind"] == "reasoning" for r in off)
+    with pytest.raises(InputError, match="no instruction prompts"):
+        grpo.build_order([it for it in items if it["kind"] == "reasoning"], "mixed", 1, 4, 1, 1)
+
+
+def test_batch_layout_and_paper_params():
+    params = load_params(REPO / "params" / "paper_7b.yaml")
+    layout = grpo.batch_layout(params.grpo, world_size=8)
+    # 96 prompts x 5 = 480 completions per optimizer step = 1 per device x 60 accumulation x 8 processes;
+    # a rollout of 384 prompts serves 4 optimizer steps.
+    assert layout["per_device_train_batch_size"] == 1
+    assert layout["steps_per_rollout"] == 4
+    assert layout["per_device_train_batch_size"] * 8 * layout["steps_per_generation"] == 384 * 5
+    assert params.model.answer_mode == "require_think" and params.grpo.beta == 0.01
+    bad = params_from_dict({"grpo": {"prompts_per_step": 3, "num_generations": 2, "grad_accum": 4}})
+    with pytest.raises(InputError, match="grpo.prompts_per_step"):
+        grpo.batch_layout(bad.grpo, world_size=1)
+
+
+def test_gpu_features_fail_clearly_on_cpu():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("checks the CPU-only error path")
+    for grpo_params, key in (({"finetune": "qlora"}, "grpo.finetune"), ({"use_vllm": True}, "grpo.use_vllm")):
+        params = params_from_dict({"run": {"device": "cpu"}, "grpo": grpo_params})
+        with pytest.raises(InputError, match=key):
+            grpo.check_params(params)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Real GRPO steps
+
+
+def _curriculum_n(run: Path) -> dict[str, int]:
+    return {r["id"]: r["n_constraints"] for r in read_jsonl(run / "data" / "curriculum.jsonl")}
+
+
+@pytest.mark.parametrize("overrides", [
+    {"curriculum": "mixed", "probe_size": 2, "merge_adapter": True},
+    {"curriculum": "staged"},
+    {"curriculum": "off"},
+    {"soft_reward": "binary"},
+    {"hard_reward": "reward_model"},
+], ids=["mixed", "staged", "off", "soft-binary", "hard-rm"])
+def test_two_grpo_steps(base_run, tmp_path, overrides):
+    ctx = clone_run(base_run, tmp_path / "run", {"probe_size": 0, **overrides})
+    metrics = grpo.run_grpo_stage(ctx, echo=lambda *_: None)
+    run = ctx.root
+    g = ctx.params.grpo
+
+    saved = json.loads((run / "metrics" / "06_train_grpo.json").read_text())
+    assert saved["steps"] == metrics["steps"] == 2 and saved["series"]["step"] == [1, 2]
+    assert len(saved["series"]["reward"]) == 2
+    assert saved["settings"]["curriculum"] == g.curriculum
+    assert (run / "grpo" / "adapter" / "adapter_config.json").is_file()
+    state = json.loads((run / "grpo" / "checkpoints" / "checkpoint-2" / "trainer_state.json").read_text())
+    assert state["global_step"] == 2
+
+    rows = read_jsonl(run / "grpo" / "rollouts.jsonl")
+    assert Counter(r["step"] for r in rows) == {1: 4, 2: 4}  # 2 prompts x 2 completions per step
+    # The logged reward of each step is the mean of the rewards the function returned.
+    for step, logged in zip((1, 2), saved["series"]["reward"]):
+        assert logged == pytest.approx(sum(r["reward"] for r in rows if r["step"] == step) / 4, abs=1e-5)
+    instruction_rows = [r for r in rows if r["kind"] == "instruction"]
+    soft = [c for r in instruction_rows if r["answer_found"] for c in r["constraints"] if c["kind"] == "soft"]
+    hard = [c for r in instruction_rows if r["answer_found"] for c in r["constraints"] if c["kind"] == "hard"]
+
+    if g.curriculum == "off":
+        n = _curriculum_n(run)
+        assert all(r["level"] == n[r["id"]] for r in instruction_rows)
+    if g.soft_reward == "binary":
+        assert soft and all(c["score"] in (0.0, 1.0) for c in soft)
+    else:
+        assert all(c["score"] == c["prob"] for c in soft)
+    if g.hard_reward == "reward_model":
+        assert hard and all(c["prob"] is not None and c["score"] == c["prob"] for c in hard)
+        assert "components/hard_verifier" in saved["series"]
+    else:
+        assert all(c["prob"] is None and c["score"] == float(c["verdict"]) for c in hard)
+    if g.probe_size:
+        _check_probe_adapter_browser(run, ctx, saved)
+
+
+def _check_probe_adapter_browser(run: Path, ctx, saved: dict) -> None:
+    from sif_lib import models
+    from sif_lib.widgets.rollout_browser import RolloutBrowser
+
+    assert saved["probe"]["before"]["n"] == 2 and saved["probe"]["after"]["n"] == 2
+    assert len(read_jsonl(run / "grpo" / "probe_before.jsonl")) == 2
+    assert len(read_jsonl(run / "grpo" / "probe_after.jsonl")) == 2
+
+    model = models.load_causal_lm("tiny", dtype="float32", device="cpu", adapter=run / "grpo" / "adapter")
+    lora_b = [p for name, p in model.named_parameters() if "lora_B" in name]
+    assert lora_b and any(p.abs().sum().item() > 0 for p in lora_b)  # trained away from the zero init
+    # With merge_adapter, stage 07 gets the merged directory.
+    assert grpo.trained_policy_kwargs(run, ctx.params) == {"spec": str(run / "grpo" / "merged"), "adapter": None}
+
+    browser = RolloutBrowser.from_run(run)
+    assert browser.steps == [1, 2]
+    row = browser.select(2, 3)
+    assert row is browser.current() and row["step"] == 2
+    assert browser.step.value == 2 and browser.completion.value == 3
+    with pytest.raises(KeyError):
+        browser.select(9)
+
+
+def test_accelerate_launch_two_processes(base_run, tmp_path):
+    """num_processes > 1 shells out to `accelerate launch -m sif_lib.grpo`; on CPU the processes train over gloo."""
+    ctx = clone_run(base_run, tmp_path / "run", {"num_processes": 2, "probe_size": 0})
+    out: list[str] = []
+    metrics = grpo.run_grpo_stage(ctx, echo=out.append)
+    assert any("accelerate.commands.launch" in line for line in out)
+    assert metrics["steps"] == 2 and metrics["layout"]["processes"] == 2
+    rows = read_jsonl(ctx.root / "grpo" / "rollouts.jsonl")
+    assert Counter((r["step"], r["rank"]) for r in rows) == {(1, 0): 2, (1, 1): 2, (2, 0): 2, (2, 1): 2}
+    assert (ctx.root / "grpo" / "adapter" / "adapter_config.json").is_file()
+
+
+def test_streaming_launcher_raises_with_the_output_tail():
+    import sys
+
+    seen: list[str] = []
+    with pytest.raises(RuntimeError, match="status 3") as err:
+        grpo.run_streaming([sys.executable, "-c", "print('step 1 of 2'); raise SystemExit(3)"], echo=seen.append)
+    assert "step 1 of 2" in "".join(seen) and "step 1 of 2" in str(err.value)
+    grpo.run_streaming([sys.executable, "-c", "print('fine')"], echo=seen.append)
