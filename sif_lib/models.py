@@ -263,7 +263,22 @@ def load_sequence_classifier(spec: str, num_labels: int = 2, dtype: str = "auto"
     if quant is not None:
         kwargs["quantization_config"] = quant
         kwargs["device_map"] = {"": 0}
-    model = AutoModelForSequenceClassification.from_pretrained(resolve(spec, key), **kwargs)
+    # A causal-LM checkpoint has no classification head, so transformers reports ``score.weight`` as missing
+    # on every first load. That is expected; any *other* missing or unexpected key is not, and is reported.
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        model, info = AutoModelForSequenceClassification.from_pretrained(resolve(spec, key), output_loading_info=True,
+                                                                         **kwargs)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    surprising = [k for k in info.get("missing_keys", []) if not k.startswith("score.")] \
+        + list(info.get("mismatched_keys", []))
+    if surprising:
+        hf_logging.get_logger(__name__).warning(f"{spec}: weights not found in the checkpoint, left at their "
+                                                f"initial values: {', '.join(map(str, surprising))}")
     model.config.pad_token_id = tokenizer.pad_token_id
     if quant is None:
         model.to(device_for(device))

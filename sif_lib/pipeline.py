@@ -83,6 +83,19 @@ def select_stages(from_stage: str | None, only: str | None) -> list[str]:
     return list(STAGES)
 
 
+def _ipc_kernel_manager_class():
+    """A kernel manager whose kernel talks over Unix sockets: a headless run opens no TCP ports, so other users
+    of a shared GPU server cannot read the stage kernels' (unencrypted) traffic, and ipykernel does not warn."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            kwargs.setdefault("transport", "ipc")
+            super().__init__(**kwargs)
+
+    return IPCKernelManager
+
+
 def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage: str | None = None,
                  only: str | None = None, outputs: str | Path | None = None, log_output: bool = False,
                  echo=print) -> Path:
@@ -144,6 +157,7 @@ def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage:
                 log_output=log_output,
                 execution_timeout=timeout,
                 kernel_name="python3",
+                kernel_manager_class=_ipc_kernel_manager_class(),
             )
             if not metrics_file.is_file():
                 error = f"stage finished without writing metrics/{stage}.json"

@@ -13,7 +13,6 @@ symbolic equivalence (``\\sqrt{8}`` vs ``2\\sqrt{2}``), which a real math grader
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import re
@@ -391,26 +390,12 @@ def load_math_jsonl(path: str | Path, question_field: str | None = None,
     ``answer``) JSONL, detected per row. A row with bad JSON or a missing/empty field raises ``InputError``
     naming the file and line; blank lines are ignored.
     """
+    from sif_lib.runs import iter_numbered_jsonl
+
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path.name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-
     items: list[dict] = []
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for lineno, row in iter_numbered_jsonl(path):
         where = f"{path.name}:{lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{where}: invalid JSON ({exc.msg})") from exc
-        if not isinstance(row, dict):
-            raise InputError(f"{where}: expected a JSON object, got {type(row).__name__}")
-
         q_key = question_field or next((k for k in _QUESTION_FIELDS if k in row), None)
         if q_key is None or q_key not in row:
             wanted = repr(question_field) if question_field else " or ".join(map(repr, _QUESTION_FIELDS))

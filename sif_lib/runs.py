@@ -110,16 +110,28 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def iter_jsonl(path: Path, tolerate_torn_tail: bool = False) -> Iterator[dict]:
-    """Rows of a JSONL file; a bad line is an InputError naming file and line.
+    """Rows of a JSONL file; see :func:`iter_numbered_jsonl`."""
+    for _, row in iter_numbered_jsonl(path, tolerate_torn_tail):
+        yield row
+
+
+def iter_numbered_jsonl(path: str | Path, tolerate_torn_tail: bool = False) -> Iterator[tuple[int, dict]]:
+    """``(line number, row)`` for each object in a JSONL file. Blank lines are skipped and a UTF-8 byte-order
+    mark is ignored; anything else that is not one JSON object per line is an InputError naming file and line,
+    so callers can add their own per-field checks with the same kind of message.
 
     ``tolerate_torn_tail`` skips an unterminated last line, which is what a process killed mid-write leaves.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: file not found")
-    with open(path, encoding="utf-8") as handle:
+    with open(path, "rb") as handle:
         lines = handle.readlines()
-    for number, line in enumerate(lines, start=1):
+    for number, raw in enumerate(lines, start=1):
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            raise InputError(f"{path}:{number}: not UTF-8 text") from None
         if not line.strip():
             continue
         try:
@@ -127,10 +139,10 @@ def iter_jsonl(path: Path, tolerate_torn_tail: bool = False) -> Iterator[dict]:
         except json.JSONDecodeError as err:
             if tolerate_torn_tail and number == len(lines) and not line.endswith("\n"):
                 return
-            raise InputError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+            raise InputError(f"{path}:{number}: not valid JSON ({err.msg} at column {err.colno})") from None
         if not isinstance(row, dict):
-            raise InputError(f"{path}:{number}: expected a JSON object")
-        yield row
+            raise InputError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+        yield number, row
 
 
 def _json_default(obj: Any) -> Any:

@@ -50,3 +50,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def write_untrained_rm(rm_dir: Path) -> Path:
+    """A reward-model directory holding the tiny model with a fresh two-class head. An untrained classifier is
+    still a real one (its probabilities just carry no meaning), which is all the GRPO tests need of it."""
+    import json
+
+    from sif_lib import models
+    from sif_lib.reward_model import META_FILE
+
+    models.load_sequence_classifier("tiny", dtype="float32", device="cpu").save_pretrained(str(rm_dir))
+    models.load_tokenizer("tiny").save_pretrained(str(rm_dir))
+    (rm_dir / META_FILE).write_text(json.dumps({"max_length": 128}))
+    return rm_dir

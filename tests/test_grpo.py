@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import write_untrained_rm
 from sif_lib import grpo
 from sif_lib.config import load_params, params_from_dict
 from sif_lib.errors import InputError
@@ -23,18 +24,13 @@ TINY_GRPO = {"max_steps": 2, "num_generations": 2, "prompts_per_step": 2, "max_c
 def build_base(root: Path) -> Path:
     """Stage 01/02 data from the smoke params, and an RM directory: the tiny model with a fresh two-class head
     (an untrained classifier is still a real one; its probabilities just carry no meaning)."""
-    from sif_lib import models
     from sif_lib.curriculum import run_curriculum_stage
-    from sif_lib.reward_model import META_FILE
     from sif_lib.synthesis import run_synthesis_stage
 
     ctx = RunContext.open(root, SMOKE)
     run_synthesis_stage(ctx)
     run_curriculum_stage(ctx)
-    rm = root / "rm"
-    models.load_sequence_classifier("tiny", dtype="float32", device="cpu").save_pretrained(str(rm))
-    models.load_tokenizer("tiny").save_pretrained(str(rm))
-    (rm / META_FILE).write_text(json.dumps({"max_length": 128}))
+    write_untrained_rm(root / "rm")
     return root
 
 
@@ -231,3 +227,30 @@ def test_streaming_launcher_raises_with_the_output_tail():
         grpo.run_streaming([sys.executable, "-c", "print('step 1 of 2'); raise SystemExit(3)"], echo=seen.append)
     assert "step 1 of 2" in "".join(seen) and "step 1 of 2" in str(err.value)
     grpo.run_streaming([sys.executable, "-c", "print('fine')"], echo=seen.append)
+
+
+def test_lora_merged_generation_matches_and_restores_exact_weights():
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from sif_lib import models
+
+    torch.manual_seed(0)
+    model = get_peft_model(models.load_causal_lm("tiny", dtype="float32", device="cpu"),
+                           LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"))
+    for name, param in model.named_parameters():
+        if "lora_B" in name:  # a fresh adapter is a no-op (B = 0); give it an update to merge
+            torch.nn.init.normal_(param, std=0.05)
+    model.eval()
+    base = {n: p.detach().clone() for n, p in model.named_parameters() if "base_layer" in n}
+    ids = torch.tensor([[1, 5, 9, 13, 17, 21]])
+    with torch.no_grad():
+        unmerged = model(input_ids=ids).logits
+        with grpo.lora_merged(model):
+            assert any("base_layer" in n and not torch.equal(p, base[n]) for n, p in model.named_parameters())
+            merged = model(input_ids=ids).logits
+        after = model(input_ids=ids).logits
+    assert torch.allclose(merged, unmerged, atol=1e-4)
+    assert torch.equal(after, unmerged)
+    assert all(torch.equal(p, base[n]) for n, p in model.named_parameters() if "base_layer" in n)
+    assert not any(getattr(m, "merged", False) for m in model.modules())

@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from conftest import write_untrained_rm
 from sif_lib import grpo
 from sif_lib.runs import RunContext, iter_jsonl, read_jsonl
 
@@ -35,9 +36,7 @@ train_grpo(RunContext.open(sys.argv[1]), callbacks=[Pause()])
 
 
 def make_run(root: Path) -> RunContext:
-    from sif_lib import models
     from sif_lib.curriculum import run_curriculum_stage
-    from sif_lib.reward_model import META_FILE
     from sif_lib.synthesis import run_synthesis_stage
 
     ctx = RunContext.open(root, SMOKE, overrides={"grpo": {
@@ -45,10 +44,7 @@ def make_run(root: Path) -> RunContext:
         "max_completion_length": 8, "probe_size": 0}})
     run_synthesis_stage(ctx)
     run_curriculum_stage(ctx)
-    rm = root / "rm"
-    models.load_sequence_classifier("tiny", dtype="float32", device="cpu").save_pretrained(str(rm))
-    models.load_tokenizer("tiny").save_pretrained(str(rm))
-    (rm / META_FILE).write_text(json.dumps({"max_length": 128}))
+    write_untrained_rm(root / "rm")
     return ctx
 
 

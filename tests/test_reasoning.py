@@ -255,7 +255,7 @@ def test_load_with_custom_fields(tmp_path):
 
 
 @pytest.mark.parametrize("bad_line, message", [
-    ("{broken", r"bad\.jsonl:2: invalid JSON"),
+    ("{broken", r"bad\.jsonl:2: not valid JSON"),
     (json.dumps({"question": "No answer here?"}), r"bad\.jsonl:2: missing field 'answer'"),
     (json.dumps({"text": "?", "answer": "1"}), r"bad\.jsonl:2: missing field 'question' or 'problem'"),
     (json.dumps({"question": "", "answer": "1"}), r"bad\.jsonl:2: field 'question' must be a non-empty string"),

@@ -48,3 +48,12 @@ def test_atomic_files_get_ordinary_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_numbered_jsonl_reports_lines_and_skips_bom_and_blanks(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"a": 1}\n\n{"a": 2}\n')
+    assert list(runs.iter_numbered_jsonl(path)) == [(1, {"a": 1}), (3, {"a": 2})]
+    path.write_bytes(b'{"a": 1}\n\xff\xfe\n')
+    with pytest.raises(InputError, match=r"rows\.jsonl:2: not UTF-8"):
+        list(runs.iter_numbered_jsonl(path))

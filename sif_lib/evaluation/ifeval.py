@@ -26,7 +26,7 @@ import argparse
 import json
 import sys
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from sif_lib.constraints import category_of, get_checker
 from sif_lib.constraints.extraction import extract_answer
 from sif_lib.constraints.hard import HARD_CONSTRAINTS
 from sif_lib.errors import InputError
+from sif_lib.runs import iter_numbered_jsonl
 
 __all__ = [
     "IFEvalReport",
@@ -84,29 +85,6 @@ class ResponseRecord:
     line: int = 0
 
 
-def _read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
-    """(line number, object) for each non-blank line; InputError naming file and line for anything else."""
-    try:
-        handle = open(path, "rb")
-    except OSError as err:
-        raise InputError(f"{path}: cannot read ({err.strerror or err})") from None
-    with handle:
-        for lineno, raw in enumerate(handle, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise InputError(f"{path}:{lineno}: not UTF-8 text") from None
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise InputError(f"{path}:{lineno}: not valid JSON ({err.msg} at column {err.colno})") from None
-            if not isinstance(obj, dict):
-                raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            yield lineno, obj
-
-
 def _field(obj: dict, name: str, where: str) -> Any:
     if name not in obj:
         raise InputError(f"{where}: missing field {name!r}")
@@ -122,7 +100,7 @@ def load_prompts(path: str | Path) -> list[PromptRecord]:
     """
     prompts: list[PromptRecord] = []
     seen_keys: dict[str, int] = {}
-    for lineno, obj in _read_jsonl(path):
+    for lineno, obj in iter_numbered_jsonl(path):
         where = f"{path}:{lineno}"
         prompt = _field(obj, "prompt", where)
         ids = _field(obj, "instruction_id_list", where)
@@ -165,7 +143,7 @@ def load_responses(path: str | Path) -> list[ResponseRecord]:
     for a malformed line, a missing field, or a second response to the same prompt."""
     responses: list[ResponseRecord] = []
     seen: dict[str, int] = {}
-    for lineno, obj in _read_jsonl(path):
+    for lineno, obj in iter_numbered_jsonl(path):
         where = f"{path}:{lineno}"
         response = _field(obj, "response", where)
         if not isinstance(response, str):
