@@ -85,7 +85,7 @@ def test_bad_prompt_rows(tmp_path, row, message):
 
 
 def test_unreadable_inputs(tmp_path):
-    with pytest.raises(InputError, match="cannot read"):
+    with pytest.raises(InputError, match=r"absent\.jsonl: file not found"):
         load_prompts(tmp_path / "absent.jsonl")
     empty = _write(tmp_path / "empty.jsonl", [""])
     with pytest.raises(InputError, match="no prompts"):

@@ -123,8 +123,9 @@ def test_reasoning_mix(demo):
     rl_prompts = sum(r["n_constraints"] for r in instructions if r["split"] == "train")
     train = [m for m in items if m["split"] == "train"]
     heldout = [m for m in items if m["split"] == "heldout"]
-    assert len(train) == round(0.32 / 0.68 * rl_prompts)
-    assert len(train) / (len(train) + rl_prompts) == pytest.approx(0.32, abs=0.002)
+    share = params.synthesis.reasoning_share
+    assert len(train) == round(share / (1 - share) * rl_prompts)
+    assert len(train) / (len(train) + rl_prompts) == pytest.approx(share, abs=0.002)
     assert len(heldout) == params.evaluation.math_items
     assert not {m["question"] for m in train} & {m["question"] for m in heldout}
     assert len({m["id"] for m in items}) == len(items)
