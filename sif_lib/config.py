@@ -123,7 +123,7 @@ class GRPOParams:
     vllm_mode: Literal["colocate", "server"] = opt("colocate", "vLLM inside the trainer processes, or a separate 'trl vllm-serve'.")
     gradient_checkpointing: bool = opt(False, "Trade compute for memory on large models.")
     merge_lora_for_generation: bool = opt(True, "Without vLLM, generate rollouts with the LoRA update merged into the "
-                                                "weights (about 2x faster decoding on CPU); the base weights are restored "
+                                                "weights (SmolLM2, 32 x 96 tokens: 9% faster on 2 CPU cores); the base weights are restored "
                                                 "exactly afterwards from a copy of the adapted layers. LoRA on one process only.")
     rollout_batch_prompts: int = opt(0, "Prompts generated per rollout; a multiple of prompts_per_step gives several optimizer "
                                         "steps per rollout (the paper: 384 rollout / 96 per step). 0 means prompts_per_step.")
