@@ -55,16 +55,20 @@ class ChatGenerator:
             self._vllm = LLM(model=models.resolve(spec), dtype="auto", seed=0)
             self.model = None
         else:
-            self.model = model if model is not None else models.load_causal_lm(spec, dtype=dtype, device=device,
-                                                                               adapter=adapter)
-            if model is None and adapter is not None:
-                # Folding the LoRA update into the weights once makes decoding as cheap as the base model's.
-                import warnings
-
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", FutureWarning)  # a deprecation inside peft's merge
-                    self.model = self.model.merge_and_unload()
+            self.model = model if model is not None else self._load(spec, dtype, device, adapter)
             self.model.eval()
+
+    @staticmethod
+    def _load(spec: str, dtype: str, device: str, adapter: str | None):
+        if adapter is None:
+            return models.load_causal_lm(spec, dtype=dtype, device=device)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # deprecations inside peft's adapter load and merge
+            model = models.load_causal_lm(spec, dtype=dtype, device=device, adapter=adapter)
+            # Folding the LoRA update into the weights once makes decoding as cheap as the base model's.
+            return model.merge_and_unload()
 
     def render(self, prompt: str) -> str:
         return self.tokenizer.apply_chat_template(chat_messages(prompt, self.system_prompt), tokenize=False,

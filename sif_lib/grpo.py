@@ -341,9 +341,9 @@ def lora_merged(model):
     """Inside the block, each LoRA layer's weight is ``W + BA``; afterwards the exact base weights are back.
 
     Unmerged, every decoding step runs two extra small matmuls per adapted layer (about 10% of SmolLM2's
-    decoding time on 2 CPU cores, more when threads contend); merging costs one copy of the adapted weights. PEFT's own ``unmerge_adapter`` subtracts the
-    update again, which leaves rounding drift in the frozen weights after many steps, so the originals are
-    copied back instead. Rollouts sampled this way come from the same policy (up to float rounding), and the
+    decoding time on 2 CPU cores, more when threads contend); merging costs one copy of the adapted weights.
+    PEFT's own ``unmerge_adapter`` subtracts the update again, which leaves rounding drift in the frozen
+    weights after many steps, so the originals are copied back instead. Rollouts sampled this way come from the same policy (up to float rounding), and the
     GRPO loss recomputes every log-probability with the unmerged model. A model without LoRA layers is left
     as it is.
     """
@@ -374,10 +374,10 @@ def _trainer_class():
         TRL release and change nothing they return.
         """
 
+        merge_lora_for_generation = False  # set by train_grpo when the params allow it
+
         def _metric_store(self):
             return self._metrics["train" if self.model.training else "eval"]
-
-        merge_lora_for_generation = False  # set by train_grpo when the params allow it
 
         def _generate_single_turn(self, prompt_ids, *args, **kwargs):
             store = self._metric_store()

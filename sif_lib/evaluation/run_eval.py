@@ -26,7 +26,6 @@ import gc
 import hashlib
 import json
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -127,21 +126,11 @@ class PolicyRunner:
     @property
     def generator(self) -> ChatGenerator:
         if self._generator is None:
-            from sif_lib import models
-
             run = self.params.run
             began = time.monotonic()
-            model = None
-            if self.policy.adapter:
-                # Merging the LoRA weights once makes every later forward pass as cheap as the base model's.
-                model = models.load_causal_lm(self.policy.spec, dtype=run.dtype, device=run.device,
-                                              adapter=self.policy.adapter)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", FutureWarning)  # a deprecation inside peft's merge
-                    model = model.merge_and_unload()
             self._generator = ChatGenerator(self.policy.spec, backend=self.backend, dtype=run.dtype,
                                             device=run.device, system_prompt=self.params.model.system_prompt,
-                                            model=model)
+                                            adapter=self.policy.adapter)
             self.echo(f"[{self.policy.name}] loaded {self.policy.spec}"
                       f"{' + adapter' if self.policy.adapter else ''} in {time.monotonic() - began:.1f} s")
         return self._generator
