@@ -264,7 +264,8 @@ def load_sequence_classifier(spec: str, num_labels: int = 2, dtype: str = "auto"
         kwargs["quantization_config"] = quant
         kwargs["device_map"] = {"": 0}
     # A causal-LM checkpoint has no classification head, so transformers reports ``score.weight`` as missing
-    # on every first load. That is expected; any *other* missing or unexpected key is not, and is reported.
+    # on every first load. That is expected; any *other* missing or size-mismatched weight is not, and is
+    # reported. Unexpected keys (the causal LM's own head) are dropped by design and not reported.
     from transformers.utils import logging as hf_logging
 
     verbosity = hf_logging.get_verbosity()
