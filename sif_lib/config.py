@@ -53,6 +53,7 @@ class SynthesisParams:
     min_constraints: int = opt(1, "Fewest constraints per instruction.")
     max_constraints: int = opt(5, "Most constraints per instruction (the paper uses up to 5).")
     hard_ratio: float = opt(0.4, "Share of hard (code-verifiable) constraints; the paper's data is about 40% hard.")
+    hard_ids: Optional[list[str]] = opt(None, "Draw hard constraints only from these IFEval ids (e.g. punctuation:no_comma); null means every usable id.")
     reasoning_share: float = opt(0.32, "Share of reasoning items in the RL set (the paper mixes in 32%).")
     reasoning_source: Optional[str] = opt(None, "GSM8K or DeepScaleR-style JSONL of math items; null uses the offline generator.")
     paraphrase: bool = opt(False, "Let a local model (the policy) rewrite constraint sentences; verifier arguments stay unchanged.")
@@ -180,6 +181,9 @@ def _check_value(tp: Any, value: Any) -> bool:
         return any(_check_value(arg, value) for arg in typing.get_args(tp))
     if origin is Literal:
         return value in typing.get_args(tp)
+    if origin is list:
+        (item,) = typing.get_args(tp) or (Any,)
+        return isinstance(value, list) and all(_check_value(item, v) for v in value)
     if tp is type(None):
         return value is None
     if tp is bool:
@@ -230,6 +234,17 @@ def _validate(p: Params, source: str) -> None:
         raise InputError(f"{source}: key 'synthesis.min_constraints'/'max_constraints' must satisfy 1 <= min <= max <= 10")
     if not 0.0 <= s.hard_ratio <= 1.0:
         raise InputError(f"{source}: key 'synthesis.hard_ratio' must lie in [0, 1], got {s.hard_ratio}")
+    if s.hard_ids is not None:
+        from sif_lib.synthesis import usable_hard_ids
+
+        usable = usable_hard_ids()
+        unknown = [hid for hid in s.hard_ids if hid not in usable]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], usable, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise InputError(f"{source}: key 'synthesis.hard_ids': {unknown[0]!r} is not a usable hard constraint id{hint}")
+        if not s.hard_ids and s.hard_ratio > 0:
+            raise InputError(f"{source}: key 'synthesis.hard_ids' is empty but 'synthesis.hard_ratio' is {s.hard_ratio}")
     for key, value in (("synthesis.reasoning_share", s.reasoning_share),
                        ("reward_model.eval_fraction", p.reward_model.eval_fraction)):
         if not 0.0 <= value < 1.0:

@@ -36,11 +36,14 @@ def package_versions() -> dict:
     return versions
 
 
-def _peak_kernel_rss_mb() -> float:
-    """Largest resident set of any notebook kernel reaped so far (monotone over a run; Linux reports KiB)."""
-    import resource
-
-    return round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
+def _stage_peak_rss_mb(metrics_file: Path) -> float | None:
+    """The stage kernel's own peak memory, which it records in its metrics file (``RunContext.write_metrics``).
+    ``None`` when the stage failed before writing its metrics."""
+    try:
+        value = json.loads(metrics_file.read_text()).get("peak_rss_mb")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def _now() -> str:
@@ -167,7 +170,7 @@ def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage:
             error = f"{type(err).__name__}: {err}".strip()
         seconds = round(time.monotonic() - began, 2)
         record.update({"end": _now(), "seconds": seconds, "status": "failed" if error else "ok",
-                       "peak_rss_mb": _peak_kernel_rss_mb()})
+                       "peak_rss_mb": _stage_peak_rss_mb(metrics_file)})
         if error:
             record["error"] = error.splitlines()[-1][:500] if error.splitlines() else error
         write_json(manifest_path, manifest)
@@ -181,6 +184,6 @@ def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage:
 
             echo(f"report: {export_report(run_dir)}")
     manifest["total_seconds"] = round(sum(s.get("seconds", 0) for s in manifest["stages"].values()), 2)
-    manifest["peak_rss_mb"] = max(s.get("peak_rss_mb", 0) for s in manifest["stages"].values())
+    manifest["peak_rss_mb"] = max((s.get("peak_rss_mb") or 0 for s in manifest["stages"].values()), default=0)
     write_json(manifest_path, manifest)
     return run_dir

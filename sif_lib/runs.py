@@ -6,7 +6,7 @@ Layout (each stage reads only what earlier stages wrote)::
       manifest.json              run id, resolved params, package versions, per-stage status and timing
       params.yaml                the resolved params every notebook of the run reads
       notebooks/NN_<stage>.ipynb the executed notebooks
-      metrics/NN_<stage>.json    each stage's figures
+      metrics/NN_<stage>.json    each stage's figures, and the peak memory of the kernel that ran it
       data/instructions.jsonl    01  synthesized instructions (train and held-out splits)
       data/reasoning.jsonl       01  math items for the reasoning mix (train and held-out splits)
       data/curriculum.jsonl      02  sub-instructions L0..Ln of every instruction
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -145,6 +146,19 @@ def iter_numbered_jsonl(path: str | Path, tolerate_torn_tail: bool = False) -> I
         yield number, row
 
 
+def peak_rss_mib(children: bool = True) -> float:
+    """Peak resident memory of this process, or of its largest finished child process when that was larger
+    (a training run launched as a subprocess, say), in MiB."""
+    import resource
+
+    def mib(who: int) -> float:
+        rss = resource.getrusage(who).ru_maxrss
+        return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
+
+    own = mib(resource.RUSAGE_SELF)
+    return max(own, mib(resource.RUSAGE_CHILDREN)) if children else own
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
@@ -198,6 +212,9 @@ class RunContext:
         return path
 
     def write_metrics(self, stage: str, metrics: dict) -> Path:
+        """Save a stage's figures. Adds to ``metrics`` (in place, so the caller's copy matches the file) the peak
+        memory of the process that made them, ``peak_rss_mb``: the one figure in it that varies between runs."""
+        metrics["peak_rss_mb"] = round(peak_rss_mib(), 1)
         path = self.path("metrics", f"{stage_name(stage)}.json")
         write_json(path, metrics)
         return path

@@ -72,6 +72,21 @@ def test_section_must_be_mapping_and_cross_field_checks():
         params_from_dict({"synthesis": {"min_constraints": 4, "max_constraints": 2}})
 
 
+def test_hard_ids_are_checked_against_the_registry():
+    params = params_from_dict({"synthesis": {"hard_ids": ["punctuation:no_comma", "detectable_format:title"]}})
+    assert params.synthesis.hard_ids == ["punctuation:no_comma", "detectable_format:title"]
+    with pytest.raises(InputError, match=r"key 'synthesis.hard_ids': 'punctuation:no_commas' .*did you mean "
+                                         r"'punctuation:no_comma'"):
+        params_from_dict({"synthesis": {"hard_ids": ["punctuation:no_commas"]}})
+    with pytest.raises(InputError, match="key 'synthesis.hard_ids' must be list"):
+        params_from_dict({"synthesis": {"hard_ids": "punctuation:no_comma"}})
+    with pytest.raises(InputError, match="key 'synthesis.hard_ids' must be list"):
+        params_from_dict({"synthesis": {"hard_ids": ["punctuation:no_comma", 3]}})
+    with pytest.raises(InputError, match="'synthesis.hard_ids' is empty"):
+        params_from_dict({"synthesis": {"hard_ids": []}})
+    assert params_from_dict({"synthesis": {"hard_ids": [], "hard_ratio": 0.0}}).synthesis.hard_ids == []
+
+
 def test_overrides_apply_on_top(tmp_path):
     params = load_params(REPO / "params" / "smoke.yaml", overrides={"grpo": {"max_steps": 7}})
     assert params.grpo.max_steps == 7 and params.model.policy == "tiny"

@@ -58,7 +58,10 @@ def test_smoke_run_writes_every_stage(smoke_run):
         assert record["status"] == "ok", (stage, record)
         assert record["seconds"] > 0 and record["start"] <= record["end"]
         assert (smoke_run / "notebooks" / f"{stage}.ipynb").is_file()
-        assert json.loads((smoke_run / "metrics" / f"{stage}.json").read_text())
+        metrics = json.loads((smoke_run / "metrics" / f"{stage}.json").read_text())
+        # Each stage's own kernel peak, as the kernel recorded it with its metrics.
+        assert record["peak_rss_mb"] == metrics["peak_rss_mb"] > 50
+    assert manifest["peak_rss_mb"] == max(manifest["stages"][s]["peak_rss_mb"] for s in STAGES)
 
 
 @pytest.mark.slow

@@ -34,8 +34,10 @@ def test_run_context_writes_resolved_params(tmp_path):
     assert (ctx.root / "params.yaml").is_file()
     reopened = runs.RunContext.open(tmp_path / "r")
     assert reopened.params == ctx.params
-    ctx.write_metrics("01", {"x": 1})
-    assert json.loads((ctx.root / "metrics" / "01_synthesize_constraints.json").read_text()) == {"x": 1}
+    metrics = {"x": 1}
+    ctx.write_metrics("01", metrics)
+    saved = json.loads((ctx.root / "metrics" / "01_synthesize_constraints.json").read_text())
+    assert saved == metrics and saved["x"] == 1 and saved["peak_rss_mb"] > 10
     with pytest.raises(InputError, match="run stage 03_generate_pseudo_labels first"):
         ctx.require("data", "rollouts.jsonl", stage="03_generate_pseudo_labels")
 

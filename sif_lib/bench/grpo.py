@@ -27,16 +27,12 @@ import json
 import os
 import resource
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-
-def _peak_mib() -> float:
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+from sif_lib.runs import peak_rss_mib
 
 
 def _cpu_seconds() -> float:
@@ -138,7 +134,7 @@ def bench_grpo(params_file: str | Path, steps: int = 3, echo=print, keep: bool =
             "rollout_tokens_per_step": round(rollout_tokens / len(walls), 1) if walls else None,
             "rollout_tokens_per_s": round(rollout_tokens / gen, 1) if gen else None,
             "training_tokens_per_s": round(sum(step_tokens) / rest, 1) if rest > 0 and step_tokens else None,
-            "peak_rss_mib": round(_peak_mib(), 1),
+            "peak_rss_mib": round(peak_rss_mib(children=False), 1),
             # CPU seconds per wall second over the timed steps: how many cores the run really got. Other work
             # on the machine lowers it (and the load average says how much there was).
             "cores_used": round(sum(timer.cpu_seconds[1:]) / wall, 2) if wall else None,

@@ -13,11 +13,11 @@ plus the CUDA allocator's peak on a GPU).
 from __future__ import annotations
 
 import random
-import resource
-import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from sif_lib.runs import peak_rss_mib
 
 _CONSTRAINTS = [
     "Write in a formal, academic tone.",
@@ -43,12 +43,6 @@ def bench_pairs(n_pairs: int, max_words: int = 128, seed: int = 0) -> list[tuple
         start = rng.randrange(0, max(1, len(words) - length))
         pairs.append((" ".join(words[start:start + length]), _CONSTRAINTS[i % len(_CONSTRAINTS)]))
     return pairs
-
-
-def _peak_mib() -> float:
-    # ru_maxrss is in KiB on Linux and bytes on macOS.
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
 
 
 def _time(fn, pairs) -> float:
@@ -88,13 +82,13 @@ def bench_reward(params_file: str | Path, rm_dir: str | Path | None = None, n_pa
                               batch_size=params.scoring.batch_size)
         label = f"{backbone} (fresh head)"
     rm_seconds = _time(scorer.score, pairs)
-    rm_peak = _peak_mib()
+    rm_peak = peak_rss_mib(children=False)
     rm_cuda = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
     del scorer
 
     judge = GenerativeJudge.from_params(params)
     judge_seconds = _time(judge.score, pairs)
-    judge_peak = _peak_mib()
+    judge_peak = peak_rss_mib(children=False)
     judge_cuda = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
 
     result: dict[str, Any] = {

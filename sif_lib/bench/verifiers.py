@@ -9,14 +9,13 @@ do in training.
 
 from __future__ import annotations
 
-import resource
-import sys
 import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
 
 from sif_lib.errors import InputError
+from sif_lib.runs import peak_rss_mib
 
 __all__ = ["bench_verifiers", "default_responses_path"]
 
@@ -76,9 +75,6 @@ def bench_verifiers(n_repeats: int = 3, responses_path: str | Path | None = None
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    maxrss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    if sys.platform == "darwin":  # bytes there, KiB on Linux
-        maxrss_kib //= 1024
 
     figures = {
         "responses_file": str(path),
@@ -90,7 +86,7 @@ def bench_verifiers(n_repeats: int = 3, responses_path: str | Path | None = None
         "instructions_per_s": round(report.n_instructions * n_repeats / elapsed, 1),
         "warmup_s": round(warmup, 3),
         "tracemalloc_peak_mib": round(peak / 2**20, 2),
-        "ru_maxrss_mib": round(maxrss_kib / 1024, 1),
+        "ru_maxrss_mib": round(peak_rss_mib(children=False), 1),
         "prompt_level_strict": report.prompt_level_strict,
         "instruction_level_strict": report.instruction_level_strict,
         "prompt_level_loose": report.prompt_level_loose,

@@ -374,9 +374,9 @@ def run_evaluation_stage(ctx: RunContext, echo: Callable[[str], None] = print) -
     echo("scoring reasoning")
     summary["reasoning"] = score_reasoning_stage(ctx, inputs.math, outputs)
 
+    ctx.write_metrics(STAGE, summary)  # first: it adds the stage's peak memory, which summary.json keeps too
     write_json(eval_dir / "summary.json", summary)
     atomic_write_text(eval_dir / "summary.md", summary_markdown(summary))
-    ctx.write_metrics(STAGE, summary)
     return summary
 
 
