@@ -782,6 +782,28 @@ def _probe_delta(before: dict | None, after: dict | None) -> dict:
             if before.get(k) is not None and after.get(k) is not None}
 
 
+def hard_check_flips(before_rows: Sequence[dict], after_rows: Sequence[dict]) -> dict:
+    """The probe's hard constraints paired before/after: how many went from failed to met (``gained``) and back
+    (``lost``), and the exact two-sided sign-test p-value of that split. A paired test, because the same prompt
+    and constraint are scored twice: it separates a real change from noise far better than two independent
+    proportions of a few hundred checks."""
+    after_by_id = {r["id"]: r for r in after_rows}
+    gained = lost = paired = 0
+    for row in before_rows:
+        other = after_by_id.get(row["id"])
+        if other is None:
+            continue
+        for b, a in zip(row["constraints"], other["constraints"]):
+            if b["kind"] != "hard" or b["id"] != a["id"]:
+                continue
+            paired += 1
+            gained += bool(a["verdict"]) and not b["verdict"]
+            lost += bool(b["verdict"]) and not a["verdict"]
+    flips = gained + lost
+    tail = sum(math.comb(flips, k) for k in range(min(gained, lost) + 1)) / 2 ** flips if flips else 1.0
+    return {"paired": paired, "gained": gained, "lost": lost, "sign_test_p": round(min(1.0, 2 * tail), 5)}
+
+
 def _release_memory() -> None:
     gc.collect()
     import torch
@@ -799,6 +821,12 @@ def _remove_stale_outputs(out: Path, g) -> None:
         shutil.rmtree(out / "model", ignore_errors=True)
         if not g.merge_adapter:
             shutil.rmtree(out / "merged", ignore_errors=True)
+
+
+def _probe_flips(out: Path) -> dict:
+    from sif_lib.runs import read_jsonl
+
+    return hard_check_flips(read_jsonl(out / "probe_before.jsonl"), read_jsonl(out / "probe_after.jsonl"))
 
 
 def run_grpo_stage(ctx, echo=print) -> dict:
@@ -869,7 +897,8 @@ def run_grpo_stage(ctx, echo=print) -> dict:
         "timing": _timing(series),
         "trend": _window_means(series),
         "series": series,
-        "probe": {"size": len(probe), "before": before, "after": after, "delta": _probe_delta(before, after)},
+        "probe": {"size": len(probe), "before": before, "after": after, "delta": _probe_delta(before, after),
+                  "hard_flips": _probe_flips(out) if before and after else None},
         "artifacts": {name: f"grpo/{name}" for name in ("adapter", "merged", "model") if (out / name).is_dir()},
     }
     ctx.write_metrics(STAGE, metrics)
@@ -952,6 +981,10 @@ def summary_table(metrics: dict):
         "probe reward before → after": f"{(metrics['probe']['before'] or {}).get('reward')} → "
                                        f"{(metrics['probe']['after'] or {}).get('reward')}",
     }
+    flips = metrics["probe"].get("hard_flips")
+    if flips:
+        rows["probe hard checks gained / lost"] = (f"{flips['gained']} / {flips['lost']} of {flips['paired']} "
+                                                  f"(sign test p = {flips['sign_test_p']})")
     return pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=list(rows))
 
 

@@ -254,3 +254,21 @@ def test_lora_merged_generation_matches_and_restores_exact_weights():
     assert torch.equal(after, unmerged)
     assert all(torch.equal(p, base[n]) for n, p in model.named_parameters() if "base_layer" in n)
     assert not any(getattr(m, "merged", False) for m in model.modules())
+
+
+def test_hard_check_flips_pairs_the_probe_and_computes_the_sign_test():
+    from sif_lib.grpo import hard_check_flips
+
+    def row(item_id, verdicts, soft_prob=0.5):
+        constraints = [{"id": f"h{i}", "kind": "hard", "verdict": v} for i, v in enumerate(verdicts)]
+        return {"id": item_id, "constraints": constraints + [{"id": "soft:x", "kind": "soft", "verdict": None,
+                                                              "prob": soft_prob}]}
+
+    before = [row("a", [False, False, True]), row("b", [False, True]), row("only-before", [False])]
+    after = [row("a", [True, True, True], 0.9), row("b", [True, True])]
+    # 3 gained, 0 lost: p = 2 * (1/2)^3; the soft constraint and the unpaired item do not count.
+    assert hard_check_flips(before, after) == {"paired": 5, "gained": 3, "lost": 0, "sign_test_p": 0.25}
+    # 3 gained, 1 lost: p = 2 * (1 + 4) / 16.
+    after[1] = row("b", [True, False])
+    assert hard_check_flips(before, after) == {"paired": 5, "gained": 3, "lost": 1, "sign_test_p": 0.625}
+    assert hard_check_flips(before, before)["sign_test_p"] == 1.0
