@@ -343,9 +343,9 @@ def lora_merged(model):
     Unmerged, every decoding step runs two extra small matmuls per adapted layer (about 10% of SmolLM2's
     decoding time on 2 CPU cores, more when threads contend); merging costs one copy of the adapted weights.
     PEFT's own ``unmerge_adapter`` subtracts the update again, which leaves rounding drift in the frozen
-    weights after many steps, so the originals are copied back instead. Rollouts sampled this way come from the same policy (up to float rounding), and the
-    GRPO loss recomputes every log-probability with the unmerged model. A model without LoRA layers is left
-    as it is.
+    weights after many steps, so the originals are copied back instead. Rollouts sampled this way come from
+    the same policy (up to float rounding), and the GRPO loss recomputes every log-probability with the
+    unmerged model. A model without LoRA layers is left as it is.
     """
     from peft.tuners.lora import LoraLayer
 

@@ -275,7 +275,8 @@ def compose_instructions(params, seeds) -> tuple[list[dict], dict]:
     random.Random(f"{rng_seed}:seeds").shuffle(shuffled)
     train_pool, heldout_pool = _split_seeds(shuffled, s.n_instructions, s.n_heldout)
 
-    hard_ids = usable_hard_ids() if s.hard_ids is None else [h for h in usable_hard_ids() if h in s.hard_ids]
+    usable = usable_hard_ids()
+    hard_ids = usable if s.hard_ids is None else [h for h in usable if h in s.hard_ids]
     composer = _Composer(rng_seed, [c.name for c in SOFT_CATEGORIES], hard_ids)
     levels = list(range(s.min_constraints, s.max_constraints + 1))
     train = _compose_split(composer, train_pool, s.n_instructions, "train", 1, levels, s.hard_ratio, rng_seed)
