@@ -804,6 +804,29 @@ def hard_check_flips(before_rows: Sequence[dict], after_rows: Sequence[dict]) ->
     return {"paired": paired, "gained": gained, "lost": lost, "sign_test_p": round(min(1.0, 2 * tail), 5)}
 
 
+def probe_repetition(before_rows: Sequence[dict], after_rows: Sequence[dict]) -> dict:
+    """Repetitive completions on the probe before and after training (``repetition.repetition_summary``), and
+    the paired hard checks restricted to prompts where neither answer is repetitive. A policy can meet rule
+    checks with degenerate loops ("1. 1. 1." has no comma); the ``fluent`` figures show whether a rise
+    survives without them."""
+    from sif_lib.repetition import is_repetitive, repetition_summary
+
+    before_by_id = {r["id"]: r for r in before_rows}
+    pairs = [(before_by_id[r["id"]], r) for r in after_rows if r["id"] in before_by_id]
+    fluent = [(b, a) for b, a in pairs if not is_repetitive(b["completion"]) and not is_repetitive(a["completion"])]
+
+    def met(rows) -> int:
+        return sum(bool(c["verdict"]) for r in rows for c in r["constraints"] if c["kind"] == "hard")
+
+    checks = sum(c["kind"] == "hard" for _, a in fluent for c in a["constraints"])
+    return {"before": repetition_summary(b["completion"] for b, _ in pairs),
+            "after": repetition_summary(a["completion"] for _, a in pairs),
+            "fluent": {"prompts": len(fluent), "hard_checks": checks,
+                       "hard_before": round(met(b for b, _ in fluent) / checks, 4) if checks else None,
+                       "hard_after": round(met(a for _, a in fluent) / checks, 4) if checks else None,
+                       **hard_check_flips([b for b, _ in fluent], [a for _, a in fluent])}}
+
+
 def _release_memory() -> None:
     gc.collect()
     import torch
@@ -823,10 +846,12 @@ def _remove_stale_outputs(out: Path, g) -> None:
             shutil.rmtree(out / "merged", ignore_errors=True)
 
 
-def _probe_flips(out: Path) -> dict:
+def _probe_comparison(out: Path) -> dict:
+    """The saved probes paired: hard checks gained and lost, and repetition."""
     from sif_lib.runs import read_jsonl
 
-    return hard_check_flips(read_jsonl(out / "probe_before.jsonl"), read_jsonl(out / "probe_after.jsonl"))
+    before, after = read_jsonl(out / "probe_before.jsonl"), read_jsonl(out / "probe_after.jsonl")
+    return {"hard_flips": hard_check_flips(before, after), "repetition": probe_repetition(before, after)}
 
 
 def run_grpo_stage(ctx, echo=print) -> dict:
@@ -898,7 +923,7 @@ def run_grpo_stage(ctx, echo=print) -> dict:
         "trend": _window_means(series),
         "series": series,
         "probe": {"size": len(probe), "before": before, "after": after, "delta": _probe_delta(before, after),
-                  "hard_flips": _probe_flips(out) if before and after else None},
+                  **(_probe_comparison(out) if before and after else {"hard_flips": None, "repetition": None})},
         "artifacts": {name: f"grpo/{name}" for name in ("adapter", "merged", "model") if (out / name).is_dir()},
     }
     ctx.write_metrics(STAGE, metrics)
@@ -985,6 +1010,15 @@ def summary_table(metrics: dict):
     if flips:
         rows["probe hard checks gained / lost"] = (f"{flips['gained']} / {flips['lost']} of {flips['paired']} "
                                                   f"(sign test p = {flips['sign_test_p']})")
+    repetition = metrics["probe"].get("repetition")
+    if repetition:
+        fluent = repetition["fluent"]
+        rows["probe repetitive answers before → after"] = (f"{repetition['before']['repetitive']} → "
+                                                           f"{repetition['after']['repetitive']} of "
+                                                           f"{repetition['after']['n']}")
+        rows["probe hard, non-repetitive pairs before → after"] = (
+            f"{fluent['hard_before']} → {fluent['hard_after']} ({fluent['prompts']} prompts, "
+            f"{fluent['gained']} gained / {fluent['lost']} lost)")
     return pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=list(rows))
 
 

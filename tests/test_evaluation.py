@@ -295,6 +295,11 @@ def test_stage_writes_summary_and_metrics(evaluated):
     # The tiny base model answers with special tokens only (an empty answer scores 0); the adapter makes it talk.
     assert 0.0 < holdout["trained"]["soft"] < 1.0
     assert summary["reasoning"]["synthetic"]["n"] == 3
+    from sif_lib.repetition import repetition_summary
+    for name in ("base", "trained"):
+        texts = [r["response"] for r in read_jsonl(ctx.root / "eval" / f"holdout_{name}" / "generations.jsonl")]
+        assert summary["repetition"][name]["holdout"] == repetition_summary(texts)
+        assert set(summary["repetition"][name]) == {"ifeval", "holdout", "math_synthetic"}
     md = (ctx.root / "eval" / "summary.md").read_text()
     assert "IFEval prompt-level loose" in md and "Hold-out L3" in md and "61.7 → 71.7" in md
 
@@ -373,6 +378,10 @@ def test_report_helpers_read_the_summary(evaluated):
     assert "IFEval prompt-level loose, Pr(L) (n=6)" in table.index
     base = summary["ifeval"]["base"]["prompt_loose"]
     assert table.loc["IFEval prompt-level loose, Pr(L) (n=6)", "base"] == f"{100 * base:.1f}"
+    share = summary["repetition"]["trained"]["holdout"]["repetitive_share"]
+    assert table.loc["Repetitive answers, hold-out (share; lower is better)", "trained"] == f"{100 * share:.1f}"
+    older = {k: v for k, v in summary.items() if k != "repetition"}  # summaries written before the diagnostic
+    assert not any(i.startswith("Repetitive") for i in report.summary_table(older).index)
     assert len(report.paper_table()) == 4
     fig = report.ifeval_category_figure(summary)
     cats = sorted(summary["ifeval"]["base"]["categories"])

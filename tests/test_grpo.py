@@ -272,3 +272,21 @@ def test_hard_check_flips_pairs_the_probe_and_computes_the_sign_test():
     after[1] = row("b", [True, False])
     assert hard_check_flips(before, after) == {"paired": 5, "gained": 3, "lost": 1, "sign_test_p": 0.625}
     assert hard_check_flips(before, before)["sign_test_p"] == 1.0
+
+
+def test_probe_repetition_separates_loops_from_fluent_answers():
+    from sif_lib.grpo import probe_repetition
+
+    loop, prose = " ".join(["1."] * 30), "A short plain answer that says one thing once and stops there."
+
+    def row(item_id, completion, verdicts):
+        return {"id": item_id, "completion": completion,
+                "constraints": [{"id": f"h{i}", "kind": "hard", "verdict": v} for i, v in enumerate(verdicts)]}
+
+    before = [row("a", prose, [False, False]), row("b", prose, [False]), row("c", loop, [True])]
+    # "a" gains a check fluently, "b" gains its check only by looping, "c" loops before and after.
+    after = [row("a", prose, [True, False]), row("b", loop, [True]), row("c", loop, [True])]
+    rep = probe_repetition(before, after)
+    assert rep["before"]["repetitive"] == 1 and rep["after"]["repetitive"] == 2 and rep["after"]["n"] == 3
+    assert rep["fluent"] == {"prompts": 1, "hard_checks": 2, "hard_before": 0.0, "hard_after": 0.5,
+                             "paired": 2, "gained": 1, "lost": 0, "sign_test_p": 1.0}

@@ -109,6 +109,14 @@ def summary_rows(summary: dict) -> list[dict]:
             rows.append({"benchmark": f"Hold-out {label}", "base": _pct(holdout["base"][key]),
                          "trained": _pct(holdout["trained"][key]), "Δ points": _pts(holdout["delta"][key]),
                          "paper, R1-Distill-Qwen-7B": ""})
+    repetition = summary.get("repetition") or {}
+    for key, label in (("ifeval", "IFEval"), ("holdout", "hold-out")):
+        b, t = (repetition.get(name, {}).get(key) for name in ("base", "trained"))
+        if b and t and b["n"] and t["n"]:
+            rows.append({"benchmark": f"Repetitive answers, {label} (share; lower is better)",
+                         "base": _pct(b["repetitive_share"]), "trained": _pct(t["repetitive_share"]),
+                         "Δ points": _pts(t["repetitive_share"] - b["repetitive_share"]),
+                         "paper, R1-Distill-Qwen-7B": ""})
     paper_reasoning = (f"{_arrow(PAPER_REASONING_7B['before'], PAPER_REASONING_7B['after'], 1)} "
                        f"({PAPER_REASONING_7B['what']})")
     for name, entry in (summary.get("reasoning") or {}).items():

@@ -36,6 +36,7 @@ from sif_lib.evaluation import holdout as holdout_eval
 from sif_lib.evaluation import reasoning_eval
 from sif_lib.evaluation.report import summary_markdown
 from sif_lib.generation import ChatGenerator, Sampling, vllm_available
+from sif_lib.repetition import repetition_summary
 from sif_lib.runs import (RunContext, append_jsonl, atomic_write_text, iter_jsonl, read_jsonl, resolve_path,
                           write_json, write_jsonl)
 
@@ -365,6 +366,9 @@ def run_evaluation_stage(ctx: RunContext, echo: Callable[[str], None] = print) -
         "system_prompt": params.model.system_prompt,
         "answer_mode": params.model.answer_mode,
         "generation": {name: {key: _generation_figures(eval_dir / f"{key}_{name}") for key in outputs[name]}
+                       for name in outputs},
+        # A diagnostic beside the scores: rule checks can be met by degenerate loops (sif_lib.repetition).
+        "repetition": {name: {key: repetition_summary(texts) for key, texts in outputs[name].items()}
                        for name in outputs},
     }
     echo("scoring IFEval")
