@@ -1,6 +1,7 @@
 """The ``sif`` command (also ``python -m sif_lib``).
 
     sif run PARAMS.yaml [--run-id ID] [--from STAGE | --only STAGE]   run the notebook pipeline
+            [--set SECTION.KEY=VALUE ...] [--reuse RUN_DIR]           (override params; copy earlier stages)
     sif params [PARAMS.yaml]                                          check a params file, or list every field
     sif model prepare [SPEC]                                          convert/cache a model spec
     sif ifeval score --input-data F --responses F --output-dir D     score IFEval responses
@@ -20,11 +21,13 @@ from sif_lib.errors import InputError
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from sif_lib.pipeline import StageFailed, run_pipeline
+    from sif_lib.pipeline import StageFailed, parse_overrides, run_pipeline
 
+    overrides = parse_overrides(args.set) if args.set else None
     try:
         run_dir = run_pipeline(args.params, run_id=args.run_id, from_stage=args.from_stage, only=args.only,
-                               outputs=args.outputs, log_output=args.verbose)
+                               outputs=args.outputs, log_output=args.verbose, overrides=overrides,
+                               reuse=args.reuse)
     except StageFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -98,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="resume: run this stage and the ones after it (default run: the latest of this params file)")
     run.add_argument("--only", metavar="STAGE", help="run just this stage")
     run.add_argument("--outputs", help="parent folder of run directories (default: outputs/)")
+    run.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                     help="override one params field for this run (repeatable), e.g. --set grpo.max_steps=4; "
+                          "kept in the manifest and applied again on resume")
+    run.add_argument("--reuse", metavar="RUN_DIR",
+                     help="with --from STAGE: start a new run whose stages before STAGE are copied from RUN_DIR "
+                          "(same data and reward model; for ablations). Their params must match")
     run.add_argument("--verbose", action="store_true", help="stream notebook cell output")
     run.set_defaults(func=_cmd_run)
 

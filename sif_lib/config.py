@@ -100,6 +100,8 @@ class GRPOParams:
     staged_boundaries: list = opt([], "For curriculum staged: the step at which each next level opens (empty: evenly spaced).")
     soft_reward: Literal["probability", "binary"] = opt("probability", "Soft constraints score the RM probability, or its 0/1 threshold (ablation).")
     hard_reward: Literal["rules", "reward_model"] = opt("rules", "Hard constraints score by the verifier, or by the RM (ablation).")
+    repetitive_penalty: float = opt(0.0, "Subtracted from the reward of a repetitive completion (over half its word 4-grams "
+                                         "repeated; sif_lib.repetition). 0 is the paper's reward. Not generate()'s repetition_penalty.")
     finetune: Literal["lora", "qlora", "full"] = opt("lora", "LoRA (CPU default), QLoRA (GPU + bitsandbytes) or full fine-tuning.")
     max_steps: int = opt(60, "GRPO optimizer steps.")
     learning_rate: float = opt(2e-5, "Learning rate (the paper, full fine-tuning of 7B: 1e-6).")
@@ -213,6 +215,8 @@ def _apply(obj: Any, data: dict, source: str, prefix: str = "") -> None:
                 raise InputError(f"{source}: key '{dotted}' must be a mapping of {type(current).__name__} fields")
             _apply(current, value, source, dotted + ".")
             continue
+        if typing.get_origin(tp) is Literal and value is False and "off" in typing.get_args(tp):
+            value = "off"  # YAML 1.1 reads a bare `off` as false
         if not _check_value(tp, value):
             raise InputError(f"{source}: key '{dotted}' must be {_type_name(tp)}, got {value!r}")
         if tp is float or (typing.get_origin(tp) is typing.Union and float in typing.get_args(tp) and isinstance(value, int)):
@@ -253,6 +257,8 @@ def _validate(p: Params, source: str) -> None:
                        ("grpo.prompts_per_step", p.grpo.prompts_per_step), ("rollouts.batch_size", p.rollouts.batch_size)):
         if value < 1:
             raise InputError(f"{source}: key '{key}' must be at least 1, got {value}")
+    if p.grpo.repetitive_penalty < 0:
+        raise InputError(f"{source}: key 'grpo.repetitive_penalty' must be at least 0, got {p.grpo.repetitive_penalty}")
     if p.grpo.num_generations < 2:
         raise InputError(f"{source}: key 'grpo.num_generations' must be at least 2 (GRPO compares a group)")
 

@@ -649,7 +649,8 @@ def _item_score(row: dict):
     from sif_lib.rewards import ItemScore
 
     return ItemScore(kind=row["kind"], reward=row["reward"], answer_found=row["answer_found"], level=row["level"],
-                     constraints=row["constraints"], correct=row.get("correct"))
+                     constraints=row["constraints"], correct=row.get("correct"),
+                     repetitive=bool(row.get("repetitive", False)))
 
 
 def load_probe(path: Path, items: Sequence[dict]) -> dict | None:
@@ -671,7 +672,9 @@ def load_probe(path: Path, items: Sequence[dict]) -> dict | None:
 def run_probe(ctx, which: str, items: Sequence[dict], scorer: Any, spec: str, adapter: str | None = None,
               backend: str = "hf") -> dict:
     """Answer the probe greedily with a policy, score the answers with the reward components, save
-    ``grpo/probe_<which>.jsonl`` and return the summary (``rewards.summarize``)."""
+    ``grpo/probe_<which>.jsonl`` and return the summary (``rewards.summarize``). Its ``reward`` is the run's
+    training reward, so a ``grpo.repetitive_penalty`` counts in it; hard satisfaction and the soft RM
+    probability do not depend on it, and compare across runs."""
     from sif_lib.generation import ChatGenerator, Sampling
     from sif_lib.rewards import make_reward_function, summarize
     from sif_lib.runs import write_jsonl
@@ -911,7 +914,8 @@ def run_grpo_stage(ctx, echo=print) -> dict:
         "train_seconds": result["train_seconds"],
         "seconds_per_step": result["seconds_per_step"],
         "settings": {"curriculum": g.curriculum, "staged_boundaries": g.staged_boundaries,
-                     "soft_reward": g.soft_reward, "hard_reward": g.hard_reward, "finetune": g.finetune,
+                     "soft_reward": g.soft_reward, "hard_reward": g.hard_reward,
+                     "repetitive_penalty": g.repetitive_penalty, "finetune": g.finetune,
                      "answer_mode": params.model.answer_mode, "policy": params.model.policy,
                      "num_processes": g.num_processes, "use_vllm": g.use_vllm, "beta": g.beta,
                      "learning_rate": g.learning_rate, "num_generations": g.num_generations,
@@ -936,7 +940,8 @@ def run_grpo_stage(ctx, echo=print) -> dict:
 
 _COMPONENTS = [("reward", "composite reward"), ("components/hard", "hard (scored)"),
                ("components/hard_verifier", "hard (verifier)"), ("components/soft", "soft"),
-               ("components/reasoning_accuracy", "reasoning accuracy"), ("components/no_answer", "no answer")]
+               ("components/reasoning_accuracy", "reasoning accuracy"), ("components/no_answer", "no answer"),
+               ("components/repetitive", "repetitive share")]
 
 
 def reward_figure(metrics: dict):

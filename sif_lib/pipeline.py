@@ -12,6 +12,7 @@ import datetime as dt
 import importlib.metadata
 import json
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -86,6 +87,94 @@ def select_stages(from_stage: str | None, only: str | None) -> list[str]:
     return list(STAGES)
 
 
+def parse_overrides(items: list[str] | None) -> dict:
+    """``["grpo.max_steps=4", "run.seed=1"]`` as the nested dict ``load_params`` takes. A value is read as one
+    YAML scalar or flow collection (``4``, ``0.5``, ``null``, ``[a, b]``), never executed."""
+    overrides: dict = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or len(parts) != 2 or not all(parts):
+            raise InputError(f"--set {item!r}: expected SECTION.KEY=VALUE, e.g. grpo.max_steps=4")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise InputError(f"--set {item!r}: the value is not a YAML scalar or list") from None
+        overrides.setdefault(parts[0], {})[parts[1]] = value
+    return overrides
+
+
+# What each stage writes in the run directory besides metrics/ and notebooks/: what --reuse copies.
+STAGE_ARTIFACTS = {
+    "01_synthesize_constraints": ("data/instructions.jsonl", "data/reasoning.jsonl", "data/instructions"),
+    "02_decompose_curriculum": ("data/curriculum.jsonl", "data/curriculum"),
+    "03_generate_pseudo_labels": ("data/rollouts.jsonl", "data/pseudo_labels.jsonl"),
+    "04_train_reward_model": ("rm",),
+    "05_score_rewards": (),
+    "06_train_grpo": ("grpo",),
+    "07_evaluate": ("eval",),
+}
+# The params sections each stage reads, besides run.seed and model: a reused stage must have been made with
+# the same ones, or the new run would mix artifacts of two configurations.
+STAGE_SECTIONS = {
+    "01_synthesize_constraints": ("synthesis",),
+    "02_decompose_curriculum": ("synthesis",),
+    "03_generate_pseudo_labels": ("rollouts",),
+    "04_train_reward_model": ("reward_model",),
+    "05_score_rewards": ("scoring",),
+    "06_train_grpo": ("grpo",),
+    "07_evaluate": ("evaluation",),
+}
+
+
+def _differing_key(theirs, ours, prefix: str) -> str | None:
+    if isinstance(theirs, dict) and isinstance(ours, dict):
+        for key in sorted(set(theirs) | set(ours)):
+            found = _differing_key(theirs.get(key), ours.get(key), f"{prefix}.{key}")
+            if found:
+                return found
+        return None
+    return None if theirs == ours else prefix
+
+
+def reuse_stages(source: Path, run_dir: Path, stages: list[str], params) -> dict:
+    """Copy what ``stages`` wrote in the run ``source`` (artifacts, metrics, executed notebooks) into the new
+    ``run_dir``; returns their manifest records, marked ``reused_from``. Refused, before anything is copied,
+    when one of them is not ``ok`` there or was made with params other than these. Copies, not links: a later
+    rerun in either run appends to some files and must not write into the other."""
+    manifest_path = source / "manifest.json"
+    if not manifest_path.is_file():
+        raise InputError(f"{manifest_path}: missing: --reuse takes a run directory made by 'sif run'")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as err:
+        raise InputError(f"{manifest_path}:{err.lineno}: not valid JSON ({err.msg})") from None
+    records = manifest.get("stages") or {}
+    theirs, ours = manifest.get("params") or {}, params.to_dict()
+    for stage in stages:
+        status = (records.get(stage) or {}).get("status", "missing")
+        if status != "ok":
+            raise InputError(f"{manifest_path}: stage {stage} is {status}, not ok: it cannot be reused")
+        for section in ("model",) + STAGE_SECTIONS[stage]:
+            key = _differing_key(theirs.get(section), ours[section], section)
+            if key:
+                raise InputError(f"--reuse {source}: params key '{key}' differs from that run's, which "
+                                 f"{stage} used: rerun from {stage}, or give it the same value")
+        if (theirs.get("run") or {}).get("seed") != ours["run"]["seed"]:
+            raise InputError(f"--reuse {source}: params key 'run.seed' differs from that run's, which {stage} used")
+    copied = {}
+    for stage in stages:
+        for rel in STAGE_ARTIFACTS[stage] + (f"metrics/{stage}.json", f"notebooks/{stage}.ipynb"):
+            src, dst = source / rel, run_dir / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if src.is_dir():
+                shutil.copytree(src, dst)
+            elif src.is_file():
+                shutil.copy2(src, dst)
+        copied[stage] = {**records[stage], "reused_from": str(source.resolve())}
+    return copied
+
+
 def _ipc_kernel_manager_class():
     """A kernel manager whose kernel talks over Unix sockets: a headless run opens no TCP ports, so other users
     of a shared GPU server cannot read the stage kernels' (unencrypted) traffic, and ipykernel does not warn."""
@@ -101,18 +190,25 @@ def _ipc_kernel_manager_class():
 
 def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage: str | None = None,
                  only: str | None = None, outputs: str | Path | None = None, log_output: bool = False,
-                 echo=print) -> Path:
-    """Execute the selected stages; returns the run directory. Raises StageFailed on a failing stage."""
+                 overrides: dict | None = None, reuse: str | Path | None = None, echo=print) -> Path:
+    """Execute the selected stages; returns the run directory. Raises StageFailed on a failing stage.
+
+    ``overrides`` (``--set``) change params of this run; they are kept in the manifest and applied again when
+    the run is resumed without new ones. ``reuse`` (``--reuse``) starts a new run whose stages before
+    ``from_stage`` are copied from another run: the same data and reward model under another GRPO setting,
+    which is how an ablation is run."""
     import papermill
 
     params_path = Path(params_file)
-    params = load_params(params_path)  # fail fast, before any directory is made
-    preflight(params, str(params_path))
+    if reuse and not from_stage:
+        raise InputError("--reuse needs --from STAGE: the stages before STAGE are copied from the other run")
     outputs = Path(outputs) if outputs else OUTPUTS_DIR
     stages = select_stages(from_stage, only)
 
     if run_id:
         run_dir = outputs / run_id
+    elif reuse:
+        run_dir = outputs / f"{params_path.stem}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     elif from_stage or only:
         found = latest_run(params_path, outputs)
         if found is None:
@@ -120,15 +216,29 @@ def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage:
         run_dir = found
     else:
         run_dir = outputs / f"{params_path.stem}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+    manifest_path = run_dir / "manifest.json"
+    earlier = json.loads(manifest_path.read_text()) if manifest_path.is_file() else None
+    if overrides is None and earlier and earlier.get("overrides"):
+        overrides = earlier["overrides"]
+        echo(f"applying this run's earlier --set overrides: {json.dumps(overrides)}")
+    params = load_params(params_path, overrides)  # fail fast, before any directory is made
+    preflight(params, str(params_path))
+    reused: dict = {}
+    if reuse:
+        if run_dir.exists():
+            raise InputError(f"{run_dir}: exists already; --reuse starts a new run (pick another --run-id)")
+        reused = reuse_stages(Path(reuse), run_dir, STAGES[:STAGES.index(stages[0])], params)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "notebooks").mkdir(exist_ok=True)  # papermill writes executed notebooks here and will not create it
 
-    manifest_path = run_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {
-        "run_id": run_dir.name, "created": _now(), "stages": {}}
+    manifest = earlier or {"run_id": run_dir.name, "created": _now(), "stages": dict(reused)}
+    if reused:
+        manifest["reused_from"] = str(Path(reuse).resolve())
     manifest.update({
         "run_id": run_dir.name,
         "params_file": str(params_path.resolve()),
+        "overrides": overrides or {},
         "params": params.to_dict(),
         "versions": package_versions(),
         "platform": {"machine": platform.machine(), "system": platform.system(), "python": sys.version.split()[0]},

@@ -21,7 +21,12 @@ appear in the trainer's log history next to TRL's own ``reward``:
 * ``components/hard_verifier``: the verifier's verdicts, logged when the RM scores hard constraints (it shows
   whether a rising RM score is real);
 * ``components/soft``: mean scored value over soft constraints (probabilities, or 0/1 under ``binary``);
-* ``components/reasoning_accuracy``, ``components/no_answer`` and ``levels/L<k>`` (reward per level).
+* ``components/reasoning_accuracy``, ``components/no_answer`` and ``levels/L<k>`` (reward per level);
+* ``components/repetitive``: the share of completions whose answer loops (``sif_lib.repetition``).
+
+Beyond the paper, ``grpo.repetitive_penalty`` subtracts a fixed amount from the reward of a repetitive
+completion. A small policy can meet rule checks with degenerate loops ("1. 1. 1." has no comma), and a small
+reward model does not always punish them; the penalty is off (0) by default, so the reward is the paper's.
 
 One function rather than several weighted ones keeps the composite exactly the paper's mean over an item's
 constraints; the component means are diagnostics, not summands. A component absent from a batch (no reasoning
@@ -38,6 +43,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
+
+from sif_lib.repetition import is_repetitive
 
 SOFT_THRESHOLD = 0.5
 
@@ -120,6 +127,7 @@ class ItemScore:
     level: int | None = None
     constraints: list[dict] = field(default_factory=list)
     correct: bool | None = None
+    repetitive: bool = False
 
     def values(self, kind: str) -> list[float]:
         return [c["score"] for c in self.constraints if c["kind"] == kind]
@@ -132,7 +140,7 @@ class ItemScore:
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "level": self.level, "reward": self.reward, "answer_found": self.answer_found,
-                "correct": self.correct, "constraints": self.constraints}
+                "correct": self.correct, "repetitive": self.repetitive, "constraints": self.constraints}
 
 
 def score_instruction(answer: str | None, constraints: Sequence[dict], soft_scores: Sequence[float | None],
@@ -207,6 +215,7 @@ def summarize(scores: Iterable[ItemScore]) -> dict:
     out["instruction_reward"] = mean([s.reward for s in inst])
     out["reasoning_accuracy"] = mean([s.reward for s in reas])
     out["no_answer"] = mean([0.0 if s.answer_found else 1.0 for s in scores])
+    out["repetitive"] = mean([1.0 if s.repetitive else 0.0 for s in scores])
     levels: dict[int, list[ItemScore]] = {}
     for s in inst:
         if s.level is not None:
@@ -251,10 +260,14 @@ class CompositeReward:
     __name__ = "composite"
 
     def __init__(self, scorer: Any, answer_mode: str = "after_think", soft_reward: str = "probability",
-                 hard_reward: str = "rules", rollout_log: str | Path | None = None, process_index: int = 0):
+                 hard_reward: str = "rules", rollout_log: str | Path | None = None, process_index: int = 0,
+                 repetitive_penalty: float = 0.0):
         soft_value(0.0, soft_reward)  # validates the name
         if hard_reward not in ("rules", "reward_model"):
             raise ValueError(f"hard_reward must be 'rules' or 'reward_model', got {hard_reward!r}")
+        if repetitive_penalty < 0:
+            raise ValueError(f"repetitive_penalty must be at least 0, got {repetitive_penalty}")
+        self.repetitive_penalty = float(repetitive_penalty)
         self.scorer = scorer
         self.answer_mode = answer_mode
         self.soft_reward = soft_reward
@@ -301,6 +314,9 @@ class CompositeReward:
             else:
                 results.append(score_instruction(answers[i], parsed[i], probs[i], self.soft_reward,
                                                  self.hard_reward, level=lvl))
+            if answers[i] and is_repetitive(answers[i]):
+                results[-1].repetitive = True
+                results[-1].reward -= self.repetitive_penalty
         return results
 
     def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], kind: Sequence[str] | None = None,
@@ -324,7 +340,7 @@ class CompositeReward:
         # Only components present in this batch are logged, so an absent one never shows up as a zero.
         for key, name in (("hard", "components/hard"), ("soft", "components/soft"),
                           ("reasoning_accuracy", "components/reasoning_accuracy"),
-                          ("no_answer", "components/no_answer")):
+                          ("no_answer", "components/no_answer"), ("repetitive", "components/repetitive")):
             if summary[key] is not None:
                 log_metric(name, summary[key])
         if self.hard_reward == "reward_model" and summary["hard_satisfaction"] is not None:
@@ -357,4 +373,5 @@ def make_reward_function(params: Any, scorer: Any, rollout_log: str | Path | Non
     string or a list of constraint objects) and ``answer`` (the gold answer of reasoning items).
     """
     return CompositeReward(scorer, answer_mode=params.model.answer_mode, soft_reward=params.grpo.soft_reward,
-                           hard_reward=params.grpo.hard_reward, rollout_log=rollout_log, process_index=process_index)
+                           hard_reward=params.grpo.hard_reward, rollout_log=rollout_log, process_index=process_index,
+                           repetitive_penalty=params.grpo.repetitive_penalty)

@@ -90,3 +90,17 @@ def test_hard_ids_are_checked_against_the_registry():
 def test_overrides_apply_on_top(tmp_path):
     params = load_params(REPO / "params" / "smoke.yaml", overrides={"grpo": {"max_steps": 7}})
     assert params.grpo.max_steps == 7 and params.model.policy == "tiny"
+
+
+def test_a_bare_yaml_off_is_the_choice_off(tmp_path):
+    path = tmp_path / "off.yaml"
+    path.write_text("grpo:\n  curriculum: off\n")  # YAML 1.1 reads this as false
+    assert load_params(path).grpo.curriculum == "off"
+    with pytest.raises(InputError, match="'grpo.soft_reward' must be"):
+        params_from_dict({"grpo": {"soft_reward": False}})  # no "off" among its choices
+
+
+def test_repetitive_penalty_must_not_be_negative():
+    assert params_from_dict({}).grpo.repetitive_penalty == 0.0  # the paper's reward by default
+    with pytest.raises(InputError, match="'grpo.repetitive_penalty' must be at least 0"):
+        params_from_dict({"grpo": {"repetitive_penalty": -0.1}})

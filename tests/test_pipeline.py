@@ -88,3 +88,82 @@ def test_failing_stage_is_marked_and_stops(tmp_path):
     assert manifest["stages"]["02_decompose_curriculum"]["status"] == "failed"
     assert manifest["stages"]["02_decompose_curriculum"]["error"]
     assert manifest["stages"]["03_generate_pseudo_labels"]["status"] == "pending"
+
+
+def test_set_overrides_parse_as_yaml_values():
+    from sif_lib.errors import InputError
+    from sif_lib.pipeline import parse_overrides
+
+    assert parse_overrides(["grpo.max_steps=4", "grpo.repetitive_penalty=0.5", "model.system_prompt=null",
+                            "synthesis.hard_ids=[punctuation:no_comma]"]) == {
+        "grpo": {"max_steps": 4, "repetitive_penalty": 0.5}, "model": {"system_prompt": None},
+        "synthesis": {"hard_ids": ["punctuation:no_comma"]}}
+    from sif_lib.config import load_params
+    assert load_params(REPO / "params" / "smoke.yaml",
+                       overrides=parse_overrides(["grpo.curriculum=off"])).grpo.curriculum == "off"
+    for bad in ("grpo.max_steps", "max_steps=4", "grpo.lora.r=4", "grpo.x=[1,"):
+        with pytest.raises(InputError, match="--set"):
+            parse_overrides([bad])
+
+
+def test_set_is_validated_kept_in_the_manifest_and_applied_on_resume(tmp_path):
+    line = _one_line_error(run_sif("run", "params/smoke.yaml", "--set", "grpo.max_step=3", "--outputs", str(tmp_path)))
+    assert "grpo.max_step" in line and "overrides" in line
+    run_sif("run", "params/smoke.yaml", "--only", "01_synthesize_constraints", "--run-id", "r",
+            "--set", "grpo.max_steps=3", "--outputs", str(tmp_path), check=True)
+    proc = run_sif("run", "params/smoke.yaml", "--only", "01_synthesize_constraints", "--run-id", "r",
+                   "--outputs", str(tmp_path), check=True)
+    assert "applying this run's earlier --set overrides" in proc.stdout
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert manifest["overrides"] == {"grpo": {"max_steps": 3}} and manifest["params"]["grpo"]["max_steps"] == 3
+    assert "max_steps: 3" in (tmp_path / "r" / "params.yaml").read_text()
+
+
+def _fake_run(root, params, status="ok"):
+    root.mkdir(parents=True)
+    stages = {stage: {"status": status if stage == STAGES[2] else "ok"} for stage in STAGES}
+    (root / "manifest.json").write_text(json.dumps({"params": params, "stages": stages}))
+    return root
+
+
+def test_reuse_refuses_other_params_or_unfinished_stages(tmp_path):
+    from sif_lib.config import load_params
+
+    smoke = load_params(REPO / "params" / "smoke.yaml").to_dict()
+    line = _one_line_error(run_sif("run", "params/smoke.yaml", "--reuse", str(tmp_path), "--outputs", str(tmp_path)))
+    assert "--reuse needs --from" in line
+    changed = json.loads(json.dumps(smoke))
+    changed["rollouts"]["max_new_tokens"] += 1
+    source = _fake_run(tmp_path / "other", changed)
+    line = _one_line_error(run_sif("run", "params/smoke.yaml", "--reuse", str(source), "--from", "06_train_grpo",
+                                   "--run-id", "new", "--outputs", str(tmp_path)))
+    assert "'rollouts.max_new_tokens' differs" in line and "03_generate_pseudo_labels" in line
+    # From stage 03 on, the rollouts section is this run's own: only stages 01-02 are reused, and they match.
+    failed = _fake_run(tmp_path / "failed", smoke, status="failed")
+    line = _one_line_error(run_sif("run", "params/smoke.yaml", "--reuse", str(failed), "--from", "06_train_grpo",
+                                   "--run-id", "new", "--outputs", str(tmp_path)))
+    assert "03_generate_pseudo_labels is failed" in line
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.slow
+def test_reuse_copies_the_earlier_stages_into_a_new_run(smoke_run, smoke_outputs):
+    source_manifest = (smoke_run / "manifest.json").read_text()
+    run_sif("run", "params/smoke.yaml", "--reuse", str(smoke_run), "--from", "07_evaluate", "--run-id", "ablation",
+            "--set", "evaluation.limit=3", "--outputs", str(smoke_outputs), check=True)
+    new = smoke_outputs / "ablation"
+    source = json.loads(source_manifest)
+    manifest = json.loads((new / "manifest.json").read_text())
+    assert manifest["reused_from"] == str(smoke_run.resolve())
+    assert manifest["overrides"] == {"evaluation": {"limit": 3}}
+    for stage in STAGES[:6]:
+        assert manifest["stages"][stage] == {**source["stages"][stage], "reused_from": str(smoke_run.resolve())}
+        assert (new / "metrics" / f"{stage}.json").read_bytes() == (smoke_run / "metrics" / f"{stage}.json").read_bytes()
+    for rel in ("data/curriculum.jsonl", "data/pseudo_labels.jsonl", "rm/config.json", "grpo/adapter/adapter_config.json"):
+        assert (new / rel).read_bytes() == (smoke_run / rel).read_bytes(), rel
+    assert manifest["stages"]["07_evaluate"]["status"] == "ok"
+    assert json.loads((new / "eval" / "summary.json").read_text())["ifeval"]["n_prompts"] == 3
+    assert (smoke_run / "manifest.json").read_text() == source_manifest  # the source run is untouched
+    line = _one_line_error(run_sif("run", "params/smoke.yaml", "--reuse", str(smoke_run), "--from", "07_evaluate",
+                                   "--run-id", "ablation", "--outputs", str(smoke_outputs)))
+    assert "exists already" in line

@@ -8,6 +8,7 @@ import pytest
 
 from sif_lib.config import params_from_dict
 from sif_lib.rewards import (
+    CompositeReward,
     completion_text,
     instruction_reward,
     make_reward_function,
@@ -174,3 +175,25 @@ def test_summarize_components():
     assert s["soft_prob"] == pytest.approx((0.8 + 0.3 + 0 + 0) / 4)  # unanswered soft constraints count 0
     assert s["no_answer"] == 0.5
     assert s["per_level"]["1"]["reward"] == pytest.approx(0.775) and s["per_level"]["2"]["reward"] == 0.0
+
+
+def test_repetitive_penalty_subtracts_from_looping_answers_only():
+    loop = " ".join(["hello world"] * 12)  # no commas, all lowercase: both hard checks pass
+    fluent = "hello world this answer says one thing and then stops without looping over it again and again"
+    metrics: dict[str, list[float]] = {}
+    plain = reward_fn(FixedScorer())(**instruction_batch(loop, fluent),
+                                     log_metric=lambda k, v: metrics.setdefault(k, []).append(v))
+    assert plain == pytest.approx([0.775, 0.775])  # the paper's reward cannot tell them apart
+    assert metrics["components/repetitive"] == [0.5]
+    params = params_from_dict({"grpo": {"repetitive_penalty": 0.5}})
+    fn = make_reward_function(params, FixedScorer())
+    assert fn(**instruction_batch(loop, fluent)) == pytest.approx([0.275, 0.775])
+    scores = fn.score_batch([loop, fluent], ["instruction"] * 2, [1, 1], [CONSTRAINTS] * 2, [None] * 2)
+    assert [s.repetitive for s in scores] == [True, False] and scores[0].to_dict()["repetitive"] is True
+    assert summarize(scores)["repetitive"] == 0.5
+    # A reasoning item that loops is penalised too: 1 for the right answer, minus the penalty.
+    looped_answer = " ".join(["so"] * 20) + " \\boxed{4}"
+    assert fn([["q"]], [looped_answer], kind=["reasoning"], level=[None], constraints=[None],
+              answer=["4"]) == pytest.approx([0.5])
+    with pytest.raises(ValueError, match="repetitive_penalty"):
+        CompositeReward(None, repetitive_penalty=-1)
