@@ -37,3 +37,13 @@ def test_repetition_summary():
     assert summary["mean_distinct_4grams"] == pytest.approx(round((1 / 27 + 1.0) / 2, 4))
     assert repetition_summary([]) == {"n": 0, "repetitive": 0, "repetitive_share": None,
                                       "mean_distinct_4grams": None}
+
+
+def test_rollout_browser_marks_repetitive_rows():
+    from sif_lib.widgets.rollout_browser import render_row
+
+    row = {"step": 1, "id": "x", "kind": "instruction", "level": 1, "reward": 0.5, "prompt": "p",
+           "completion": LOOP, "constraints": []}
+    assert "repetitive" not in render_row(row)  # rows written before the flag existed
+    assert "repetitive" in render_row({**row, "repetitive": True})
+    assert "repetitive" not in render_row({**row, "repetitive": False})

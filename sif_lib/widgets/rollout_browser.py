@@ -52,6 +52,8 @@ def render_row(row: dict) -> str:
         head += " · <span style='color:#c0392b'>no answer (empty, or no &lt;/think&gt;)</span>"
     if kind == "reasoning":
         head += f" · {'correct' if row.get('correct') else 'wrong'} final answer"
+    if row.get("repetitive"):
+        head += " · <span style='color:#b9770e'>repetitive: over half its word 4-grams repeat</span>"
     box = "white-space:pre-wrap;border:1px solid #ddd;border-radius:4px;padding:6px;margin:4px 0;max-height:18em;overflow:auto"
     return (f"<div>{head}</div><div style='color:#666;margin-top:6px'>prompt</div>"
             f"<div style='{box};background:#f8f9fa'>{html.escape(str(row.get('prompt', '')))}</div>"
