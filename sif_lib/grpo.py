@@ -807,23 +807,27 @@ def hard_check_flips(before_rows: Sequence[dict], after_rows: Sequence[dict]) ->
     return {"paired": paired, "gained": gained, "lost": lost, "sign_test_p": round(min(1.0, 2 * tail), 5)}
 
 
-def probe_repetition(before_rows: Sequence[dict], after_rows: Sequence[dict]) -> dict:
-    """Repetitive completions on the probe before and after training (``repetition.repetition_summary``), and
-    the paired hard checks restricted to prompts where neither answer is repetitive. A policy can meet rule
-    checks with degenerate loops ("1. 1. 1." has no comma); the ``fluent`` figures show whether a rise
-    survives without them."""
+def probe_repetition(before_rows: Sequence[dict], after_rows: Sequence[dict], answer_mode: str = "whole") -> dict:
+    """Repetitive answers on the probe before and after training (``repetition.repetition_summary``), and the
+    paired hard checks restricted to prompts where neither answer is repetitive. A policy can meet rule checks
+    with degenerate loops ("1. 1. 1." has no comma); the ``fluent`` figures show whether a rise survives
+    without them. Like the reward, it reads the scored answer (``model.answer_mode``), not a model's thinking."""
     from sif_lib.repetition import is_repetitive, repetition_summary
+    from sif_lib.rewards import extract
+
+    def answer(row: dict) -> str:
+        return extract(row["completion"], answer_mode) or ""
 
     before_by_id = {r["id"]: r for r in before_rows}
     pairs = [(before_by_id[r["id"]], r) for r in after_rows if r["id"] in before_by_id]
-    fluent = [(b, a) for b, a in pairs if not is_repetitive(b["completion"]) and not is_repetitive(a["completion"])]
+    fluent = [(b, a) for b, a in pairs if not is_repetitive(answer(b)) and not is_repetitive(answer(a))]
 
     def met(rows) -> int:
         return sum(bool(c["verdict"]) for r in rows for c in r["constraints"] if c["kind"] == "hard")
 
     checks = sum(c["kind"] == "hard" for _, a in fluent for c in a["constraints"])
-    return {"before": repetition_summary(b["completion"] for b, _ in pairs),
-            "after": repetition_summary(a["completion"] for _, a in pairs),
+    return {"before": repetition_summary(answer(b) for b, _ in pairs),
+            "after": repetition_summary(answer(a) for _, a in pairs),
             "fluent": {"prompts": len(fluent), "hard_checks": checks,
                        "hard_before": round(met(b for b, _ in fluent) / checks, 4) if checks else None,
                        "hard_after": round(met(a for _, a in fluent) / checks, 4) if checks else None,
@@ -849,12 +853,13 @@ def _remove_stale_outputs(out: Path, g) -> None:
             shutil.rmtree(out / "merged", ignore_errors=True)
 
 
-def _probe_comparison(out: Path) -> dict:
+def _probe_comparison(out: Path, answer_mode: str) -> dict:
     """The saved probes paired: hard checks gained and lost, and repetition."""
     from sif_lib.runs import read_jsonl
 
     before, after = read_jsonl(out / "probe_before.jsonl"), read_jsonl(out / "probe_after.jsonl")
-    return {"hard_flips": hard_check_flips(before, after), "repetition": probe_repetition(before, after)}
+    return {"hard_flips": hard_check_flips(before, after),
+            "repetition": probe_repetition(before, after, answer_mode)}
 
 
 def run_grpo_stage(ctx, echo=print) -> dict:
@@ -927,7 +932,8 @@ def run_grpo_stage(ctx, echo=print) -> dict:
         "trend": _window_means(series),
         "series": series,
         "probe": {"size": len(probe), "before": before, "after": after, "delta": _probe_delta(before, after),
-                  **(_probe_comparison(out) if before and after else {"hard_flips": None, "repetition": None})},
+                  **(_probe_comparison(out, params.model.answer_mode) if before and after
+                     else {"hard_flips": None, "repetition": None})},
         "artifacts": {name: f"grpo/{name}" for name in ("adapter", "merged", "model") if (out / name).is_dir()},
     }
     ctx.write_metrics(STAGE, metrics)

@@ -290,3 +290,7 @@ def test_probe_repetition_separates_loops_from_fluent_answers():
     assert rep["before"]["repetitive"] == 1 and rep["after"]["repetitive"] == 2 and rep["after"]["n"] == 3
     assert rep["fluent"] == {"prompts": 1, "hard_checks": 2, "hard_before": 0.0, "hard_after": 0.5,
                              "paired": 2, "gained": 1, "lost": 0, "sign_test_p": 1.0}
+    # Only the scored answer counts: thinking that loops before a fluent answer does not make it repetitive.
+    thinking = [row("a", f"<think>{loop}</think>{prose}", [True, False])]
+    assert probe_repetition(before[:1], thinking, "after_think")["after"]["repetitive"] == 0
+    assert probe_repetition(before[:1], thinking, "whole")["after"]["repetitive"] == 1

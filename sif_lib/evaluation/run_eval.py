@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from sif_lib.config import Params
+from sif_lib.constraints import extract_answer
 from sif_lib.errors import InputError
 from sif_lib.evaluation import holdout as holdout_eval
 from sif_lib.evaluation import reasoning_eval
@@ -367,8 +368,11 @@ def run_evaluation_stage(ctx: RunContext, echo: Callable[[str], None] = print) -
         "answer_mode": params.model.answer_mode,
         "generation": {name: {key: _generation_figures(eval_dir / f"{key}_{name}") for key in outputs[name]}
                        for name in outputs},
-        # A diagnostic beside the scores: rule checks can be met by degenerate loops (sif_lib.repetition).
-        "repetition": {name: {key: repetition_summary(texts) for key, texts in outputs[name].items()}
+        # A diagnostic beside the scores: rule checks can be met by degenerate loops (sif_lib.repetition). Like
+        # the scores, it reads the answer part of each output.
+        "repetition": {name: {key: repetition_summary(extract_answer(t, params.model.answer_mode) or ""
+                                                      for t in texts)
+                              for key, texts in outputs[name].items()}
                        for name in outputs},
     }
     echo("scoring IFEval")
@@ -407,8 +411,6 @@ def ifeval_figures(report) -> dict:
 
 def score_ifeval_stage(ctx: RunContext, task: IFEvalTask, outputs: dict) -> dict:
     """Write each policy's ``responses.jsonl`` (the scored answers) and score it as ``sif ifeval score`` does."""
-    from sif_lib.constraints import extract_answer
-
     out: dict = {"source": task.source, "n_prompts": len(task.rows), "input_data": str(task.input_path)}
     for name in POLICIES:
         folder = ctx.root / EVAL_DIR / f"ifeval_{name}"
