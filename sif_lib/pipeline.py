@@ -21,7 +21,7 @@ import yaml
 
 from sif_lib.config import load_params
 from sif_lib.errors import InputError
-from sif_lib.runs import NOTEBOOKS_DIR, OUTPUTS_DIR, STAGES, atomic_write_text, stage_name, write_json
+from sif_lib.runs import NOTEBOOKS_DIR, OUTPUTS_DIR, STAGES, atomic_write_text, read_json, stage_name, write_json
 
 _VERSIONED = ["sif-lib", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "papermill",
               "vllm", "deepspeed", "bitsandbytes"]
@@ -143,12 +143,7 @@ def reuse_stages(source: Path, run_dir: Path, stages: list[str], params) -> dict
     when one of them is not ``ok`` there or was made with params other than these. Copies, not links: a later
     rerun in either run appends to some files and must not write into the other."""
     manifest_path = source / "manifest.json"
-    if not manifest_path.is_file():
-        raise InputError(f"{manifest_path}: missing: --reuse takes a run directory made by 'sif run'")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as err:
-        raise InputError(f"{manifest_path}:{err.lineno}: not valid JSON ({err.msg})") from None
+    manifest = read_json(manifest_path, "--reuse takes a run directory made by 'sif run'")
     records = manifest.get("stages") or {}
     theirs, ours = manifest.get("params") or {}, params.to_dict()
     for stage in stages:
@@ -207,9 +202,7 @@ def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage:
 
     if run_id:
         run_dir = outputs / run_id
-    elif reuse:
-        run_dir = outputs / f"{params_path.stem}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    elif from_stage or only:
+    elif (from_stage or only) and not reuse:  # resume; --reuse always starts a new run
         found = latest_run(params_path, outputs)
         if found is None:
             raise InputError(f"{params_path}: no earlier run of this params file to resume; pass --run-id")

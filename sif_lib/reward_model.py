@@ -138,17 +138,13 @@ class RewardScorer:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         from sif_lib.models import device_for, torch_dtype
+        from sif_lib.runs import read_json
 
         path = Path(path)
         meta_path = path / META_FILE
         if not (path / "config.json").is_file():
             raise InputError(f"{path}: not a reward-model directory (no config.json); train one with stage 04")
-        if not meta_path.is_file():
-            raise InputError(f"{meta_path}: missing; this directory was not written by the reward-model stage")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as err:
-            raise InputError(f"{meta_path}:{err.lineno}: not valid JSON ({err.msg})") from None
+        meta = read_json(meta_path, "this directory was not written by the reward-model stage")
         if not isinstance(meta, dict) or not isinstance(meta.get("max_length"), int):
             raise InputError(f"{meta_path}: key 'max_length' must be an integer")
         target = device_for(device)

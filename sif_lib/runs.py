@@ -106,6 +106,17 @@ def append_jsonl(path: Path, rows: Iterable[dict]) -> None:
         os.fsync(handle.fileno())
 
 
+def read_json(path: Path, missing: str) -> Any:
+    """A JSON file's content. A missing file is an InputError that adds ``missing`` (what to do about it); a
+    malformed one names its line."""
+    if not path.is_file():
+        raise InputError(f"{path}: missing: {missing}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
+
+
 def read_jsonl(path: Path) -> list[dict]:
     return list(iter_jsonl(path))
 

@@ -14,13 +14,12 @@ code cells stay in the file, folded under a "code" toggle.
 from __future__ import annotations
 
 import html
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 from sif_lib.errors import InputError
-from sif_lib.runs import atomic_write_text, iter_jsonl
+from sif_lib.runs import atomic_write_text, iter_jsonl, read_json
 
 REPORT_FILE = "report.html"
 NOTEBOOK = Path("notebooks") / "07_evaluate.ipynb"
@@ -62,13 +61,7 @@ def _arrow(before: float, after: float, digits: int | None = None) -> str:
 
 
 def load_summary(run_dir: str | Path) -> dict:
-    path = Path(run_dir) / "eval" / "summary.json"
-    if not path.is_file():
-        raise InputError(f"{path}: missing: run stage 07_evaluate on {Path(run_dir)} first")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise InputError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
+    return read_json(Path(run_dir) / "eval" / "summary.json", f"run stage 07_evaluate on {Path(run_dir)} first")
 
 
 # ---------------------------------------------------------------------------------------------------------------
