@@ -52,6 +52,7 @@ import math
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -482,6 +483,20 @@ def _save_final(trainer, tokenizer, target: Path) -> None:
     trainer.accelerator.wait_for_everyone()
 
 
+def _distributed_setup(trainer) -> dict:
+    """How this run is spread: accelerate's distributed type, DeepSpeed's ZeRO stage, the collective backend
+    (gloo on CPU, nccl on GPUs), processes and machines (torchrun's worker groups)."""
+    import torch.distributed as dist
+
+    accelerator = trainer.accelerator
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    return {"type": getattr(accelerator.distributed_type, "value", str(accelerator.distributed_type)),
+            "zero_stage": plugin.zero_stage if plugin is not None else None,
+            "backend": dist.get_backend() if dist.is_available() and dist.is_initialized() else None,
+            "processes": accelerator.num_processes,
+            "machines": int(os.environ.get("GROUP_WORLD_SIZE", "1"))}
+
+
 def _log_steps(history: list[dict]) -> list[dict]:
     return [h for h in history if "train_runtime" not in h and ("loss" in h or "reward" in h)]
 
@@ -507,6 +522,12 @@ def train_grpo(ctx, scorer: Any = None, callbacks: Sequence[Any] | None = None) 
     checkpoint_dir = out / "checkpoints"
     rollout_log = out / "rollouts.jsonl"
 
+    if scorer is None:
+        from sif_lib.reward_model import make_scorer
+
+        # Before the GRPOConfig: under DeepSpeed ZeRO-3 the config switches on partitioned loading
+        # (zero.Init) for every model loaded afterwards, and the reward model must stay whole on each process.
+        scorer = make_scorer(params, ctx.root)
     args = make_grpo_config(params, checkpoint_dir, world_size)
     resumed_from = None
     with args.main_process_first(desc="preparing the resume"):
@@ -536,10 +557,6 @@ def train_grpo(ctx, scorer: Any = None, callbacks: Sequence[Any] | None = None) 
          "constraints": json.dumps(r["constraints"], ensure_ascii=False), "answer": r["answer"], "id": r["id"]}
         for r in rows])
 
-    if scorer is None:
-        from sif_lib.reward_model import make_scorer
-
-        scorer = make_scorer(params, ctx.root)
     reward = make_reward_function(params, scorer, rollout_log=rollout_log, process_index=args.process_index)
     quantization = models.quantization_config(g.finetune == "qlora")
     trainer = _trainer_class()(
@@ -549,6 +566,7 @@ def train_grpo(ctx, scorer: Any = None, callbacks: Sequence[Any] | None = None) 
     trainer.merge_lora_for_generation = (g.merge_lora_for_generation and g.finetune == "lora"
                                          and args.world_size == 1)
 
+    distributed = _distributed_setup(trainer)
     start = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     train_seconds = time.perf_counter() - start
@@ -566,6 +584,7 @@ def train_grpo(ctx, scorer: Any = None, callbacks: Sequence[Any] | None = None) 
         "train_loss": output.training_loss,
         "saved_to": str(target.relative_to(ctx.root)),
         "precision": {"device": args.device.type, "bf16": bool(args.bf16), "fp16": bool(args.fp16)},
+        "distributed": distributed,
         "layout": layout,
         "data": {"items": len(items), "instruction_items": sum(it["kind"] == "instruction" for it in items),
                  "reasoning_items": sum(it["kind"] == "reasoning" for it in items),
@@ -702,8 +721,14 @@ def run_probe(ctx, which: str, items: Sequence[dict], scorer: Any, spec: str, ad
 # The stage
 
 
-def launch_command(ctx) -> list[str]:
-    """``accelerate launch`` of this module on ``grpo.num_processes`` processes."""
+def launch_command(ctx, machine_args: Sequence[str] = ()) -> list[str]:
+    """``accelerate launch`` of this module on ``grpo.num_processes`` processes (in all, over every machine).
+
+    The shipped accelerate configs are written for GPU servers (bf16); on a CPU run the flags adapt them rather
+    than a copy: ``--mixed_precision no``, since the CPU trains in fp32 (``run.dtype``), and DeepSpeed then
+    runs on its CPU accelerator with gloo. ``machine_args`` are added as given, e.g. ``--num_machines 2
+    --machine_rank 1 --main_process_ip HOST --main_process_port PORT`` on each machine of a multi-node run.
+    """
     from sif_lib.runs import resolve_path
 
     g = ctx.params.grpo
@@ -713,7 +738,9 @@ def launch_command(ctx) -> list[str]:
     else:
         # torchrun-style processes; on a machine without CUDA they train on CPU over gloo (use_cpu=True).
         cmd += ["--multi_gpu"]
-    cmd += ["--num_processes", str(g.num_processes)]
+    if _device(ctx.params) == "cpu":
+        cmd += ["--mixed_precision", "no"]
+    cmd += ["--num_processes", str(g.num_processes), *machine_args]
     return cmd + ["-m", "sif_lib.grpo", "--params", str(ctx.root / "params.yaml"), "--run-dir", str(ctx.root)]
 
 
@@ -1037,6 +1064,30 @@ def summary_table(metrics: dict):
 # Command line (what ``accelerate launch -m sif_lib.grpo`` runs on every process)
 
 
+def _exit_with_launcher() -> None:
+    """Ask Linux to kill this worker when its launcher dies. torchrun starts each worker in a session of its own,
+    so a launcher killed with SIGKILL (an OOM kill, a scheduler's cancel) would otherwise leave the workers
+    training on, writing checkpoints under a run that is about to be resumed."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    launcher = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != launcher:  # the launcher died before the request took effect
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _close_process_group() -> None:
+    """Tear the process group down before exit; without it a rank can abort on exit (SIGABRT in gloo)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sif_lib.grpo",
                                      description="Train the GRPO policy of a run directory (stage 06's training).")
@@ -1045,12 +1096,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from sif_lib.runs import RunContext
 
+    if "LOCAL_RANK" in os.environ:
+        _exit_with_launcher()
     try:
         ctx = RunContext.open(args.run_dir, args.params)
         result = train_grpo(ctx)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    finally:
+        _close_process_group()
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"trained to step {result['global_step']} (resumed from {result['resumed_from']}); "
               f"saved {result['saved_to']}")
