@@ -30,6 +30,24 @@ def chat_messages(prompt: str, system_prompt: str | None = None) -> list[dict]:
     return messages + [{"role": "user", "content": prompt}]
 
 
+def template_kwargs(tokenizer, enable_thinking: bool | None) -> dict:
+    """Extra ``apply_chat_template`` arguments: ``enable_thinking`` (``model.enable_thinking``) for a template
+    that reads it (Qwen3-style), nothing for one that does not, or when the params leave it unset. Jinja ignores
+    unknown variables, so passing the switch to a template without it would silently mean nothing."""
+    template = getattr(tokenizer, "chat_template", None) or ""
+    if isinstance(template, dict):  # named templates
+        template = " ".join(str(t) for t in template.values())
+    if enable_thinking is None or "enable_thinking" not in template:
+        return {}
+    return {"enable_thinking": bool(enable_thinking)}
+
+
+def render_prompt(tokenizer, prompt: str, system_prompt: str | None = None, enable_thinking: bool | None = None) -> str:
+    """A user prompt as the policy sees it: chat template, generation prompt, and the thinking switch."""
+    return tokenizer.apply_chat_template(chat_messages(prompt, system_prompt), tokenize=False,
+                                         add_generation_prompt=True, **template_kwargs(tokenizer, enable_thinking))
+
+
 def vllm_available() -> bool:
     if importlib.util.find_spec("vllm") is None:
         return False
@@ -42,9 +60,11 @@ class ChatGenerator:
     """Answers user prompts with a causal LM. ``backend`` is 'hf', 'vllm' or 'auto'."""
 
     def __init__(self, spec: str, backend: str = "auto", dtype: str = "auto", device: str = "auto",
-                 system_prompt: str | None = None, adapter: str | None = None, model=None, tokenizer=None):
+                 system_prompt: str | None = None, adapter: str | None = None, model=None, tokenizer=None,
+                 enable_thinking: bool | None = None):
         self.spec = spec
         self.system_prompt = system_prompt
+        self.enable_thinking = enable_thinking
         self.backend = ("vllm" if vllm_available() and adapter is None and model is None else "hf") \
             if backend == "auto" else backend
         self.tokenizer = tokenizer or models.load_tokenizer(spec)
@@ -71,8 +91,7 @@ class ChatGenerator:
             return model.merge_and_unload()
 
     def render(self, prompt: str) -> str:
-        return self.tokenizer.apply_chat_template(chat_messages(prompt, self.system_prompt), tokenize=False,
-                                                  add_generation_prompt=True)
+        return render_prompt(self.tokenizer, prompt, self.system_prompt, self.enable_thinking)
 
     def generate(self, prompts: Sequence[str], sampling: Sampling, batch_size: int = 16,
                  on_batch: Callable[[int, list[str]], None] | None = None) -> list[str]:

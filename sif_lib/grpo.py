@@ -61,6 +61,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from sif_lib.errors import InputError
+from sif_lib.grpo_config import batch_layout, make_grpo_config
 
 STAGE = "06_train_grpo"
 CHECKPOINT_PREFIX = "checkpoint-"
@@ -122,10 +123,12 @@ def prompt_messages(prompt: str, system_prompt: str | None) -> list[dict]:
     return chat_messages(prompt, system_prompt)
 
 
-def prompt_lengths(tokenizer: Any, items: Sequence[dict], system_prompt: str | None) -> list[int]:
+def prompt_lengths(tokenizer: Any, items: Sequence[dict], system_prompt: str | None,
+                   enable_thinking: bool | None = None) -> list[int]:
     """Token counts of the chat-rendered prompts, as the trainer will see them."""
-    texts = [tokenizer.apply_chat_template(prompt_messages(it["prompt"], system_prompt), tokenize=False,
-                                           add_generation_prompt=True) for it in items]
+    from sif_lib.generation import render_prompt
+
+    texts = [render_prompt(tokenizer, it["prompt"], system_prompt, enable_thinking) for it in items]
     if not texts:
         return []
     return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
@@ -252,80 +255,6 @@ def check_params(params, world_size: int | None = None) -> None:
                 and importlib.util.find_spec("deepspeed") is None:
             raise InputError(f"key 'grpo.accelerate_config': {path.name} uses DeepSpeed, which is not installed "
                              "(pip install '.[gpu]')")
-
-
-def batch_layout(g, world_size: int) -> dict:
-    """How ``prompts_per_step x num_generations`` completions split over processes and accumulation steps."""
-    completions = g.prompts_per_step * g.num_generations
-    per_step_slots = g.grad_accum * world_size
-    if completions % per_step_slots:
-        raise InputError(f"key 'grpo.prompts_per_step': {g.prompts_per_step} prompts x {g.num_generations} generations "
-                         f"= {completions} completions must divide evenly over grad_accum {g.grad_accum} x "
-                         f"{world_size} process(es)")
-    rollout_prompts = g.rollout_batch_prompts or g.prompts_per_step
-    steps_per_rollout = rollout_prompts // g.prompts_per_step
-    return {"completions_per_step": completions, "per_device_train_batch_size": completions // per_step_slots,
-            "gradient_accumulation_steps": g.grad_accum, "processes": world_size,
-            "rollout_prompts": rollout_prompts, "steps_per_rollout": steps_per_rollout,
-            "steps_per_generation": g.grad_accum * steps_per_rollout}
-
-
-def _dtype_name(params) -> str:
-    from sif_lib import models
-
-    return str(models.torch_dtype(params.run.dtype)).replace("torch.", "")
-
-
-def make_grpo_config(params, output_dir: Path, world_size: int = 1):
-    """The ``GRPOConfig`` for these params. Every default that matters is set explicitly, because TRL's differ
-    from the Trainer's (TRL turns bf16 and gradient checkpointing on by default)."""
-    from trl import GRPOConfig
-
-    g = params.grpo
-    layout = batch_layout(g, world_size)
-    on_cpu = _device(params) == "cpu"
-    dtype = _dtype_name(params)
-    model_init: dict[str, Any] = {"dtype": dtype, "device_map": None}
-    if g.finetune == "qlora":
-        model_init["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
-    vllm: dict[str, Any] = {}
-    if g.use_vllm:
-        vllm = {"use_vllm": True, "vllm_mode": g.vllm_mode,
-                "vllm_gpu_memory_utilization": g.vllm_gpu_memory_utilization,
-                "vllm_tensor_parallel_size": g.vllm_tensor_parallel_size}
-        if g.vllm_server_url:
-            vllm["vllm_server_base_url"] = g.vllm_server_url
-    return GRPOConfig(
-        output_dir=str(output_dir),
-        max_steps=g.max_steps,
-        learning_rate=g.learning_rate,
-        weight_decay=g.weight_decay,
-        lr_scheduler_type=g.lr_scheduler,
-        warmup_steps=0,
-        per_device_train_batch_size=layout["per_device_train_batch_size"],
-        gradient_accumulation_steps=layout["gradient_accumulation_steps"],
-        steps_per_generation=layout["steps_per_generation"],
-        num_generations=g.num_generations,
-        max_completion_length=g.max_completion_length,
-        temperature=g.temperature,
-        beta=g.beta,
-        seed=params.run.seed,
-        logging_steps=g.logging_steps,
-        save_strategy="steps",
-        save_steps=g.save_steps,
-        save_total_limit=g.save_total_limit,
-        use_cpu=on_cpu,
-        bf16=not on_cpu and dtype == "bfloat16",
-        fp16=not on_cpu and dtype == "float16",
-        gradient_checkpointing=g.gradient_checkpointing,
-        shuffle_dataset=False,  # the curriculum order is the dataset order
-        remove_unused_columns=False,
-        report_to=[],
-        disable_tqdm=False,
-        log_completions=False,
-        model_init_kwargs=model_init,
-        **vllm,
-    )
 
 
 def make_peft_config(g):
@@ -509,7 +438,7 @@ def train_grpo(ctx, scorer: Any = None, callbacks: Sequence[Any] | None = None) 
     """
     from datasets import Dataset
 
-    from sif_lib import models
+    from sif_lib import generation, models
     from sif_lib.rewards import make_reward_function
     from sif_lib.runs import write_json
 
@@ -528,7 +457,9 @@ def train_grpo(ctx, scorer: Any = None, callbacks: Sequence[Any] | None = None) 
         # Before the GRPOConfig: under DeepSpeed ZeRO-3 the config switches on partitioned loading
         # (zero.Init) for every model loaded afterwards, and the reward model must stay whole on each process.
         scorer = make_scorer(params, ctx.root)
-    args = make_grpo_config(params, checkpoint_dir, world_size)
+    tokenizer = models.load_tokenizer(params.model.policy, key="model.policy")
+    args = make_grpo_config(params, checkpoint_dir, world_size,
+                            chat_template_kwargs=generation.template_kwargs(tokenizer, params.model.enable_thinking))
     resumed_from = None
     with args.main_process_first(desc="preparing the resume"):
         if args.process_index == 0:
@@ -543,9 +474,9 @@ def train_grpo(ctx, scorer: Any = None, callbacks: Sequence[Any] | None = None) 
     if resume is not None:
         resumed_from = _checkpoint_step(resume)
 
-    tokenizer = models.load_tokenizer(params.model.policy, key="model.policy")
     items = load_rl_items(ctx)
-    items, dropped = drop_long_prompts(items, prompt_lengths(tokenizer, items, params.model.system_prompt),
+    items, dropped = drop_long_prompts(items, prompt_lengths(tokenizer, items, params.model.system_prompt,
+                                                                  params.model.enable_thinking),
                                        g.max_prompt_length)
     if not any(it["kind"] == "instruction" for it in items):
         raise InputError(f"key 'grpo.max_prompt_length': every instruction prompt is longer than {g.max_prompt_length} tokens")
@@ -594,6 +525,7 @@ def train_grpo(ctx, scorer: Any = None, callbacks: Sequence[Any] | None = None) 
         "log_history": trainer.state.log_history,
     }
     if args.should_save:
+        write_json(out / "grpo_config.json", args.to_dict())
         write_json(out / "train_result.json", result)
     del trainer
     _release_memory()
@@ -695,26 +627,35 @@ def run_probe(ctx, which: str, items: Sequence[dict], scorer: Any, spec: str, ad
     training reward, so a ``grpo.repetitive_penalty`` counts in it; hard satisfaction and the soft RM
     probability do not depend on it, and compare across runs."""
     from sif_lib.generation import ChatGenerator, Sampling
-    from sif_lib.rewards import make_reward_function, summarize
+    from sif_lib.rewards import summarize
     from sif_lib.runs import write_jsonl
 
     params = ctx.params
     generator = ChatGenerator(spec, backend=backend, dtype=params.run.dtype, device=params.run.device,
-                              system_prompt=params.model.system_prompt, adapter=adapter)
+                              system_prompt=params.model.system_prompt, adapter=adapter,
+                              enable_thinking=params.model.enable_thinking)
     completions = generator.generate([it["prompt"] for it in items],
                                      Sampling(max_new_tokens=params.grpo.max_completion_length, temperature=0.0,
                                               seed=params.run.seed),
                                      batch_size=params.rollouts.batch_size)
     del generator
     _release_memory()
+    rows = score_probe(params, items, completions, scorer)
+    write_jsonl(grpo_dir(ctx.root) / f"probe_{which}.jsonl", rows)
+    return summarize(_item_score(r) for r in rows)
+
+
+def score_probe(params, items: Sequence[dict], completions: Sequence[str], scorer: Any) -> list[dict]:
+    """The probe's rows: each completion scored by the run's reward function (which reads the answer part
+    that ``model.answer_mode`` selects, as in training)."""
+    from sif_lib.rewards import make_reward_function
+
     reward = make_reward_function(params, scorer)
     scores = reward.score_batch(completions, [it["kind"] for it in items], [it["level"] for it in items],
                                 [it["constraints"] for it in items], [it["answer"] for it in items],
                                 [it["id"] for it in items])
-    write_jsonl(grpo_dir(ctx.root) / f"probe_{which}.jsonl",
-                [{"id": it["id"], "prompt": it["prompt"], "completion": c, **s.to_dict()}
-                 for it, c, s in zip(items, completions, scores)])
-    return summarize(scores)
+    return [{"id": it["id"], "prompt": it["prompt"], "completion": c, **s.to_dict()}
+            for it, c, s in zip(items, completions, scores)]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -892,6 +833,7 @@ def _probe_comparison(out: Path, answer_mode: str) -> dict:
 def run_grpo_stage(ctx, echo=print) -> dict:
     """Stage 06: probe before, train (in-process or via ``accelerate launch``), merge, probe after, metrics."""
     from sif_lib.reward_model import make_scorer
+    from sif_lib.runs import read_json
 
     params = ctx.params
     g = params.grpo
@@ -962,6 +904,8 @@ def run_grpo_stage(ctx, echo=print) -> dict:
                   **(_probe_comparison(out, params.model.answer_mode) if before and after
                      else {"hard_flips": None, "repetition": None})},
         "artifacts": {name: f"grpo/{name}" for name in ("adapter", "merged", "model") if (out / name).is_dir()},
+        # The runner copies this into the stage's record in manifest.json.
+        "manifest_record": {"grpo_config": read_json(out / "grpo_config.json", f"rerun stage {STAGE}")},
     }
     ctx.write_metrics(STAGE, metrics)
     return metrics

@@ -6,6 +6,9 @@ end with a 1 or 0 verdict, decoded greedily with ``scoring.judge_max_new_tokens`
 last standalone 0 or 1 in its output; an output without one counts as 0 and is counted as unparsable, since a
 reward pipeline has to do *something* with it and 0 is what it would do.
 
+A reasoning model judging thinks first: its verdict is read from the answer part of its output
+(``model.answer_mode``), so under ``require_think`` an output without ``</think>`` is unparsable.
+
 Like the reward model, the judge sees only the response (cut to ``reward_model.max_length`` tokens, the RM's
 budget) and the constraint, never the instruction, so the two are compared on the same information.
 """
@@ -14,6 +17,8 @@ from __future__ import annotations
 
 import re
 from typing import Any, Sequence
+
+from sif_lib.constraints.extraction import answer_text
 
 JUDGE_PROMPT = (
     "Does the response below satisfy the constraint?\n\n"
@@ -37,8 +42,9 @@ class GenerativeJudge:
     """Judges (response, constraint) pairs with a chat model; ``score`` matches the reward scorers' interface."""
 
     def __init__(self, generator: Any, max_new_tokens: int = 24, batch_size: int = 16,
-                 max_response_tokens: int | None = None):
+                 max_response_tokens: int | None = None, answer_mode: str = "whole"):
         self.generator = generator
+        self.answer_mode = answer_mode
         self.max_new_tokens = max_new_tokens
         self.batch_size = max(1, batch_size)
         self.max_response_tokens = max_response_tokens
@@ -51,9 +57,10 @@ class GenerativeJudge:
         from sif_lib.generation import ChatGenerator
 
         generator = ChatGenerator(params.model.policy, backend=params.rollouts.backend, dtype=params.run.dtype,
-                                  device=params.run.device, system_prompt=params.model.system_prompt)
+                                  device=params.run.device, system_prompt=params.model.system_prompt,
+                                  enable_thinking=params.model.enable_thinking)
         return cls(generator, max_new_tokens=params.scoring.judge_max_new_tokens, batch_size=params.scoring.batch_size,
-                   max_response_tokens=params.reward_model.max_length)
+                   max_response_tokens=params.reward_model.max_length, answer_mode=params.model.answer_mode)
 
     def prompt(self, response: str, constraint: str) -> str:
         return JUDGE_PROMPT.format(response=self._cut(response), constraint=constraint)
@@ -80,7 +87,8 @@ class GenerativeJudge:
         self.last_outputs = outputs
         verdicts = []
         for text in outputs:
-            verdict = parse_verdict(text)
+            # A thinking judge's verdict is in its answer, not among the digits of its reasoning.
+            verdict = parse_verdict(answer_text(text, self.answer_mode))
             if verdict is None:
                 self.unparsable += 1
                 verdict = 0

@@ -115,8 +115,9 @@ def encode_pairs(tokenizer: Any, pairs: Sequence[tuple[str, str]], max_length: i
 class RewardScorer:
     """Scores (response, constraint description) pairs with a trained classifier: P(adheres) in [0, 1].
 
-    Inputs are sorted by length before batching, so a batch holds inputs of similar length and little padding;
-    the scores come back in input order. Padding is on the right, so a pair scores the same alone as in a batch
+    :meth:`score` encodes the pairs (:func:`encode_pairs`) and hands the token ids to :meth:`score_ids`. Inputs
+    are sorted by length before batching, so a batch holds inputs of similar length and little padding; the
+    scores come back in input order. Padding is on the right, so an input scores the same alone as in a batch
     (up to float rounding).
     """
 
@@ -138,15 +139,11 @@ class RewardScorer:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         from sif_lib.models import device_for, torch_dtype
-        from sif_lib.runs import read_json
 
         path = Path(path)
-        meta_path = path / META_FILE
         if not (path / "config.json").is_file():
             raise InputError(f"{path}: not a reward-model directory (no config.json); train one with stage 04")
-        meta = read_json(meta_path, "this directory was not written by the reward-model stage")
-        if not isinstance(meta, dict) or not isinstance(meta.get("max_length"), int):
-            raise InputError(f"{meta_path}: key 'max_length' must be an integer")
+        meta = _read_meta(path)
         target = device_for(device)
         # fp32 on CPU (its kernels are fastest there); bf16 or the requested dtype on a GPU.
         torch_type = torch.float32 if target == "cpu" else torch_dtype(dtype)
@@ -158,27 +155,57 @@ class RewardScorer:
         model.to(target)
         return cls(model, tokenizer, meta["max_length"], batch_size=batch_size, info={**meta, "model_dir": str(path)})
 
+    @property
+    def vocab_size(self) -> int:
+        """How many token ids the model can embed: ids at or above this would fail inside the forward pass."""
+        embeddings = getattr(self.model, "get_input_embeddings", lambda: None)()
+        return int(getattr(embeddings, "num_embeddings", 0) or len(self.tokenizer))
+
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         """P(label 1) for each (response, constraint description) pair, in input order."""
+        pairs = [_check_pair(p, i) for i, p in enumerate(pairs)]
+        return self.score_ids(encode_pairs(self.tokenizer, pairs, self.max_length))
+
+    def score_ids(self, ids: Sequence[Sequence[int]]) -> list[float]:
+        """P(label 1) for each input given as token ids (as :func:`encode_pairs` makes them), in input order.
+
+        The ids are used as given: the caller keeps them within ``max_length`` and the vocabulary.
+        """
         import torch
 
-        pairs = [_check_pair(p, i) for i, p in enumerate(pairs)]
-        if not pairs:
+        for i, row in enumerate(ids):
+            if not row:
+                raise InputError(f"input {i}: no token ids")
+        if not ids:
             return []
-        ids = encode_pairs(self.tokenizer, pairs, self.max_length)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         device = next(self.model.parameters()).device
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         scores = [0.0] * len(ids)
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start:start + self.batch_size]
-                batch = self.tokenizer.pad({"input_ids": [ids[i] for i in chunk]}, padding=True, return_tensors="pt")
-                logits = self.model(input_ids=batch["input_ids"].to(device),
-                                    attention_mask=batch["attention_mask"].to(device)).logits
+                width = max(len(ids[i]) for i in chunk)
+                input_ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(chunk), width), dtype=torch.long)
+                for row, i in enumerate(chunk):
+                    input_ids[row, :len(ids[i])] = torch.tensor(ids[i], dtype=torch.long)
+                    mask[row, :len(ids[i])] = 1
+                logits = self.model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits
                 probs = torch.softmax(logits.float(), dim=-1)[:, 1].tolist()
                 for i, p in zip(chunk, probs):
                     scores[i] = float(p)
         return scores
+
+
+def _read_meta(path: Path) -> dict:
+    from sif_lib.runs import read_json
+
+    meta_path = path / META_FILE
+    meta = read_json(meta_path, "this directory was not written by the reward-model stage")
+    if not isinstance(meta, dict) or not isinstance(meta.get("max_length"), int):
+        raise InputError(f"{meta_path}: key 'max_length' must be an integer")
+    return meta
 
 
 def _check_pair(pair: Any, index: int) -> tuple[str, str]:
@@ -187,58 +214,206 @@ def _check_pair(pair: Any, index: int) -> tuple[str, str]:
     return pair[0], pair[1]
 
 
-class HttpRewardScorer:
-    """The same interface as :class:`RewardScorer`, backed by a running ``sif serve-rm``."""
+class _JsonHttp:
+    """JSON requests to one service that ride out overload and restarts, but never hang.
 
-    def __init__(self, url: str, timeout: float = 120.0, max_pairs_per_request: int = 512):
-        url = url.rstrip("/")
-        self.base_url = url[: -len("/score")] if url.endswith("/score") else url
-        self.timeout = timeout
-        self.max_pairs_per_request = max(1, int(max_pairs_per_request))
+    A 503 (the service is full) and a connection failure (refused, reset, timed out) are retried with
+    exponential backoff and full jitter, waiting at least the server's ``Retry-After``, until ``deadline_s``
+    after the first attempt; then one RuntimeError names the URL and the last error. Each attempt has its own
+    ``timeout``, cut to what is left of the deadline. Any other HTTP error (a 4xx above all) is not retried:
+    sending the same request again cannot help.
+    """
 
-    def _post(self, payload: dict) -> dict:
+    BACKOFF_S = 0.1
+    MAX_BACKOFF_S = 5.0
+
+    def __init__(self, base_url: str, timeout: float, deadline_s: float):
+        self.base_url = base_url
+        self.timeout = float(timeout)
+        self.deadline_s = float(deadline_s)
+        self.retries = 0  # attempts beyond the first, over this client's life (for benches and tests)
+
+    def request(self, path: str, payload: dict | None = None) -> dict:
+        import http.client
         import urllib.error
         import urllib.request
 
-        body = json.dumps(payload).encode("utf-8")
-        request = urllib.request.Request(self.base_url + "/score", data=body, method="POST",
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return json.loads(response.read())
-        except urllib.error.HTTPError as err:
+        url = self.base_url + path
+        body = None if payload is None else json.dumps(payload).encode("utf-8")
+        began = time.monotonic()
+        deadline = began + self.deadline_s
+        attempt = 0
+        while True:
+            attempt += 1
+            retry_after = 0.0
+            request = urllib.request.Request(url, data=body, method="GET" if body is None else "POST",
+                                             headers={"Content-Type": "application/json"})
             try:
-                reason = json.loads(err.read()).get("error", err.reason)
-            except (ValueError, AttributeError):
-                reason = err.reason
-            raise RuntimeError(f"{self.base_url}/score: HTTP {err.code}: {reason}") from None
-        except urllib.error.URLError as err:
-            raise RuntimeError(f"{self.base_url}/score: cannot reach the reward service ({err.reason})") from None
+                timeout = max(0.05, min(self.timeout, deadline - time.monotonic()))
+                with urllib.request.urlopen(request, timeout=timeout) as response:
+                    raw = response.read()
+                try:
+                    return json.loads(raw)
+                except ValueError:
+                    raise RuntimeError(f"{url}: the reply is not JSON: {raw[:200]!r}") from None
+            except urllib.error.HTTPError as err:
+                reason = _error_reason(err)
+                if err.code != 503:
+                    raise RuntimeError(f"{url}: HTTP {err.code}: {reason}") from None
+                last = f"HTTP 503: {reason}"
+                retry_after = _retry_after(err.headers.get("Retry-After"))
+            except urllib.error.URLError as err:
+                last = f"cannot reach the reward service ({err.reason})"
+            except (OSError, http.client.HTTPException) as err:  # reset or timed out while reading the reply
+                last = f"connection failed ({type(err).__name__}: {err})"
+            backoff = random.uniform(0, min(self.MAX_BACKOFF_S, self.BACKOFF_S * 2 ** (attempt - 1)))
+            delay = retry_after + backoff
+            if time.monotonic() + delay >= deadline:
+                raise RuntimeError(f"{url}: gave up after {attempt} attempts in {time.monotonic() - began:.1f} s "
+                                   f"(deadline_s {self.deadline_s:g}); last error: {last}")
+            self.retries += 1
+            time.sleep(delay)
+
+
+def _error_reason(err: Any) -> str:
+    try:
+        detail = json.loads(err.read())
+    except (ValueError, OSError):
+        return str(err.reason)
+    error = detail.get("error", detail.get("message", err.reason)) if isinstance(detail, dict) else err.reason
+    # vLLM nests its reason: {"error": {"message": ..., "type": ..., "code": ...}}
+    if isinstance(error, dict):
+        error = error.get("message", error)
+    return str(error)
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return max(0.0, float(value)) if value else 0.0
+    except ValueError:  # the HTTP-date form; the backoff alone then paces the retry
+        return 0.0
+
+
+def _base_url(url: str, suffixes: Sequence[str]) -> str:
+    url = url.rstrip("/")
+    for suffix in suffixes:
+        if url.endswith(suffix):
+            url = url[: -len(suffix)]
+    return url
+
+
+class HttpRewardScorer:
+    """The same interface as :class:`RewardScorer`, backed by a running ``sif serve-rm`` (``POST /score``).
+
+    Overload (503) and connection failures are retried until ``deadline_s``; see :class:`_JsonHttp`.
+    """
+
+    def __init__(self, url: str, timeout: float = 120.0, max_pairs_per_request: int = 512, deadline_s: float = 120.0):
+        self.base_url = _base_url(url, ("/score",))
+        self.timeout = timeout
+        self.max_pairs_per_request = max(1, int(max_pairs_per_request))
+        self.http = _JsonHttp(self.base_url, timeout, deadline_s)
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         pairs = [_check_pair(p, i) for i, p in enumerate(pairs)]
         scores: list[float] = []
         for start in range(0, len(pairs), self.max_pairs_per_request):
             chunk = pairs[start:start + self.max_pairs_per_request]
-            reply = self._post({"pairs": [{"response": r, "constraint": c} for r, c in chunk]})
-            got = reply.get("scores")
+            reply = self.http.request("/score", {"pairs": [{"response": r, "constraint": c} for r, c in chunk]})
+            got = reply.get("scores") if isinstance(reply, dict) else None
             if not isinstance(got, list) or len(got) != len(chunk):
                 raise RuntimeError(f"{self.base_url}/score: malformed reply (expected {len(chunk)} scores)")
             scores.extend(float(s) for s in got)
         return scores
 
     def health(self) -> dict:
-        import urllib.request
+        return self.http.request("/health")
 
-        with urllib.request.urlopen(self.base_url + "/health", timeout=self.timeout) as response:
-            return json.loads(response.read())
+
+class VllmClassifyScorer:
+    """The same interface as :class:`RewardScorer`, backed by vLLM's classification endpoint (``POST /classify``).
+
+    For ``vllm serve RM_DIR --runner pooling --convert classify`` (or ``sif serve-rm``, which speaks the same
+    protocol). The pairs are encoded here, with the reward model's own tokenizer and ``max_length``
+    (:func:`encode_pairs`: the response is cut so that the constraint survives), and sent as token ids, so the
+    server classifies exactly the input the in-process scorer would. The score is ``probs[1]``, P(label 1).
+    The server must serve that same model, with a context of at least ``max_length`` tokens.
+    """
+
+    def __init__(self, url: str, tokenizer: Any, max_length: int, model: str | None = None, timeout: float = 120.0,
+                 deadline_s: float = 120.0, max_inputs_per_request: int = 512):
+        self.base_url = _base_url(url, ("/classify", "/v1"))
+        self.tokenizer = tokenizer
+        self.max_length = int(max_length)
+        self.model = model
+        self.max_inputs_per_request = max(1, int(max_inputs_per_request))
+        self.http = _JsonHttp(self.base_url, timeout, deadline_s)
+
+    @classmethod
+    def from_dir(cls, url: str, rm_dir: str | Path, model: str | None = None, **kwargs: Any) -> "VllmClassifyScorer":
+        """The client for the model in ``rm_dir`` (a run's ``rm/``): only its tokenizer and ``max_length`` load."""
+        from transformers import AutoTokenizer
+
+        rm_dir = Path(rm_dir)
+        if not (rm_dir / META_FILE).is_file():
+            raise InputError(f"{rm_dir / META_FILE}: missing input: scoring.rm_api vllm encodes pairs with the "
+                             f"reward model's tokenizer; run stage {STAGE} first")
+        meta = _read_meta(rm_dir)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(rm_dir))
+        except (OSError, ValueError) as err:
+            raise InputError(f"{rm_dir}: cannot load the reward model's tokenizer ({err})") from None
+        return cls(url, tokenizer, meta["max_length"], model=model, **kwargs)
+
+    def model_name(self) -> str:
+        """``model`` as given, else the one model the server's ``/v1/models`` lists (asked once)."""
+        if self.model is None:
+            reply = self.http.request("/v1/models")
+            names = [m.get("id") for m in reply.get("data", []) if isinstance(m, dict)] if isinstance(reply, dict) else []
+            if len(names) != 1 or not isinstance(names[0], str):
+                raise RuntimeError(f"{self.base_url}/v1/models: expected one served model, got {names}; "
+                                   "set scoring.rm_model")
+            self.model = names[0]
+        return self.model
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        pairs = [_check_pair(p, i) for i, p in enumerate(pairs)]
+        return self.score_ids(encode_pairs(self.tokenizer, pairs, self.max_length))
+
+    def score_ids(self, ids: Sequence[Sequence[int]]) -> list[float]:
+        url = f"{self.base_url}/classify"
+        scores: list[float] = []
+        for start in range(0, len(ids), self.max_inputs_per_request):
+            chunk = [list(row) for row in ids[start:start + self.max_inputs_per_request]]
+            reply = self.http.request("/classify", {"model": self.model_name(), "input": chunk})
+            data = reply.get("data") if isinstance(reply, dict) else None
+            if not isinstance(data, list) or len(data) != len(chunk):
+                raise RuntimeError(f"{url}: malformed reply (expected {len(chunk)} results in 'data')")
+            try:
+                data = sorted(data, key=lambda d: d["index"])
+                probs = [d["probs"] for d in data]
+            except (KeyError, TypeError):
+                raise RuntimeError(f"{url}: malformed reply (each result needs 'index' and 'probs')") from None
+            for p in probs:
+                if not isinstance(p, list) or len(p) != 2:
+                    raise RuntimeError(f"{url}: the model has {len(p) if isinstance(p, list) else '?'} classes; "
+                                       "a sif reward model has 2")
+            scores.extend(float(p[1]) for p in probs)
+        return scores
 
 
 def make_scorer(params: Any, run_dir: str | Path):
-    """The scorer a stage should use: the HTTP service when ``scoring.rm_url`` is set, else ``run_dir/rm``."""
-    if params.scoring.rm_url:
-        return HttpRewardScorer(params.scoring.rm_url)
+    """The scorer a stage should use: the HTTP service when ``scoring.rm_url`` is set, else ``run_dir/rm``.
+
+    ``scoring.rm_api`` names the service's protocol: ``sif`` (``sif serve-rm``) or ``vllm`` (``/classify``,
+    which also needs ``run_dir/rm`` for its tokenizer).
+    """
+    scoring = params.scoring
     rm_dir = Path(run_dir) / "rm"
+    if scoring.rm_url and scoring.rm_api == "vllm":
+        return VllmClassifyScorer.from_dir(scoring.rm_url, rm_dir, model=scoring.rm_model)
+    if scoring.rm_url:
+        return HttpRewardScorer(scoring.rm_url)
     if not (rm_dir / "config.json").is_file():
         raise InputError(f"{rm_dir}: missing input: run stage {STAGE} first (or set scoring.rm_url)")
     return RewardScorer.from_dir(rm_dir, device=params.run.device, batch_size=params.scoring.batch_size,
@@ -350,12 +525,20 @@ def split_by_parent(rows: list[dict], eval_fraction: float, seed: int) -> tuple[
     return [r for r in rows if r["parent"] not in held], [r for r in rows if r["parent"] in held]
 
 
-def _answer_text(response: str) -> str:
-    """What the classifier reads: the text after ``</think>`` when present, as for every reward in the paper."""
+def answered_pairs(rows: list[dict], answer_mode: str) -> tuple[list[dict], list[tuple[str, str]]]:
+    """The rows whose response has an answer under ``model.answer_mode``, each with the classifier's
+    ``(answer, constraint description)`` pair: for a reasoning model the text after ``</think>``, as the reward
+    reads it. A response with no answer (no ``</think>`` under require_think, nothing after it) is left out:
+    the reward never asks the reward model about one, so it is neither trained nor measured on it."""
     from sif_lib.constraints import extract_answer
 
-    answer = extract_answer(response, "after_think")
-    return response if answer is None else answer
+    kept, pairs = [], []
+    for row in rows:
+        answer = (extract_answer(row["response"], answer_mode) or "").strip()
+        if answer:
+            kept.append(row)
+            pairs.append((answer, row["constraint"]["description"]))
+    return kept, pairs
 
 
 def _counts(rows: list[dict]) -> dict:
@@ -437,7 +620,11 @@ def train_reward_model(rows: list[dict], out_dir: Path, params: Any, progress: b
         raise InputError("pseudo-labels: no training pairs left after the held-out split")
 
     tokenizer = models.load_tokenizer(backbone, key, padding_side="right")
-    train_pairs = [(_answer_text(r["response"]), r["constraint"]["description"]) for r in train_rows]
+    answer_mode = params.model.answer_mode
+    n_split = len(train_rows)
+    train_rows, train_pairs = answered_pairs(train_rows, answer_mode)
+    if not train_rows:
+        raise InputError(f"pseudo-labels: no training pair has an answer under model.answer_mode {answer_mode!r}")
     encode_stats: dict = {}
     train_ids = encode_pairs(tokenizer, train_pairs, rm.max_length, encode_stats)
     dataset = _PairDataset(train_ids, [r["label"] for r in train_rows])
@@ -496,6 +683,7 @@ def train_reward_model(rows: list[dict], out_dir: Path, params: Any, progress: b
         "backbone": backbone,
         "mode": rm.mode,
         "input_template": RM_TEMPLATE,
+        "answer_mode": answer_mode,
         "max_length": rm.max_length,
         "num_labels": 2,
         "positive_label": 1,
@@ -515,7 +703,7 @@ def train_reward_model(rows: list[dict], out_dir: Path, params: Any, progress: b
         write_json(tmp / META_FILE, meta)
         # The held-out figures come from the saved directory, so they describe exactly what later stages load.
         scorer = RewardScorer.from_dir(tmp, device=device, batch_size=max(8, rm.batch_size))
-        metrics = evaluate_pairs(scorer, eval_rows)
+        metrics = evaluate_pairs(scorer, eval_rows, answer_mode)
         metrics.update({
             "backbone": backbone,
             "mode": rm.mode,
@@ -526,6 +714,7 @@ def train_reward_model(rows: list[dict], out_dir: Path, params: Any, progress: b
             "mean_train_loss": float(result.training_loss),
             "counts": counts,
             "truncated_train_inputs": encode_stats["truncated"],
+            "train_pairs_without_answer": n_split - len(train_rows),
             "loss_curve": loss_curve,
         })
         meta["metrics"] = {k: v for k, v in metrics.items() if k not in ("loss_curve", "reliability", "counts")}
@@ -570,9 +759,11 @@ def _replace_dir(new: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def evaluate_pairs(scorer: Any, rows: list[dict], n_bins: int = 10) -> dict:
-    """Held-out figures against the pseudo-labels, plus hard pairs judged by the verifier's truth."""
-    pairs = [(_answer_text(r["response"]), r["constraint"]["description"]) for r in rows]
+def evaluate_pairs(scorer: Any, rows: list[dict], answer_mode: str = "after_think", n_bins: int = 10) -> dict:
+    """Held-out figures against the pseudo-labels, plus hard pairs judged by the verifier's truth, on the pairs
+    whose response has an answer (:func:`answered_pairs`)."""
+    n_rows = len(rows)
+    rows, pairs = answered_pairs(rows, answer_mode)
     probs = scorer.score(pairs) if pairs else []
     labels = [r["label"] for r in rows]
     cal = calibration(probs, labels, n_bins)
@@ -585,6 +776,7 @@ def evaluate_pairs(scorer: Any, rows: list[dict], n_bins: int = 10) -> dict:
     truth_labels = [int(rows[i]["verifier"]) for i in truth]
     return {
         "eval_pairs": len(rows),
+        "eval_pairs_without_answer": n_rows - len(rows),
         "eval_accuracy": accuracy(probs, labels),
         "eval_auc": roc_auc(probs, labels),
         "eval_ece": cal["ece"],

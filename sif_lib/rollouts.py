@@ -209,7 +209,7 @@ def make_generator(params):
     if backend == "vllm" and not vllm_available():
         raise InputError("rollouts.backend: 'vllm' needs the vllm package and a CUDA GPU; use 'auto' or 'hf'")
     return ChatGenerator(params.model.policy, backend=backend, dtype=params.run.dtype, device=params.run.device,
-                         system_prompt=params.model.system_prompt)
+                         system_prompt=params.model.system_prompt, enable_thinking=params.model.enable_thinking)
 
 
 def _count_tokens(tokenizer, texts: list[str]) -> int | None:

@@ -487,12 +487,15 @@ def paraphrase_instructions(instructions: list[dict], generate: Callable[[list[s
 
 def policy_paraphraser(params) -> Callable[[list[str]], list[str]]:
     """Greedy rewrites by the policy model through :class:`~sif_lib.generation.ChatGenerator`."""
+    from sif_lib.constraints import answer_text
     from sif_lib.generation import ChatGenerator, Sampling
 
     generator = ChatGenerator(params.model.policy, dtype=params.run.dtype, device=params.run.device,
-                              system_prompt=params.model.system_prompt)
+                              system_prompt=params.model.system_prompt, enable_thinking=params.model.enable_thinking)
     sampling = Sampling(max_new_tokens=64, temperature=0.0, seed=params.run.seed)
-    return lambda requests: generator.generate(requests, sampling, batch_size=params.rollouts.batch_size)
+    # A reasoning policy thinks before it rewrites; only its answer part is the rewrite.
+    return lambda requests: [answer_text(reply, params.model.answer_mode) for reply in
+                             generator.generate(requests, sampling, batch_size=params.rollouts.batch_size)]
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from sif_lib.config import Params
-from sif_lib.constraints import extract_answer
+from sif_lib.constraints import answer_text
 from sif_lib.errors import InputError
 from sif_lib.evaluation import holdout as holdout_eval
 from sif_lib.evaluation import reasoning_eval
@@ -132,7 +132,8 @@ class PolicyRunner:
             began = time.monotonic()
             self._generator = ChatGenerator(self.policy.spec, backend=self.backend, dtype=run.dtype,
                                             device=run.device, system_prompt=self.params.model.system_prompt,
-                                            adapter=self.policy.adapter)
+                                            adapter=self.policy.adapter,
+                                            enable_thinking=self.params.model.enable_thinking)
             self.echo(f"[{self.policy.name}] loaded {self.policy.spec}"
                       f"{' + adapter' if self.policy.adapter else ''} in {time.monotonic() - began:.1f} s")
         return self._generator
@@ -370,8 +371,7 @@ def run_evaluation_stage(ctx: RunContext, echo: Callable[[str], None] = print) -
                        for name in outputs},
         # A diagnostic beside the scores: rule checks can be met by degenerate loops (sif_lib.repetition). Like
         # the scores, it reads the answer part of each output.
-        "repetition": {name: {key: repetition_summary(extract_answer(t, params.model.answer_mode) or ""
-                                                      for t in texts)
+        "repetition": {name: {key: repetition_summary(scored_answers(texts, params.model.answer_mode))
                               for key, texts in outputs[name].items()}
                        for name in outputs},
     }
@@ -386,6 +386,11 @@ def run_evaluation_stage(ctx: RunContext, echo: Callable[[str], None] = print) -
     write_json(eval_dir / "summary.json", summary)
     atomic_write_text(eval_dir / "summary.md", summary_markdown(summary))
     return summary
+
+
+def scored_answers(texts: Sequence[str], answer_mode: str) -> list[str]:
+    """The part of each output that is scored (``model.answer_mode``); no answer becomes the empty string."""
+    return [answer_text(text, answer_mode) for text in texts]
 
 
 def _generation_figures(folder: Path) -> dict | None:
@@ -414,7 +419,7 @@ def score_ifeval_stage(ctx: RunContext, task: IFEvalTask, outputs: dict) -> dict
     out: dict = {"source": task.source, "n_prompts": len(task.rows), "input_data": str(task.input_path)}
     for name in POLICIES:
         folder = ctx.root / EVAL_DIR / f"ifeval_{name}"
-        answers = [extract_answer(text, ctx.params.model.answer_mode) or "" for text in outputs[name]["ifeval"]]
+        answers = scored_answers(outputs[name]["ifeval"], ctx.params.model.answer_mode)
         write_jsonl(folder / RESPONSES, [{"prompt": p, "response": a} for p, a in zip(task.prompts, answers)])
         report = score_ifeval(task.input_path, folder / RESPONSES, folder)
         out[name] = ifeval_figures(report)
