@@ -1,12 +1,14 @@
 """The ``sif`` command (also ``python -m sif_lib``).
 
-    sif run PARAMS.yaml [--run-id ID] [--from STAGE | --only STAGE]   run the notebook pipeline
+    sif run PARAMS.yaml [--run-id ID] [--from STAGE] [--to STAGE]    run the notebook pipeline
+            [--only STAGE]
             [--set SECTION.KEY=VALUE ...] [--reuse RUN_DIR]           (override params; copy earlier stages)
+    sif status RUN_DIR                                                one line per stage: state, times, memory
     sif params [PARAMS.yaml]                                          check a params file, or list every field
     sif model prepare [SPEC]                                          convert/cache a model spec
     sif ifeval score --input-data F --responses F --output-dir D     score IFEval responses
     sif serve-rm --model DIR [--host 127.0.0.1 --port N]              serve the reward model over HTTP
-    sif bench verifiers | reward | grpo                               print speed and memory figures
+    sif bench verifiers | reward | grpo | serve-rm                    print speed and memory figures
     sif compare RUN_DIR RUN_DIR...                                    compare runs (table and HTML)
 
 Bad input ends with one line on stderr naming the file, line or key, and exit status 2.
@@ -20,18 +22,37 @@ import sys
 from sif_lib.errors import InputError
 
 
+def _terminate_as_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # a scheduler's SIGTERM stops a run the way Ctrl-C does
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    from sif_lib.pipeline import StageFailed, parse_overrides, run_pipeline
+    import signal
+
+    from sif_lib.pipeline import RunInterrupted, StageFailed, parse_overrides, run_pipeline
 
     overrides = parse_overrides(args.set) if args.set else None
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
-        run_dir = run_pipeline(args.params, run_id=args.run_id, from_stage=args.from_stage, only=args.only,
-                               outputs=args.outputs, log_output=args.verbose, overrides=overrides,
+        run_dir = run_pipeline(args.params, run_id=args.run_id, from_stage=args.from_stage, to_stage=args.to_stage,
+                               only=args.only, outputs=args.outputs, log_output=args.verbose, overrides=overrides,
                                reuse=args.reuse)
     except StageFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except RunInterrupted as err:
+        print(err, file=sys.stderr)
+        return 130
     print(f"run finished: {run_dir}")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from sif_lib.pipeline import stage_lines
+
+    print("\n".join(stage_lines(Path(args.run_dir))))
     return 0
 
 
@@ -39,8 +60,11 @@ def _cmd_params(args: argparse.Namespace) -> int:
     from sif_lib.config import describe_params, load_params
 
     if args.params:
+        from sif_lib.grpo_config import describe_method
+
         params = load_params(args.params)
         print(f"{args.params}: ok ({params.description or 'no description'})")
+        print(describe_method(params))
     else:
         print(describe_params())
     return 0
@@ -63,7 +87,9 @@ def _cmd_serve_rm(args: argparse.Namespace) -> int:
     from sif_lib.rm_server import serve
 
     serve(args.model, host=args.host, port=args.port, max_batch=args.max_batch,
-          max_request_bytes=args.max_request_bytes, max_pairs=args.max_pairs)
+          max_request_bytes=args.max_request_bytes, max_pairs=args.max_pairs, device=args.device,
+          backlog=args.backlog, max_inflight=args.max_inflight, served_model_name=args.served_model_name,
+          verbose=not args.quiet)
     return 0
 
 
@@ -76,6 +102,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from sif_lib.bench.reward import bench_reward
 
         bench_reward(args.params, rm_dir=args.rm, n_pairs=args.pairs)
+    elif args.what == "serve-rm":
+        from sif_lib.bench.serve_rm import bench_serve_rm
+
+        bench_serve_rm(args.params, rm_dir=args.rm, clients=tuple(args.clients),
+                       pairs_per_request=args.pairs_per_request, n_requests=args.requests)
     else:
         from sif_lib.bench.grpo import bench_grpo
 
@@ -90,6 +121,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _int_list(value: str) -> list[int]:
+    try:
+        return [int(x) for x in value.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {value!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sif", description="Self-supervised instruction-following workbench.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -99,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--run-id", help="run directory name under outputs/ (default: <params>-<timestamp>)")
     run.add_argument("--from", dest="from_stage", metavar="STAGE",
                      help="resume: run this stage and the ones after it (default run: the latest of this params file)")
+    run.add_argument("--to", dest="to_stage", metavar="STAGE",
+                     help="stop after this stage (e.g. --to 05_score_rewards before a multi-node GRPO run)")
     run.add_argument("--only", metavar="STAGE", help="run just this stage")
     run.add_argument("--outputs", help="parent folder of run directories (default: outputs/)")
     run.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
@@ -110,8 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", action="store_true", help="stream notebook cell output")
     run.set_defaults(func=_cmd_run)
 
-    params = sub.add_parser("params", help="check a params file, or list every field with its help")
-    params.add_argument("params", nargs="?")
+    status = sub.add_parser("status", help="one line per stage of a run: state, start, seconds, peak memory")
+    status.add_argument("run_dir", help="a run directory, e.g. outputs/cpu_demo-20261122-113536")
+    status.set_defaults(func=_cmd_status)
+
+    params = sub.add_parser(
+        "params", help="check a params file, or list every field with its help",
+        description="Check a params file and print its effective GRPO loss settings, or, without a file, list "
+                    "every field with its default and help. A params file names only the fields it changes; an "
+                    "empty file is an error, and a file holding just {} means every default.")
+    params.add_argument("params", nargs="?", help="params YAML file (omit to list every field)")
     params.set_defaults(func=_cmd_params)
 
     model = sub.add_parser("model", help="model utilities")
@@ -136,15 +184,30 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-batch", type=int, default=32, help="pairs per forward pass")
     serve.add_argument("--max-pairs", type=int, default=1024, help="most pairs one request may carry")
     serve.add_argument("--max-request-bytes", type=int, default=4_000_000, help="largest request body accepted")
+    serve.add_argument("--backlog", type=int, default=1024,
+                       help="listen backlog: connections the kernel queues until the server accepts them "
+                            "(capped by net.core.somaxconn)")
+    serve.add_argument("--max-inflight", type=int, default=256,
+                       help="requests handled or queued at once; more are answered 503 with Retry-After")
+    serve.add_argument("--served-model-name", help="the name GET /v1/models lists and POST /classify accepts "
+                                                   "(default: --model as given)")
+    serve.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    serve.add_argument("--quiet", action="store_true", help="do not log each request")
     serve.set_defaults(func=_cmd_serve_rm)
 
     bench = sub.add_parser("bench", help="print speed and memory figures")
-    bench.add_argument("what", choices=["verifiers", "reward", "grpo"])
+    bench.add_argument("what", choices=["verifiers", "reward", "grpo", "serve-rm"])
     bench.add_argument("--repeats", type=int, default=3, help="verifiers: passes over the golden GPT-4 response set")
-    bench.add_argument("--params", default="params/smoke.yaml", help="reward/grpo: params file")
-    bench.add_argument("--rm", help="reward: a trained reward-model directory (default: a fresh head on the backbone)")
+    bench.add_argument("--params", default="params/smoke.yaml", help="reward/grpo/serve-rm: params file")
+    bench.add_argument("--rm", help="reward/serve-rm: a trained reward-model directory "
+                                    "(default: a fresh head on the backbone)")
     bench.add_argument("--pairs", type=int, default=64, help="reward: pairs to score")
     bench.add_argument("--steps", type=int, default=3, help="grpo: steps to time (after one warm-up step)")
+    bench.add_argument("--clients", type=_int_list, default=[1, 32, 200],
+                       help="serve-rm: comma-separated numbers of concurrent clients (default 1,32,200)")
+    bench.add_argument("--pairs-per-request", type=int, default=4, help="serve-rm: pairs each batched request carries")
+    bench.add_argument("--requests", type=int, default=800,
+                       help="serve-rm: requests per batched setting (at least two per client)")
     bench.set_defaults(func=_cmd_bench)
 
     compare = sub.add_parser("compare", help="compare run directories: a table and an HTML report")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,9 @@ class ModelParams:
         "after_think", "Which part of a response is scored: text after </think> (whole text if absent), the whole text, "
         "or text after </think> with a missing tag scoring 0 (the paper).")
     system_prompt: Optional[str] = opt(None, "System message for chat prompts; null keeps the tokenizer's default.")
+    enable_thinking: Optional[bool] = opt(None, "For chat templates with an enable_thinking switch (Qwen3-style): true or "
+                                                "false is passed to every prompt rendering, null leaves the template's "
+                                                "default. A template without the switch is never passed it.")
 
 
 @dataclass
@@ -88,6 +92,9 @@ class RewardModelParams:
 @dataclass
 class ScoringParams:
     rm_url: Optional[str] = opt(None, "URL of a running 'sif serve-rm'; null scores in-process.")
+    rm_api: Literal["sif", "vllm"] = opt("sif", "Which protocol scoring.rm_url speaks: our `sif serve-rm` (POST /score) "
+                                                "or vLLM's classification endpoint (POST /classify).")
+    rm_model: Optional[str] = opt(None, "Model name sent to a vLLM /classify endpoint; null asks the server's /v1/models.")
     batch_size: int = opt(16, "Pairs per reward-model forward pass.")
     n_groups: int = opt(20, "Ranking groups (responses satisfying 1..k hard constraints) for Kendall tau.")
     judge_groups: int = opt(5, "Groups also scored by the generative judge, for the latency comparison.")
@@ -112,7 +119,29 @@ class GRPOParams:
     max_prompt_length: int = opt(384, "Prompt token limit.")
     max_completion_length: int = opt(96, "Completion token limit (the paper: 8192).")
     temperature: float = opt(1.0, "Rollout temperature (the paper: 1.0).")
-    beta: float = opt(0.0, "KL coefficient; the released config adds a low-variance KL loss of 0.01.")
+    beta: float = opt(0.0, "KL coefficient (TRL estimates the KL with the low-variance k3 estimator); the paper's released "
+                           "config adds a KL loss of 0.01.")
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"] = opt(
+        "dapo", "TRL's loss aggregation. 'dapo' (TRL 1.16's default) averages token losses over every active token of "
+        "the global accumulated batch: the token-mean of the paper's verl run. 'grpo' averages per sequence first "
+        "(the original GRPO, length-biased); 'bnpo' over the local batch's tokens; 'dr_grpo' divides by "
+        "max_completion_length.")
+    scale_rewards: Literal["group", "batch", "none"] = opt(
+        "group", "Advantage scaling: by the std of the group's rewards (GRPO, the paper), of the batch's, or none (Dr. GRPO).")
+    epsilon: float = opt(0.2, "Lower clipping bound of the importance ratio (PPO's epsilon).")
+    epsilon_high: Optional[float] = opt(None, "Upper clipping bound; null means epsilon (DAPO's clip-higher uses 0.28).")
+    num_iterations: int = opt(1, "Optimizer passes over each generated batch (TRL's mu); clipping only acts above 1 "
+                                 "or with vLLM rollouts.")
+    mask_truncated_completions: bool = opt(False, "Leave completions cut at max_completion_length out of the loss (DAPO).")
+    top_entropy_quantile: float = opt(1.0, "Keep only this top quantile of tokens by entropy in the policy loss; 1.0 keeps "
+                                           "all (the 'Beyond the 80/20 rule' paper suggests 0.2).")
+    vllm_importance_sampling_correction: bool = opt(True, "With vLLM rollouts, reweight by the ratio of trainer to vLLM "
+                                                          "log-probabilities (their numerics differ).")
+    vllm_importance_sampling_mode: Literal["token_truncate", "token_mask", "sequence_truncate", "sequence_mask"] = opt(
+        "sequence_mask", "How that correction treats ratios outside its bounds (TRL's vllm_importance_sampling_mode).")
+    trl: dict = opt({}, "Any other field of TRL's GRPOConfig, passed through as given, e.g. {use_bias_correction_kl: false}. "
+                        "Keys are checked against TRL's GRPOConfig when the params are loaded; a field a typed key "
+                        "sets (learning_rate: grpo.learning_rate) must be set there.")
     lora_r: int = opt(16, "LoRA rank.")
     lora_alpha: int = opt(32, "LoRA alpha.")
     lora_target_modules: str = opt("all-linear", "LoRA target modules.")
@@ -172,14 +201,14 @@ def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is Literal:
         return " | ".join(repr(a) for a in typing.get_args(tp))
-    if origin is typing.Union:
+    if origin in (typing.Union, types.UnionType):
         return " | ".join(_type_name(a) for a in typing.get_args(tp))
     return getattr(tp, "__name__", str(tp))
 
 
 def _check_value(tp: Any, value: Any) -> bool:
     origin = typing.get_origin(tp)
-    if origin is typing.Union:
+    if origin in (typing.Union, types.UnionType):
         return any(_check_value(arg, value) for arg in typing.get_args(tp))
     if origin is Literal:
         return value in typing.get_args(tp)
@@ -261,21 +290,54 @@ def _validate(p: Params, source: str) -> None:
         raise InputError(f"{source}: key 'grpo.repetitive_penalty' must be at least 0, got {p.grpo.repetitive_penalty}")
     if p.grpo.num_generations < 2:
         raise InputError(f"{source}: key 'grpo.num_generations' must be at least 2 (GRPO compares a group)")
+    g = p.grpo
+    if g.num_iterations < 1:
+        raise InputError(f"{source}: key 'grpo.num_iterations' must be at least 1, got {g.num_iterations}")
+    if g.epsilon <= 0 or (g.epsilon_high is not None and g.epsilon_high < g.epsilon):
+        raise InputError(f"{source}: key 'grpo.epsilon' must be above 0 and 'grpo.epsilon_high' (when set) at least "
+                         f"epsilon, got {g.epsilon} and {g.epsilon_high}")
+    if not 0.0 <= g.top_entropy_quantile <= 1.0:
+        raise InputError(f"{source}: key 'grpo.top_entropy_quantile' must lie in [0, 1], got {g.top_entropy_quantile}")
+    if g.trl:
+        from sif_lib.grpo_config import check_passthrough
+
+        check_passthrough(g.trl, source)
 
 
-def load_params(path: str | Path, overrides: dict | None = None) -> Params:
-    """Read a params YAML file, apply optional overrides (a nested dict), and validate."""
+def read_params_file(path: str | Path) -> dict:
+    """The mapping in a params YAML file. Every way a file can be unusable is one InputError naming it: missing,
+    a directory, unreadable, not UTF-8, empty (an explicit ``{}`` means all defaults), not YAML, not a mapping."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: params file not found")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a params file")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: params file not found") from None
+    except OSError as err:
+        raise InputError(f"{path}: cannot read the params file ({err.strerror or err})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        raise InputError(f"{path}:{line}: not a UTF-8 text file (byte {err.start}); is it the params YAML?") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         raise InputError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+    if data is None:
+        # An empty or truncated file must not silently start the full default pipeline.
+        raise InputError(f"{path}: the params file is empty; write {{}} to run with every default")
     if not isinstance(data, dict):
-        raise InputError(f"{path}: a params file must be a mapping of sections")
+        raise InputError(f"{path}: a params file must be a mapping of sections, got a YAML {type(data).__name__}")
+    return data
+
+
+def load_params(path: str | Path, overrides: dict | None = None) -> Params:
+    """Read a params YAML file, apply optional overrides (a nested dict), and validate."""
+    data = read_params_file(path)
     params = Params()
     _apply(params, data, str(path))
     if overrides:

@@ -14,12 +14,13 @@ import json
 import platform
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
-from sif_lib.config import load_params
+from sif_lib.config import load_params, read_params_file
 from sif_lib.errors import InputError
 from sif_lib.runs import NOTEBOOKS_DIR, OUTPUTS_DIR, STAGES, atomic_write_text, read_json, stage_name, write_json
 
@@ -37,14 +38,20 @@ def package_versions() -> dict:
     return versions
 
 
-def _stage_peak_rss_mb(metrics_file: Path) -> float | None:
-    """The stage kernel's own peak memory, which it records in its metrics file (``RunContext.write_metrics``).
-    ``None`` when the stage failed before writing its metrics."""
+def _stage_record_from_metrics(metrics_file: Path) -> dict:
+    """What a stage's metrics file adds to its manifest record: the stage kernel's own peak memory (which
+    ``RunContext.write_metrics`` adds), and whatever the stage put under ``manifest_record`` (stage 06: the
+    effective GRPOConfig). Peak memory is ``None`` when the stage failed before writing its metrics."""
     try:
-        value = json.loads(metrics_file.read_text()).get("peak_rss_mb")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return float(value) if isinstance(value, (int, float)) else None
+        metrics = json.loads(metrics_file.read_text())
+    except (OSError, ValueError):
+        metrics = {}
+    if not isinstance(metrics, dict):
+        metrics = {}
+    value = metrics.get("peak_rss_mb")
+    extra = metrics.get("manifest_record")
+    return {"peak_rss_mb": float(value) if isinstance(value, (int, float)) else None,
+            **(extra if isinstance(extra, dict) else {})}
 
 
 def _now() -> str:
@@ -53,6 +60,99 @@ def _now() -> str:
 
 class StageFailed(RuntimeError):
     """A notebook stage raised; the manifest already says so."""
+
+
+class RunInterrupted(RuntimeError):
+    """Ctrl-C (SIGINT) or SIGTERM stopped a stage; it is marked ``interrupted`` and its kernel is gone."""
+
+    def __init__(self, stage: str, run_dir: Path, params_file: Path):
+        self.stage, self.run_dir = stage, run_dir
+        super().__init__(f"interrupted: stage {stage} stopped and marked interrupted in {run_dir / 'manifest.json'}; "
+                         f"resume with: sif run {params_file} --run-id {run_dir.name} --outputs {run_dir.parent} "
+                         f"--from {stage}")
+
+
+def _runner() -> dict:
+    """Who runs a stage: enough to tell later whether that process is still alive (a pid can be reused, so its
+    start time is kept too)."""
+    import psutil
+
+    me = psutil.Process()
+    return {"pid": me.pid, "host": platform.node(), "pid_started": me.create_time()}
+
+
+def _runner_alive(record: dict) -> bool:
+    """Whether the process that marked a stage ``running`` still runs. A record from another host cannot be
+    checked from here and counts as gone."""
+    import psutil
+
+    if record.get("host") != platform.node() or not isinstance(record.get("pid"), int):
+        return False
+    try:
+        return psutil.Process(record["pid"]).create_time() == record.get("pid_started")
+    except psutil.Error:
+        return False
+
+
+def mark_interrupted(manifest: dict, manifest_path: Path) -> list[str]:
+    """Stages that a vanished process left ``running`` (a SIGKILL, a crash, a lost node) become ``interrupted``,
+    with the time this was seen. A stage whose process still runs means another ``sif run`` is working in this
+    run directory: that is refused."""
+    marked = []
+    for stage, record in (manifest.get("stages") or {}).items():
+        if record.get("status") != "running":
+            continue
+        if _runner_alive(record):
+            raise InputError(f"{manifest_path}: stage {stage} is running in process {record['pid']}; wait for it, "
+                             f"or stop it, before starting another run here")
+        record.update({"status": "interrupted", "interrupted_seen": _now()})
+        marked.append(stage)
+    return marked
+
+
+def _stop_children(grace_s: float = 5.0) -> None:
+    """End every process this one started (the stage kernel, and a training launch with its workers)."""
+    import psutil
+
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        try:
+            child.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(children, timeout=grace_s)
+    for child in alive:
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=grace_s)
+
+
+def stage_lines(run_dir: Path) -> list[str]:
+    """``sif status``: one line per stage with its state, start, seconds and peak memory. A stage left
+    ``running`` by a process that is gone shows as interrupted (the manifest is not changed)."""
+    manifest_path = run_dir / "manifest.json"
+    manifest = read_json(manifest_path, "not a run directory made by 'sif run'")
+    lines = [f"{manifest.get('run_id', run_dir.name)}  ({manifest.get('params_file', '?')})"]
+    for stage in STAGES:
+        record = (manifest.get("stages") or {}).get(stage) or {"status": "pending"}
+        status = record.get("status", "pending")
+        if status == "running" and not _runner_alive(record):
+            status = "interrupted (its process is gone)"
+        elif status == "running":
+            status = f"running (pid {record.get('pid')})"
+        seconds = record.get("seconds")
+        peak = record.get("peak_rss_mb")
+        parts = [f"{stage:<27}", f"{status:<34}", f"start {record.get('start') or '-':<25}",
+                 f"{seconds:>8.1f} s" if isinstance(seconds, (int, float)) else f"{'-':>8}  ",
+                 f"peak {peak / 1024:.2f} GB" if isinstance(peak, (int, float)) else "peak -"]
+        if record.get("reused_from"):
+            parts.append(f"reused from {record['reused_from']}")
+        if record.get("error"):
+            parts.append(f"error: {record['error'][:120]}")
+        lines.append("  ".join(parts).rstrip())
+    return lines
 
 
 def latest_run(params_path: Path, outputs: Path) -> Path | None:
@@ -77,14 +177,17 @@ def preflight(params, source: str) -> None:
         parse_spec(params.reward_model.backbone, key=f"{source}: key 'reward_model.backbone'")
 
 
-def select_stages(from_stage: str | None, only: str | None) -> list[str]:
-    if from_stage and only:
-        raise InputError("--from and --only cannot be combined")
+def select_stages(from_stage: str | None, only: str | None, to_stage: str | None = None) -> list[str]:
+    """The stages to run: all, ``--from`` one on, up ``--to`` one (inclusive), both, or ``--only`` one."""
+    if only and (from_stage or to_stage):
+        raise InputError("--only cannot be combined with --from or --to")
     if only:
         return [stage_name(only)]
-    if from_stage:
-        return STAGES[STAGES.index(stage_name(from_stage)):]
-    return list(STAGES)
+    first = STAGES.index(stage_name(from_stage)) if from_stage else 0
+    last = STAGES.index(stage_name(to_stage)) if to_stage else len(STAGES) - 1
+    if last < first:
+        raise InputError(f"--to {STAGES[last]} comes before --from {STAGES[first]}")
+    return STAGES[first:last + 1]
 
 
 def parse_overrides(items: list[str] | None) -> dict:
@@ -170,14 +273,17 @@ def reuse_stages(source: Path, run_dir: Path, stages: list[str], params) -> dict
     return copied
 
 
-def _ipc_kernel_manager_class():
+def _ipc_kernel_manager_class(socket_dir: Path):
     """A kernel manager whose kernel talks over Unix sockets: a headless run opens no TCP ports, so other users
-    of a shared GPU server cannot read the stage kernels' (unencrypted) traffic, and ipykernel does not warn."""
+    of a shared GPU server cannot read the stage kernels' (unencrypted) traffic, and ipykernel does not warn.
+    The sockets live in ``socket_dir`` (jupyter_client would put them in the kernel's working directory,
+    notebooks/, where a killed kernel leaves them behind)."""
     from jupyter_client.manager import AsyncKernelManager
 
     class IPCKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
             kwargs.setdefault("transport", "ipc")
+            kwargs.setdefault("ip", str(socket_dir / "kernel"))
             super().__init__(**kwargs)
 
     return IPCKernelManager
@@ -185,20 +291,21 @@ def _ipc_kernel_manager_class():
 
 def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage: str | None = None,
                  only: str | None = None, outputs: str | Path | None = None, log_output: bool = False,
-                 overrides: dict | None = None, reuse: str | Path | None = None, echo=print) -> Path:
+                 overrides: dict | None = None, reuse: str | Path | None = None, echo=print,
+                 to_stage: str | None = None) -> Path:
     """Execute the selected stages; returns the run directory. Raises StageFailed on a failing stage.
 
     ``overrides`` (``--set``) change params of this run; they are kept in the manifest and applied again when
     the run is resumed without new ones. ``reuse`` (``--reuse``) starts a new run whose stages before
     ``from_stage`` are copied from another run: the same data and reward model under another GRPO setting,
     which is how an ablation is run."""
-    import papermill
 
     params_path = Path(params_file)
+    read_params_file(params_path)  # an unusable file fails here, before any run directory is looked at or made
     if reuse and not from_stage:
         raise InputError("--reuse needs --from STAGE: the stages before STAGE are copied from the other run")
     outputs = Path(outputs) if outputs else OUTPUTS_DIR
-    stages = select_stages(from_stage, only)
+    stages = select_stages(from_stage, only, to_stage)
 
     if run_id:
         run_dir = outputs / run_id
@@ -211,7 +318,11 @@ def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage:
         run_dir = outputs / f"{params_path.stem}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
     manifest_path = run_dir / "manifest.json"
-    earlier = json.loads(manifest_path.read_text()) if manifest_path.is_file() else None
+    earlier = read_json(manifest_path, "") if manifest_path.is_file() else None
+    if earlier:
+        for stage in mark_interrupted(earlier, manifest_path):
+            echo(f"[{stage}] was left running by a process that is gone: marked interrupted")
+        write_json(manifest_path, earlier)
     if overrides is None and earlier and earlier.get("overrides"):
         overrides = earlier["overrides"]
         echo(f"applying this run's earlier --set overrides: {json.dumps(overrides)}")
@@ -244,15 +355,36 @@ def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage:
     atomic_write_text(resolved, yaml.safe_dump(params.to_dict(), sort_keys=False))
     timeout = params.run.stage_timeout_s if params.run.stage_timeout_s > 0 else None
 
+    socket_dir = Path(tempfile.mkdtemp(prefix="sif-kernels-"))
+    try:
+        _run_stages(stages, manifest, manifest_path, run_dir, resolved, params_path, timeout, log_output,
+                    socket_dir, echo)
+    finally:
+        shutil.rmtree(socket_dir, ignore_errors=True)
+    manifest["total_seconds"] = round(sum(s.get("seconds", 0) for s in manifest["stages"].values()), 2)
+    manifest["peak_rss_mb"] = max((s.get("peak_rss_mb") or 0 for s in manifest["stages"].values()), default=0)
+    write_json(manifest_path, manifest)
+    return run_dir
+
+
+def _run_stages(stages: list[str], manifest: dict, manifest_path: Path, run_dir: Path, resolved: Path,
+                params_path: Path, timeout: float | None, log_output: bool, socket_dir: Path, echo) -> None:
+    """Execute each stage's notebook in order, keeping its manifest record current."""
+    import papermill
+
     for stage in stages:
-        record = {"status": "running", "start": _now(), "notebook": f"notebooks/{stage}.ipynb"}
+        record = {"status": "running", "start": _now(), "notebook": f"notebooks/{stage}.ipynb", **_runner()}
+        previous = manifest["stages"].get(stage) or {}
+        if previous.get("status") in ("interrupted", "failed"):
+            # The stage's history stays readable: an interrupted or failed attempt, then this one.
+            record["earlier_attempts"] = previous.pop("earlier_attempts", []) + [previous]
         manifest["stages"][stage] = record
         write_json(manifest_path, manifest)
         echo(f"[{stage}] running")
         began = time.monotonic()
         metrics_file = run_dir / "metrics" / f"{stage}.json"
         metrics_file.unlink(missing_ok=True)
-        error = None
+        error, interrupted = None, False
         try:
             papermill.execute_notebook(
                 str(NOTEBOOKS_DIR / f"{stage}.ipynb"),
@@ -263,17 +395,27 @@ def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage:
                 log_output=log_output,
                 execution_timeout=timeout,
                 kernel_name="python3",
-                kernel_manager_class=_ipc_kernel_manager_class(),
+                kernel_manager_class=_ipc_kernel_manager_class(socket_dir),
             )
             if not metrics_file.is_file():
                 error = f"stage finished without writing metrics/{stage}.json"
+        except KeyboardInterrupt:
+            interrupted = True
         except papermill.PapermillExecutionError as err:
+            # Ctrl-C reaches the kernel too (one process group), which may report it before this process does.
+            interrupted = err.ename == "KeyboardInterrupt"
             error = f"{err.ename}: {err.evalue}".strip()
         except Exception as err:  # a kernel that died, a timeout, a missing notebook
             error = f"{type(err).__name__}: {err}".strip()
+        if interrupted:
+            _stop_children()
+            record.update({"end": _now(), "seconds": round(time.monotonic() - began, 2), "status": "interrupted"})
+            write_json(manifest_path, manifest)
+            echo(f"[{stage}] interrupted after {record['seconds']:.1f} s")
+            raise RunInterrupted(stage, run_dir, params_path)
         seconds = round(time.monotonic() - began, 2)
         record.update({"end": _now(), "seconds": seconds, "status": "failed" if error else "ok",
-                       "peak_rss_mb": _stage_peak_rss_mb(metrics_file)})
+                       **_stage_record_from_metrics(metrics_file)})
         if error:
             record["error"] = error.splitlines()[-1][:500] if error.splitlines() else error
         write_json(manifest_path, manifest)
@@ -286,7 +428,3 @@ def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage:
             from sif_lib.evaluation.report import export_report
 
             echo(f"report: {export_report(run_dir)}")
-    manifest["total_seconds"] = round(sum(s.get("seconds", 0) for s in manifest["stages"].values()), 2)
-    manifest["peak_rss_mb"] = max((s.get("peak_rss_mb") or 0 for s in manifest["stages"].values()), default=0)
-    write_json(manifest_path, manifest)
-    return run_dir

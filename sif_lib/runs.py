@@ -170,6 +170,14 @@ def peak_rss_mib(children: bool = True) -> float:
     return max(own, mib(resource.RUSAGE_CHILDREN)) if children else own
 
 
+def peak_gpu_mib() -> float | None:
+    """torch's peak reserved CUDA memory in this process, in MiB; None where CUDA was never used."""
+    torch = sys.modules.get("torch")  # a stage that never imported torch used no GPU
+    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return None
+    return torch.cuda.max_memory_reserved() / 2**20
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
@@ -193,12 +201,17 @@ class RunContext:
              overrides: dict | None = None) -> "RunContext":
         """Open (creating if needed) a run directory.
 
+        ``run_dir`` and ``params_file``, when relative, are relative to the current directory, as any path given
+        to a program is: in a notebook that is the notebook's folder (Jupyter runs it there, and papermill
+        passes absolute paths). Paths *inside* a params file are another matter: they are relative to the
+        repository root (:func:`resolve_path`), so one params file means the same wherever it is used.
+
         ``params_file`` defaults to the run's own ``params.yaml``. When a different file is given, its
         resolved values are written to the run's ``params.yaml`` so that later stages read the same.
         """
-        root = resolve_path(run_dir)
+        root = Path(run_dir).expanduser().resolve()
         own = root / "params.yaml"
-        source = resolve_path(params_file) if params_file else own
+        source = Path(params_file).expanduser().resolve() if params_file else own
         params = load_params(source, overrides)
         root.mkdir(parents=True, exist_ok=True)
         if source != own or overrides:
@@ -224,8 +237,13 @@ class RunContext:
 
     def write_metrics(self, stage: str, metrics: dict) -> Path:
         """Save a stage's figures. Adds to ``metrics`` (in place, so the caller's copy matches the file) the peak
-        memory of the process that made them, ``peak_rss_mb``: the one figure in it that varies between runs."""
+        memory of the process that made them, ``peak_rss_mb``, and on a GPU ``peak_gpu_mb`` (torch's peak
+        reserved memory on this process's device, which includes an in-process vLLM engine's): the figures in
+        it that vary between runs."""
         metrics["peak_rss_mb"] = round(peak_rss_mib(), 1)
+        gpu = peak_gpu_mib()
+        if gpu is not None:
+            metrics["peak_gpu_mb"] = round(gpu, 1)
         path = self.path("metrics", f"{stage_name(stage)}.json")
         write_json(path, metrics)
         return path

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -245,3 +246,66 @@ def test_exported_report_renders_plotly_offline(tmp_path):
 @pytest.mark.slow
 def test_smoke_run_report_renders_offline(smoke_run, tmp_path):
     _assert_report_renders_offline(smoke_run / "report.html", tmp_path / "smoke-report.png", expected_plots=3)
+
+
+# The notebook on show: JupyterLab keeps the other open notebooks' cells in the page, hidden.
+SHOWN = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook"
+
+
+def _run_all_cells(page, base: str, token: str, notebook: str, timeout_s: float = 180) -> None:
+    """Open a notebook as it is, run every cell, and wait until each code cell has run; a cell that raises fails
+    the test with its error."""
+    page.goto(f"{base}/lab/tree/{notebook}?token={token}")
+    page.wait_for_selector(f"{SHOWN} .jp-CodeCell .jp-InputArea-editor")
+    _wait_for_idle_kernel(base, token, notebook.rsplit("/", 1)[-1])
+    # Command mode, select every cell, run the selection in place: Esc, Ctrl+A, Ctrl+Enter (Shift+Enter would
+    # also add an empty cell after the last one).
+    page.click(f"{SHOWN} .jp-CodeCell .jp-InputPrompt")
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+a")
+    page.keyboard.press("Control+Enter")
+    # textContent, not innerText: JupyterLab keeps cells scrolled out of view unrendered.
+    prompts = f"() => [...document.querySelectorAll('{SHOWN} .jp-CodeCell .jp-InputPrompt')].map(p => p.textContent)"
+    failed = f"{SHOWN} .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']:has-text('Error')"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if page.locator(failed).count():
+            raise AssertionError(f"{notebook}: a cell failed:\n{page.locator(failed).first.inner_text()[-2000:]}")
+        shown = page.evaluate(prompts)
+        if shown and all(re.search(r"\[\d+\]", text) for text in shown):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{notebook}: cells still running after {timeout_s:.0f} s (prompts: {page.evaluate(prompts)})")
+
+
+def test_notebooks_run_as_opened_in_jupyterlab(lab, tmp_path):
+    """Notebooks 01 and 02 with their committed parameters cells, nothing injected and nothing edited: the
+    relative paths there ("../params/cpu_demo.yaml", "../outputs/interactive") mean the checkout's folders seen
+    from notebooks/. The lab serves a copy of the checkout's layout, so the run writes into that copy."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    base, token, root = lab
+    shutil.copytree(REPO / "notebooks", root / "notebooks", ignore=shutil.ignore_patterns("*.ipynb_checkpoints"))
+    shutil.copytree(REPO / "params", root / "params")
+    with sync_playwright() as p:
+        browser = _browser(p)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(TIMEOUT_MS)
+            try:
+                _run_all_cells(page, base, token, "notebooks/01_synthesize_constraints.ipynb")
+                page.wait_for_selector(f"{SHOWN} .jp-OutputArea .js-plotly-plot .main-svg")
+                _run_all_cells(page, base, token, "notebooks/02_decompose_curriculum.ipynb")
+                widget = page.wait_for_selector(f"{SHOWN} .jp-OutputArea .jupyter-widgets.widget-vbox")
+                page.wait_for_selector(f"{SHOWN} .jp-OutputArea .widget-dropdown select")
+                assert "Ladder of" in widget.inner_text()
+            finally:
+                page.screenshot(path=str(tmp_path / "notebook-02.png"), full_page=True)
+        finally:
+            browser.close()
+    run = root / "outputs" / "interactive"
+    assert (run / "data" / "instructions.jsonl").is_file() and (run / "data" / "curriculum.jsonl").is_file()
+    assert (run / "metrics" / "02_decompose_curriculum.json").is_file()
+    assert not (root.parent / "params").exists() and not (root.parent / "outputs").exists()

@@ -104,3 +104,68 @@ def test_repetitive_penalty_must_not_be_negative():
     assert params_from_dict({}).grpo.repetitive_penalty == 0.0  # the paper's reward by default
     with pytest.raises(InputError, match="'grpo.repetitive_penalty' must be at least 0"):
         params_from_dict({"grpo": {"repetitive_penalty": -0.1}})
+
+
+def _writer(data: bytes | None):
+    def make(path: Path) -> Path:
+        if data is None:
+            path.mkdir()
+        else:
+            path.write_bytes(data)
+        return path
+    return make
+
+
+def _unreadable(path: Path) -> Path:
+    path.write_text("{}\n")
+    path.chmod(0)
+    return path
+
+
+EDGE_CASES = {
+    "binary": (_writer(b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe binary"), "not a UTF-8 text file"),
+    "empty": (_writer(b""), "the params file is empty; write {} to run with every default"),
+    "comment only": (_writer(b"# run:\n#   seed: 1\n"), "the params file is empty"),
+    "a list": (_writer(b"- run\n- grpo\n"), "must be a mapping of sections, got a YAML list"),
+    "a directory": (_writer(None), "is a directory, not a params file"),
+    "no read permission": (_unreadable, "cannot read the params file (Permission denied)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EDGE_CASES))
+def test_unusable_params_files_end_in_one_line_and_exit_2(tmp_path, case):
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    make, message = EDGE_CASES[case]
+    as_nobody = case == "no read permission" and os.geteuid() == 0
+    if as_nobody:
+        # root reads any file: ask as an unprivileged user, whom the permission is meant to stop, from a folder
+        # that user can reach
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root without setpriv: cannot drop the permission to read")
+        tmp_path = Path(tempfile.mkdtemp(prefix="sif-perm-"))
+        tmp_path.chmod(0o755)
+    path = make(tmp_path / "p.yaml")
+    outputs = tmp_path / "outputs"
+    cmd = [sys.executable, "-m", "sif_lib", "run", str(path), "--outputs", str(outputs)]
+    if as_nobody:
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+    try:
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    finally:
+        if as_nobody:
+            shutil.rmtree(tmp_path, ignore_errors=True)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0] and message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr and not outputs.exists()
+
+
+def test_an_explicit_empty_mapping_means_every_default(tmp_path):
+    path = tmp_path / "defaults.yaml"
+    path.write_text("{}\n")
+    assert load_params(path) == Params()

@@ -6,6 +6,7 @@ import nbformat
 import pytest
 
 from conftest import REPO, run_sif
+from sif_lib.errors import InputError
 from sif_lib.runs import STAGES
 
 
@@ -62,6 +63,10 @@ def test_smoke_run_writes_every_stage(smoke_run):
         # Each stage's own kernel peak, as the kernel recorded it with its metrics.
         assert record["peak_rss_mb"] == metrics["peak_rss_mb"] > 50
     assert manifest["peak_rss_mb"] == max(manifest["stages"][s]["peak_rss_mb"] for s in STAGES)
+    # The effective GRPOConfig, as the trainer got it, is part of the record.
+    grpo_config = manifest["stages"]["06_train_grpo"]["grpo_config"]
+    assert grpo_config["loss_type"] == "dapo" and grpo_config["beta"] == 0.0 and grpo_config["max_steps"] == 2
+    assert grpo_config == json.loads((smoke_run / "grpo" / "grpo_config.json").read_text())
 
 
 @pytest.mark.slow
@@ -167,3 +172,16 @@ def test_reuse_copies_the_earlier_stages_into_a_new_run(smoke_run, smoke_outputs
     line = _one_line_error(run_sif("run", "params/smoke.yaml", "--reuse", str(smoke_run), "--from", "07_evaluate",
                                    "--run-id", "ablation", "--outputs", str(smoke_outputs)))
     assert "exists already" in line
+
+
+def test_stage_selection():
+    from sif_lib.pipeline import select_stages
+
+    assert select_stages(None, None) == STAGES
+    assert select_stages(None, None, "05") == STAGES[:5]
+    assert select_stages("03", None, "04_train_reward_model") == STAGES[2:4]
+    assert select_stages(None, "2") == ["02_decompose_curriculum"]
+    with pytest.raises(InputError, match="comes before"):
+        select_stages("05", None, "03")
+    with pytest.raises(InputError, match="--only cannot be combined"):
+        select_stages(None, "02", "03")

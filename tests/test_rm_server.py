@@ -214,3 +214,187 @@ def test_sif_serve_rm_command(rm_dir, local):
             raise
     assert code == 0
     assert f"serving on http://127.0.0.1:{port}" in proc.stdout.read()
+
+
+# -- vLLM's classification protocol ----------------------------------------------------------------------------
+
+
+LONG = ("word " * 300, "Keep the whole constraint, however long the response is.")
+
+
+def classify(url: str, payload: dict | bytes) -> tuple[int, dict]:
+    return post(url, payload if isinstance(payload, bytes) else json.dumps(payload).encode(), "/classify")
+
+
+def test_vllm_client_against_our_server_equals_the_in_process_scorer(server, local):
+    pairs = PAIRS + [LONG, ("eta theta", "Use two words.")]
+    stats: dict = {}
+    ids = rmod.encode_pairs(local.tokenizer, pairs, local.max_length, stats)
+    assert stats["truncated"] == 2 and max(len(row) for row in ids) <= local.max_length
+    client = rmod.VllmClassifyScorer.from_dir(server.url, server.model_dir, max_inputs_per_request=4)
+    assert client.score(pairs) == pytest.approx(local.score(pairs), abs=1e-5)
+    assert client.model == server.served_model_name  # asked /v1/models once
+    # The refactored in-process scorer: score() is encode_pairs + score_ids.
+    assert local.score_ids(ids) == pytest.approx(local.score(pairs), abs=1e-6)
+    assert client.score([]) == []
+
+
+def test_classify_speaks_vllms_wire_format(server, local):
+    status, models = post(server.url, None, "/v1/models", "GET")
+    assert status == 200 and [m["id"] for m in models["data"]] == [server.served_model_name]
+    ids = rmod.encode_pairs(local.tokenizer, PAIRS[:2], local.max_length)
+    status, reply = classify(server.url, {"model": server.served_model_name, "input": ids})
+    assert status == 200 and reply["object"] == "list" and reply["model"] == server.served_model_name
+    assert reply["id"].startswith("classify-") and isinstance(reply["created"], int)
+    assert [d["index"] for d in reply["data"]] == [0, 1]
+    assert all(d["num_classes"] == 2 and sum(d["probs"]) == pytest.approx(1.0) for d in reply["data"])
+    assert [d["probs"][1] for d in reply["data"]] == pytest.approx(local.score(PAIRS[:2]), abs=1e-5)
+    assert reply["usage"]["prompt_tokens"] == sum(len(row) for row in ids)
+    # One token list, a string, a list of strings: strings are tokenized with the RM tokenizer, cut to max_length.
+    status, one = classify(server.url, {"input": ids[0]})
+    assert status == 200 and one["data"][0]["probs"][1] == pytest.approx(reply["data"][0]["probs"][1], abs=1e-5)
+    text = rmod.RM_TEMPLATE.format(response=LONG[0], constraint=LONG[1])
+    status, strings = classify(server.url, {"input": [text, "short text"], "add_special_tokens": True})
+    cut = local.tokenizer(text)["input_ids"][:local.max_length]
+    assert status == 200 and strings["usage"]["prompt_tokens"] == local.max_length + len(local.tokenizer("short text")["input_ids"])
+    assert strings["data"][0]["probs"][1] == pytest.approx(local.score_ids([cut])[0], abs=1e-5)
+    status, short = classify(server.url, {"input": "short text", "truncate_prompt_tokens": 1})
+    assert status == 200 and short["usage"]["prompt_tokens"] == 1
+
+
+@pytest.mark.parametrize("body, status, reason", [
+    (b"{nope", 400, "malformed JSON"),
+    (b"\xff", 400, "not UTF-8"),
+    (b'["x"]', 400, "JSON object"),
+    (b'{"model": "x"}', 404, "not served here"),
+    (b'{"input": "a", "model": 3}', 400, "not served here"),
+    (b'{"model": null}', 400, "missing key 'input'"),
+    (b'{"input": {"a": 1}}', 400, "must be a string, a list"),
+    (b'{"input": 7}', 400, "must be a string, a list"),
+    (b'{"input": []}', 400, "must not be empty"),
+    (b'{"input": ["a", 1]}', 400, "must be a string, a list"),
+    (b'{"input": [[1, 2], [3, "x"]]}', 400, "input[1] must be a list of integer token ids"),
+    (b'{"input": [[1, true]]}', 400, "input[0] must be a list of integer token ids"),
+    (b'{"input": [[]]}', 400, "input[0] has no tokens"),
+    (b'{"input": [-1, 2]}', 400, "token id -1 is outside the vocabulary"),
+    (b'{"input": [[5], [99999999]]}', 400, "input[1]: token id 99999999 is outside"),
+    (json.dumps({"input": [1] * 65}).encode(), 400, "has 65 tokens; this model takes at most 64"),
+    (b'{"input": [1, 2], "truncate_prompt_tokens": 1}', 400, "has 2 tokens; this model takes at most 1"),
+    (b'{"input": "a", "truncate_prompt_tokens": 0}', 400, "truncate_prompt_tokens must be"),
+    (b'{"input": "a", "truncate_prompt_tokens": "5"}', 400, "truncate_prompt_tokens must be"),
+    (b'{"input": "a", "add_special_tokens": "yes"}', 400, "add_special_tokens must be true or false"),
+    (b'{"input": "", "add_special_tokens": false}', 400, "input[0] has no tokens"),
+    (json.dumps({"input": ["a"] * 9}).encode(), 413, "too many inputs: 9"),
+])
+def test_malformed_classify_requests_get_4xx(server, local, body, status, reason):
+    got, reply = classify(server.url, body)
+    assert got == status and reason in reply["error"], reply
+    got, reply = classify(server.url, {"input": [[1, 2, 3]]})
+    assert got == 200 and len(reply["data"]) == 1
+
+
+def test_make_scorer_picks_the_client_by_rm_api(rm_dir, tmp_path):
+    run_dir = rm_dir.parent
+    local_params = params_from_dict({"run": {"device": "cpu"}})
+    assert isinstance(rmod.make_scorer(local_params, run_dir), rmod.RewardScorer)
+    sif = params_from_dict({"scoring": {"rm_url": "http://127.0.0.1:9/score"}})
+    assert isinstance(rmod.make_scorer(sif, tmp_path), rmod.HttpRewardScorer)
+    vllm = params_from_dict({"scoring": {"rm_url": "http://127.0.0.1:9/v1", "rm_api": "vllm", "rm_model": "m"}})
+    client = rmod.make_scorer(vllm, run_dir)
+    assert isinstance(client, rmod.VllmClassifyScorer)
+    assert client.base_url == "http://127.0.0.1:9" and client.model == "m" and client.max_length == 64
+    # The vLLM client encodes pairs itself, so it needs the run's rm/ (its tokenizer and max_length).
+    with pytest.raises(rmod.InputError, match=r"sif_rm.json: missing input: scoring.rm_api vllm"):
+        rmod.make_scorer(vllm, tmp_path)
+
+
+# -- overload, retries and deadlines ---------------------------------------------------------------------------
+
+
+def _serve(srv):
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    return srv
+
+
+def _reply(sock: socket.socket) -> tuple[int, dict, bytes]:
+    chunks = []
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body), head
+
+
+def test_overload_is_a_503_with_retry_after_and_clients_retry(rm_dir, local):
+    srv = _serve(make_server(rm_dir, port=0, max_batch=4, max_pairs=8, device="cpu", max_inflight=2,
+                             request_timeout=20))
+    address = srv.server_address[:2]
+    try:
+        # Two connections that send nothing hold both in-flight slots.
+        holders = [socket.create_connection(address, timeout=10) for _ in range(2)]
+        deadline = time.monotonic() + 10
+        while srv.health()["inflight"] < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        with socket.create_connection(address, timeout=10) as sock:
+            sock.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+            status, reply, head = _reply(sock)
+        assert status == 503 and b"Retry-After: 1" in head and "overloaded" in reply["error"]
+        # A client meeting the 503 backs off and retries; it succeeds once a slot frees.
+        results = {}
+        worker = threading.Thread(target=lambda: results.update(
+            scores=rmod.HttpRewardScorer(srv.url, deadline_s=30).score(PAIRS[:2])), daemon=True)
+        worker.start()
+        time.sleep(0.3)
+        for sock in holders:
+            sock.close()
+        worker.join(30)
+        assert results["scores"] == pytest.approx(local.score(PAIRS[:2]), abs=1e-5)
+        health = srv.health()
+        assert health["overloaded_requests"] >= 2 and health["max_inflight"] == 2
+    finally:
+        srv.shutdown()
+        srv.close()
+
+
+def test_health_reports_the_listen_backlog(server):
+    health = server.health()
+    assert health["backlog"] == 1024 and health["max_inflight"] == 256
+    cap = int(Path("/proc/sys/net/core/somaxconn").read_text()) if Path("/proc/sys/net/core/somaxconn").exists() else None
+    assert health["somaxconn"] == cap
+    assert health["effective_backlog"] == (min(1024, cap) if cap else 1024)
+
+
+@pytest.mark.parametrize("client", ["sif", "vllm"])
+def test_clients_give_up_at_the_deadline_with_one_clear_error(client, local):
+    port = _free_port()  # nothing listens there: every attempt is refused
+    url = f"http://127.0.0.1:{port}"
+    scorer = rmod.HttpRewardScorer(url, deadline_s=1.0) if client == "sif" else \
+        rmod.VllmClassifyScorer(url, local.tokenizer, local.max_length, model="m", deadline_s=1.0)
+    began = time.monotonic()
+    with pytest.raises(RuntimeError, match=rf"127.0.0.1:{port}/.*gave up after \d+ attempts.*refused"):
+        scorer.score(PAIRS[:1])
+    assert time.monotonic() - began < 3 and scorer.http.retries >= 2
+
+
+def test_a_silent_server_times_out_instead_of_hanging():
+    # A listening socket that never accepts: connections complete in the kernel, no answer ever comes.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = "http://127.0.0.1:%d" % silent.getsockname()[1]
+        began = time.monotonic()
+        with pytest.raises(RuntimeError, match="gave up after .*timed out"):
+            rmod.HttpRewardScorer(url, timeout=0.5, deadline_s=1.5).score(PAIRS[:1])
+        assert time.monotonic() - began < 4
+
+
+def test_4xx_is_not_retried(server):
+    before = server.health()["rejected_requests"]
+    client = rmod.VllmClassifyScorer(server.url, server.tokenizer, server.max_length, model="not-this-one")
+    with pytest.raises(RuntimeError, match="HTTP 404: model 'not-this-one' is not served here"):
+        client.score(PAIRS[:1])
+    assert client.http.retries == 0 and server.health()["rejected_requests"] == before + 1
