@@ -17,9 +17,15 @@ Bad input ends with one line on stderr naming the file, line or key, and exit st
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from pathlib import Path
 
-from sif_lib.errors import InputError
+from sif_lib.core.config import describe_params, load_params
+from sif_lib.core.errors import InputError
+
+# Each subcommand imports the module it runs when it runs: `sif params` or `sif status` must answer in a moment,
+# not after importing the training, serving and benchmarking code (and their imports) they never use.
 
 
 def _terminate_as_interrupt(signum, frame) -> None:
@@ -27,9 +33,7 @@ def _terminate_as_interrupt(signum, frame) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    import signal
-
-    from sif_lib.pipeline import RunInterrupted, StageFailed, parse_overrides, run_pipeline
+    from sif_lib.core.pipeline import RunInterrupted, StageFailed, parse_overrides, run_pipeline
 
     overrides = parse_overrides(args.set) if args.set else None
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
@@ -48,19 +52,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from sif_lib.pipeline import stage_lines
+    from sif_lib.core.pipeline import stage_lines
 
     print("\n".join(stage_lines(Path(args.run_dir))))
     return 0
 
 
 def _cmd_params(args: argparse.Namespace) -> int:
-    from sif_lib.config import describe_params, load_params
-
     if args.params:
-        from sif_lib.grpo_config import describe_method
+        from sif_lib.grpo.config import describe_method
 
         params = load_params(args.params)
         print(f"{args.params}: ok ({params.description or 'no description'})")
@@ -71,7 +71,7 @@ def _cmd_params(args: argparse.Namespace) -> int:
 
 
 def _cmd_model(args: argparse.Namespace) -> int:
-    from sif_lib import models
+    from sif_lib.core import models
 
     print(models.resolve(args.spec))
     return 0
@@ -84,7 +84,7 @@ def _cmd_ifeval_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve_rm(args: argparse.Namespace) -> int:
-    from sif_lib.rm_server import serve
+    from sif_lib.reward.server import serve
 
     serve(args.model, host=args.host, port=args.port, max_batch=args.max_batch,
           max_request_bytes=args.max_request_bytes, max_pairs=args.max_pairs, device=args.device,

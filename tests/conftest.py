@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[1]  # the checkout: the one repo-root helper of the tests
+SMOKE = REPO / "params" / "smoke.yaml"  # the tiny random-weight model: every stage in seconds
+CPU_DEMO = REPO / "params" / "cpu_demo.yaml"
 SHARED = REPO.parent / "shared"
 IFEVAL_DIR = SHARED / "benchmarks" / "ifeval"
 SIF = [sys.executable, "-m", "sif_lib"]
@@ -52,15 +54,31 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-def write_untrained_rm(rm_dir: Path) -> Path:
-    """A reward-model directory holding the tiny model with a fresh two-class head. An untrained classifier is
-    still a real one (its probabilities just carry no meaning), which is all the GRPO tests need of it."""
+def write_untrained_rm(rm_dir: Path, spec: str = "tiny", max_length: int = 128, **meta) -> Path:
+    """A reward-model directory holding ``spec`` with a fresh two-class head (the one untrained-RM helper). An
+    untrained classifier is still a real one (its probabilities just carry no meaning), which is all the tests
+    of loading, scoring and GRPO need of it. ``meta`` adds fields to its ``sif_rm.json``."""
     import json
 
-    from sif_lib import models
-    from sif_lib.reward_model import META_FILE
+    from sif_lib.core import models
+    from sif_lib.reward.rm_input import META_FILE
 
-    models.load_sequence_classifier("tiny", dtype="float32", device="cpu").save_pretrained(str(rm_dir))
-    models.load_tokenizer("tiny").save_pretrained(str(rm_dir))
-    (rm_dir / META_FILE).write_text(json.dumps({"max_length": 128}))
+    rm_dir = Path(rm_dir)
+    models.load_sequence_classifier(spec, dtype="float32", device="cpu").save_pretrained(str(rm_dir))
+    models.load_tokenizer(spec, padding_side="right").save_pretrained(str(rm_dir))
+    (rm_dir / META_FILE).write_text(json.dumps({"max_length": max_length, **meta}))
     return rm_dir
+
+
+def read_reply(sock) -> tuple[int, dict, bytes]:
+    """Read a raw HTTP reply to the end: status, JSON body and header block (for hand-made requests)."""
+    import json
+
+    chunks = []
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body), head

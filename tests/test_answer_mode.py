@@ -11,20 +11,23 @@ under require_think a response without ``</think>`` has no answer and fails.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from sif_lib import grpo
-from sif_lib.config import params_from_dict
-from sif_lib.evaluation import holdout, reasoning_eval
-from sif_lib.evaluation.run_eval import IFEvalTask, score_ifeval_stage
-from sif_lib.generation import render_prompt, template_kwargs
-from sif_lib.judge import GenerativeJudge
-from sif_lib.pseudo_labels import hard_verifier
-from sif_lib.repetition import is_repetitive
-from sif_lib.reward_model import answered_pairs, evaluate_pairs
-from sif_lib.runs import RunContext, read_jsonl
+from sif_lib.evaluation import math_accuracy
+from sif_lib.reward import heldout
+from sif_lib.core.config import params_from_dict
+from sif_lib.evaluation import holdout
+from sif_lib.evaluation.benchmarks import IFEvalTask
+from sif_lib.evaluation.scores import score_ifeval_stage
+from sif_lib.core.generation import render_prompt, template_kwargs
+from sif_lib.reward.judge import GenerativeJudge
+from sif_lib.labels.pseudo_labels import hard_verifier
+from sif_lib.constraints.repetition import is_repetitive
+from sif_lib.reward.rm_input import answered_pairs
+from sif_lib.reward.training import evaluate_pairs
+from sif_lib.core.io import read_jsonl
+from sif_lib.core.runs import RunContext
 
 THINKING = "<think>First, a plan, with commas, and more.</think>\n\nA plain answer without any comma at all"
 ANSWER = "A plain answer without any comma at all"
@@ -55,7 +58,7 @@ class RecordingScorer:
 @pytest.fixture(scope="module")
 def rm(tmp_path_factory):
     from conftest import write_untrained_rm
-    from sif_lib.reward_model import RewardScorer
+    from sif_lib.reward.scorers import RewardScorer
 
     root = tmp_path_factory.mktemp("rm")
     return RewardScorer.from_dir(write_untrained_rm(root), device="cpu")
@@ -71,7 +74,7 @@ def test_reward_and_probe(mode, rm):
     scorer = RecordingScorer(rm)
     items = [{"id": f"p{i}", "kind": "instruction", "level": 2, "prompt": "Write.", "answer": None,
               "constraints": [NO_COMMA, FORMAL]} for i in range(2)]
-    rows = grpo.score_probe(params(mode), items, [THINKING, NO_THINK], scorer)
+    rows = heldout.score(params(mode), items, [THINKING, NO_THINK], scorer)
     for row, response in zip(rows, [THINKING, NO_THINK]):
         text, verdict = EXPECTED[mode][response]
         assert row["constraints"][0]["verdict"] is verdict
@@ -105,7 +108,7 @@ def test_pseudo_label_verifier_and_holdout(mode, rm):
         assert verify(response, NO_COMMA) is EXPECTED[mode][response][1]
     scorer = RecordingScorer(rm)
     row = {"id": "h-L2", "level": 2, "constraints": [NO_COMMA, FORMAL]}
-    verdicts = holdout.constraint_verdicts([row, row], [THINKING, NO_THINK], mode, scorer)
+    verdicts = holdout.constraint_verdicts(params(mode), [row, row], [THINKING, NO_THINK], scorer)
     hard = [v["score"] for v in verdicts if v["kind"] == "hard"]
     assert hard == [float(EXPECTED[mode][r][1]) for r in (THINKING, NO_THINK)]
     assert [r for r, _ in scorer.seen] == [t for t in (EXPECTED[mode][THINKING][0], EXPECTED[mode][NO_THINK][0])
@@ -125,14 +128,14 @@ def test_ifeval_math_and_repetition(mode, tmp_path):
     saved = read_jsonl(tmp_path / "eval" / "ifeval_base" / "responses.jsonl")
     assert saved[0]["response"] == (EXPECTED[mode][THINKING][0] or "")
 
-    math = reasoning_eval.MathTask("t", "test", [{"id": "m", "answer": "6"}])
+    math = math_accuracy.MathTask("t", "test", [{"id": "m", "answer": "6"}])
     # A boxed number in the reasoning is not the answer: only the whole-text reading counts it.
     thought = "<think>Six apples: \\boxed{6}</think> The answer is the number of apples."
-    assert reasoning_eval.score_responses(math, [thought], mode) == [mode == "whole"]
-    assert reasoning_eval.score_responses(math, ["\\boxed{6}"], mode) == [mode != "require_think"]
+    assert math_accuracy.score_responses(math, [thought], mode) == [mode == "whole"]
+    assert math_accuracy.score_responses(math, ["\\boxed{6}"], mode) == [mode != "require_think"]
 
     loop = "<think>" + "again and again " * 30 + "</think> A short, varied, and fluent answer."
-    from sif_lib.evaluation.run_eval import scored_answers
+    from sif_lib.evaluation.scores import scored_answers
 
     assert is_repetitive(scored_answers([loop], mode)[0]) is (mode == "whole")
 
@@ -149,7 +152,7 @@ class FixedOutputs:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_judge_reads_its_verdict_from_the_answer(mode):
-    from sif_lib import models
+    from sif_lib.core import models
 
     tokenizer = models.load_tokenizer("tiny")
     # A digit in the reasoning is not a verdict: the answer part ("Yes.") holds none, so it is unparsable (0).
@@ -168,8 +171,8 @@ QWEN3_STYLE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['conten
 
 
 def test_thinking_switch_reaches_templates_that_have_one_only(tmp_path):
-    from sif_lib import models
-    from sif_lib.grpo_config import make_grpo_config
+    from sif_lib.core import models
+    from sif_lib.grpo.config import make_grpo_config
 
     smol = models.load_tokenizer("tiny")
     qwen = models.load_tokenizer("tiny")

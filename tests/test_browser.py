@@ -232,7 +232,7 @@ def test_exported_report_renders_plotly_offline(tmp_path):
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [nbformat.v4.new_markdown_cell("# Stand-in evaluation notebook"),
-                nbformat.v4.new_code_cell("from sif_lib import plots\nimport plotly.graph_objects as go\n"
+                nbformat.v4.new_code_cell("from sif_lib.core import plots\nimport plotly.graph_objects as go\n"
                                           "plots.configure()\ngo.Figure(go.Bar(x=['a', 'b'], y=[1, 3]))"),
                 nbformat.v4.new_code_cell("go.Figure(go.Scatter(x=[0, 1], y=[20, 30], mode='markers'))")]
     NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(REPO)}}).execute()

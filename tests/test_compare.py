@@ -18,15 +18,15 @@ import pytest
 import yaml
 
 from conftest import REPO, require_shared, run_sif
-from sif_lib.errors import InputError
-from sif_lib.runs import RunContext
+from sif_lib.core.errors import InputError
+from sif_lib.core.runs import RunContext
 from test_evaluation import build_eval_run
 
 
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
     require_shared()
-    from sif_lib.evaluation.run_eval import run_evaluation_stage
+    from sif_lib.stages.s07_evaluate import run as run_evaluation_stage
 
     root = tmp_path_factory.mktemp("compare")
     first = build_eval_run(root / "ref")
@@ -76,10 +76,10 @@ def test_table_and_html(two_runs, tmp_path):
 def test_default_output_goes_under_outputs(two_runs, monkeypatch, tmp_path):
     from sif_lib.evaluation import compare
 
-    monkeypatch.setattr(compare, "OUTPUTS_DIR", tmp_path)
+    monkeypatch.chdir(tmp_path)  # runs and reports go to the current directory's outputs/
     first, second = two_runs
     out = compare.compare_runs([first.root, second.root], echo=lambda _: None)
-    assert out.parent == tmp_path and re.fullmatch(r"compare-\d{8}-\d{6}\.html", out.name)
+    assert out.parent == tmp_path / "outputs" and re.fullmatch(r"compare-\d{8}-\d{6}\.html", out.name)
 
 
 def test_run_without_summary_is_named(two_runs, tmp_path):

@@ -3,10 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from sif_lib.config import Params, describe_params, load_params, params_from_dict
-from sif_lib.errors import InputError
+from conftest import REPO
+from sif_lib.core.config import Params, describe_params, load_params, params_from_dict
+from sif_lib.core.errors import InputError
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "params").glob("*.yaml")))
@@ -168,4 +168,4 @@ def test_unusable_params_files_end_in_one_line_and_exit_2(tmp_path, case):
 def test_an_explicit_empty_mapping_means_every_default(tmp_path):
     path = tmp_path / "defaults.yaml"
     path.write_text("{}\n")
-    assert load_params(path) == Params()
+    assert load_params(path) == params_from_dict({})

@@ -9,18 +9,22 @@ import sys
 import pytest
 
 from conftest import REPO
-from sif_lib import curriculum, synthesis
-from sif_lib.config import load_params
-from sif_lib.errors import InputError
-from sif_lib.runs import RunContext, read_jsonl
-from sif_lib.seeds import load_seeds
+from sif_lib.stages import s01_synthesize_constraints as s01
+from sif_lib.stages import s02_decompose_curriculum as s02
+from sif_lib.synthesis import curriculum
+from sif_lib.synthesis import instructions as synth
+from sif_lib.core.config import load_params
+from sif_lib.core.errors import InputError
+from sif_lib.core.io import read_jsonl
+from sif_lib.core.runs import RunContext
+from sif_lib.synthesis.seeds import load_seeds
 
 CPU_DEMO = REPO / "params" / "cpu_demo.yaml"
 
 
 @pytest.fixture(scope="module")
 def demo():
-    instructions, _ = synthesis.synthesize(load_params(CPU_DEMO), load_seeds())
+    instructions, _ = s01.synthesize(load_params(CPU_DEMO), load_seeds())
     return instructions, curriculum.build_curriculum(instructions)
 
 
@@ -39,7 +43,7 @@ def test_every_level_holds_exactly_the_first_k_constraints(demo):
         if k == 0:
             assert row["prompt"] == parent["seed"]
         else:
-            assert row["prompt"] == synthesis.compose_prompt(parent["seed"], [c["description"] for c in parent["constraints"][:k]])
+            assert row["prompt"] == synth.compose_prompt(parent["seed"], [c["description"] for c in parent["constraints"][:k]])
         if k == parent["n_constraints"]:
             assert row["prompt"] == parent["prompt"]
 
@@ -67,17 +71,17 @@ def test_level_stats_follow_the_papers_definition(demo):
         # The paper's own table obeys the same identity.
         assert paper[1] + paper[2] == k * paper[0]
     assert [s["instructions"] for s in stats[1:]] == [200, 160, 120, 80, 40]
-    fig = curriculum.level_figure(stats)
+    fig = s02.level_figure(stats)
     assert sum(sum(t.y) for t in fig.data[:2]) == sum(s["constraints"] for s in stats)
-    assert "2,806" in curriculum.level_table_html(stats)
+    assert "2,806" in s02.level_table_html(stats)
 
 
 def test_stage_writes_jsonl_dataset_and_metrics(tmp_path):
     ctx = RunContext.open(tmp_path / "run", CPU_DEMO)
     with pytest.raises(InputError, match="01_synthesize_constraints"):
-        curriculum.run_curriculum_stage(ctx)
-    synthesis.run_synthesis_stage(ctx)
-    metrics = curriculum.run_curriculum_stage(ctx)
+        s02.run(ctx)
+    s01.run(ctx)
+    metrics = s02.run(ctx)
     rows = read_jsonl(ctx.root / "data" / "curriculum.jsonl")
     assert metrics["rows"] == len(rows)
     assert metrics["rl_instruction_prompts"] == sum(r["level"] >= 1 and r["split"] == "train" for r in rows) == 600
@@ -95,7 +99,7 @@ def test_malformed_instruction_line_is_an_input_error(tmp_path):
     path = ctx.path("data", "instructions.jsonl")
     path.write_text('{"id": "inst-00001", "seed": "Write.", "constraints": [], "split": "train"}\n{"id": "x"}\n')
     with pytest.raises(InputError, match=r"instructions.jsonl:2: missing key"):
-        curriculum.run_curriculum_stage(ctx)
+        s02.run(ctx)
 
 
 def test_notebooks_01_and_02_under_papermill(tmp_path):
@@ -117,7 +121,7 @@ def test_notebooks_01_and_02_under_papermill(tmp_path):
     assert manifest["stages"]["02_decompose_curriculum"]["status"] == "ok"
     # The kernel is another process (another string-hash seed): its data must equal an in-process run's.
     direct = RunContext.open(tmp_path / "direct", REPO / "params" / "smoke.yaml")
-    synthesis.run_synthesis_stage(direct)
-    curriculum.run_curriculum_stage(direct)
+    s01.run(direct)
+    s02.run(direct)
     for name in ("instructions.jsonl", "reasoning.jsonl", "curriculum.jsonl"):
         assert (run / "data" / name).read_bytes() == (direct.root / "data" / name).read_bytes()

@@ -7,11 +7,11 @@ import importlib.metadata
 import re
 import shutil
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO
+
 sys.path.insert(0, str(REPO / "tools"))
 import locks  # noqa: E402  (tools/ is not a package)
 

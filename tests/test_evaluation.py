@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IFEVAL_DIR, REPO, require_shared, run_sif
-from sif_lib.errors import InputError
-from sif_lib.runs import RunContext, read_jsonl, write_json, write_jsonl
+from conftest import IFEVAL_DIR, REPO, SMOKE, require_shared, run_sif, write_untrained_rm
+from sif_lib.core.errors import InputError
+from sif_lib.core.io import read_jsonl, write_json, write_jsonl
+from sif_lib.core.runs import RunContext
 
-SMOKE = REPO / "params" / "smoke.yaml"
 
 # Small enough for seconds on 2 cores with the tiny model; the figures are real, the model is random.
 EVAL_OVERRIDES = {"evaluation": {"limit": 6, "max_new_tokens": 8, "batch_size": 4, "math_items": 3,
@@ -54,7 +54,7 @@ def curriculum_rows() -> list[dict]:
 
 
 def reasoning_rows() -> list[dict]:
-    from sif_lib.reasoning import make_prompt
+    from sif_lib.synthesis.math_items import make_prompt
 
     items = [("What is 2 + 3?", "5"), ("What is half of 9?", "4.5"), ("What is 7 times 6?", "42"),
              ("What is 10 minus 4?", "6")]
@@ -68,7 +68,7 @@ def _save_adapter(target: Path) -> None:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from sif_lib import models
+    from sif_lib.core import models
 
     torch.manual_seed(1)
     base = models.load_causal_lm("tiny", dtype="float32", device="cpu")
@@ -79,12 +79,7 @@ def _save_adapter(target: Path) -> None:
 
 
 def _save_reward_model(target: Path) -> None:
-    from sif_lib import models
-
-    model = models.load_sequence_classifier("tiny", dtype="float32", device="cpu")
-    model.save_pretrained(target)
-    models.load_tokenizer("tiny").save_pretrained(target)
-    write_json(target / "sif_rm.json", {"max_length": 128})
+    write_untrained_rm(target)
 
 
 def build_eval_run(root: Path, overrides: dict | None = None, with_rm: bool = True) -> RunContext:
@@ -102,7 +97,7 @@ def build_eval_run(root: Path, overrides: dict | None = None, with_rm: bool = Tr
 def evaluated(tmp_path_factory):
     """A built run on which stage 07 has run once; returns (ctx, summary, log lines)."""
     require_shared()
-    from sif_lib.evaluation.run_eval import run_evaluation_stage
+    from sif_lib.stages.s07_evaluate import run as run_evaluation_stage
 
     ctx = build_eval_run(tmp_path_factory.mktemp("eval") / "run")
     log: list[str] = []
@@ -192,12 +187,19 @@ class FixedScorer:
         return [self.probability] * len(pairs)
 
 
+def _mode(answer_mode: str):
+    from sif_lib.core.config import params_from_dict
+
+    return params_from_dict({"model": {"answer_mode": answer_mode}})
+
+
 def test_constraint_verdicts_use_verifier_rm_and_answer_mode():
     from sif_lib.evaluation.holdout import constraint_verdicts
 
     row = {"id": "x-L3", "level": 3, "constraints": [NO_COMMA, FORMAL, LOWER]}
     scorer = FixedScorer(0.25)
-    verdicts = constraint_verdicts([row, row], ["all lowercase and no commas", "Hello, World"], "after_think", scorer)
+    verdicts = constraint_verdicts(_mode("after_think"), [row, row], ["all lowercase and no commas", "Hello, World"],
+                                   scorer)
     assert [v["score"] for v in verdicts] == [1.0, 0.25, 1.0, 0.0, 0.25, 0.0]
     assert scorer.seen == [("all lowercase and no commas", FORMAL["description"]),
                            ("Hello, World", FORMAL["description"])]
@@ -205,16 +207,16 @@ def test_constraint_verdicts_use_verifier_rm_and_answer_mode():
     # Only the text after </think> is judged; under require_think a missing tag scores 0 everywhere.
     scorer = FixedScorer(0.9)
     thought = "<think>Hmm, commas, Capitals.</think>\nfine answer"
-    assert [v["score"] for v in constraint_verdicts([row], [thought], "after_think", scorer)] == [1.0, 0.9, 1.0]
+    assert [v["score"] for v in constraint_verdicts(_mode("after_think"), [row], [thought], scorer)] == [1.0, 0.9, 1.0]
     assert scorer.seen == [("fine answer", FORMAL["description"])]
-    assert [v["score"] for v in constraint_verdicts([row], ["fine answer"], "require_think", scorer)] == [0.0] * 3
+    assert [v["score"] for v in constraint_verdicts(_mode("require_think"), [row], ["fine answer"], scorer)] == [0.0] * 3
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Reasoning.
 
 def test_reasoning_accuracy_matches_hand_computation(tmp_path):
-    from sif_lib.evaluation.reasoning_eval import accuracy, score_responses, synthetic_task
+    from sif_lib.evaluation.math_accuracy import accuracy, score_responses, synthetic_task
 
     path = tmp_path / "reasoning.jsonl"
     write_jsonl(path, reasoning_rows())
@@ -229,7 +231,7 @@ def test_reasoning_accuracy_matches_hand_computation(tmp_path):
 
 
 def test_gsm8k_path_that_does_not_exist_names_the_key():
-    from sif_lib.evaluation.reasoning_eval import gsm8k_task
+    from sif_lib.evaluation.math_accuracy import gsm8k_task
 
     with pytest.raises(InputError, match="evaluation.gsm8k_path"):
         gsm8k_task("/no/such/gsm8k.jsonl", 10)
@@ -238,20 +240,26 @@ def test_gsm8k_path_that_does_not_exist_names_the_key():
 # ---------------------------------------------------------------------------------------------------------------
 # IFEval inputs and the trained policy.
 
-def test_ifeval_missing_path_names_the_key(tmp_path):
-    from sif_lib.evaluation.run_eval import IFEvalTask
+def test_ifeval_missing_path_names_the_key(tmp_path, monkeypatch):
+    from sif_lib.core import config
+    from sif_lib.evaluation.benchmarks import IFEvalTask
 
     ctx = RunContext.open(tmp_path / "run", SMOKE, overrides={"evaluation": {"ifeval_path": "/no/such/input.jsonl"}})
     with pytest.raises(InputError, match=r"evaluation\.ifeval_path.*/no/such/input.jsonl"):
         IFEvalTask.load(ctx.params, tmp_path)
+    # Nowhere to find them: no param, no $SIF_IFEVAL_PATH, no ../shared from here or from the checkout.
+    monkeypatch.delenv(config.IFEVAL_ENV, raising=False)
+    monkeypatch.setattr(config, "CHECKOUT", None)
+    monkeypatch.chdir(tmp_path)
     ctx = RunContext.open(tmp_path / "run", SMOKE, overrides={"evaluation": {"ifeval_path": None}})
-    with pytest.raises(InputError, match=r"evaluation\.ifeval_hub_id"):
+    assert ctx.params.evaluation.ifeval_path is None
+    with pytest.raises(InputError, match=r"evaluation\.ifeval_path: no IFEval prompts found.*SIF_IFEVAL_PATH.*ifeval_hub_id"):
         IFEvalTask.load(ctx.params, tmp_path)
 
 
 def test_ifeval_limit_is_the_first_n_prompts(tmp_path):
     require_shared()
-    from sif_lib.evaluation.run_eval import IFEvalTask
+    from sif_lib.evaluation.benchmarks import IFEvalTask
 
     ctx = RunContext.open(tmp_path / "run", SMOKE, overrides={"evaluation": {"limit": 5}})
     task = IFEvalTask.load(ctx.params, tmp_path)
@@ -261,7 +269,7 @@ def test_ifeval_limit_is_the_first_n_prompts(tmp_path):
 
 
 def test_missing_trained_policy_is_a_clear_error(tmp_path):
-    from sif_lib.evaluation.run_eval import trained_policy
+    from sif_lib.grpo.policy import trained_policy
 
     ctx = RunContext.open(tmp_path / "run", SMOKE)
     with pytest.raises(InputError, match="06_train_grpo"):
@@ -278,8 +286,10 @@ def test_stage_writes_summary_and_metrics(evaluated):
     for name in ("base", "trained"):
         figures = summary["ifeval"][name]
         assert figures["n_prompts"] == 6
-        assert all(0.0 <= figures[m] <= 1.0 for m in ("prompt_strict", "inst_strict", "prompt_loose", "inst_loose"))
-        assert figures["prompt_loose"] >= figures["prompt_strict"]
+        assert figures["prompt_loose"] >= figures["prompt_strict"] and figures["inst_loose"] >= figures["inst_strict"]
+        # Prompt-level strict is the share of prompts whose every instruction passes: check it from the scores.
+        scored = read_jsonl(ctx.root / "eval" / f"ifeval_{name}" / "eval_results_strict.jsonl")
+        assert figures["prompt_strict"] == pytest.approx(sum(r["follow_all_instructions"] for r in scored) / 6)
         rows = read_jsonl(ctx.root / "eval" / f"ifeval_{name}" / "responses.jsonl")
         assert [set(r) for r in rows] == [{"prompt", "response"}] * 6
     assert summary["policies"]["trained"]["adapter"].endswith("grpo/adapter")
@@ -295,7 +305,7 @@ def test_stage_writes_summary_and_metrics(evaluated):
     # The tiny base model answers with special tokens only (an empty answer scores 0); the adapter makes it talk.
     assert 0.0 < holdout["trained"]["soft"] < 1.0
     assert summary["reasoning"]["synthetic"]["n"] == 3
-    from sif_lib.repetition import repetition_summary
+    from sif_lib.constraints.repetition import repetition_summary
     for name in ("base", "trained"):
         texts = [r["response"] for r in read_jsonl(ctx.root / "eval" / f"holdout_{name}" / "generations.jsonl")]
         assert summary["repetition"][name]["holdout"] == repetition_summary(texts)
@@ -332,7 +342,7 @@ def test_cli_rescoring_reproduces_the_summary(evaluated, tmp_path):
 
 
 def test_rerun_reuses_every_cached_set_without_loading_a_model(evaluated):
-    from sif_lib.evaluation.run_eval import run_evaluation_stage
+    from sif_lib.stages.s07_evaluate import run as run_evaluation_stage
 
     ctx, summary, first_log = evaluated
     assert any("loaded" in line for line in first_log)
@@ -344,8 +354,9 @@ def test_rerun_reuses_every_cached_set_without_loading_a_model(evaluated):
 
 
 def test_interrupted_set_resumes_from_its_partial_file(tmp_path):
-    from sif_lib.config import load_params
-    from sif_lib.evaluation.run_eval import GENERATIONS, PolicyRunner, base_policy, _sampling
+    from sif_lib.core.config import load_params
+    from sif_lib.core.answers import GENERATIONS, PolicyRunner, base_policy
+    from sif_lib.evaluation.generate import _sampling
 
     params = load_params(SMOKE)
     prompts = [f"Say the number {i}." for i in range(5)]
@@ -472,7 +483,7 @@ def test_hub_prompts_drop_null_arguments_and_name_the_key(tmp_path, monkeypatch)
     """The hub copy of IFEval spells every unused argument as null; the subset written for rescoring must not."""
     import datasets
 
-    from sif_lib.evaluation.run_eval import IFEvalTask
+    from sif_lib.evaluation.benchmarks import IFEvalTask
 
     rows = [{"key": 7, "prompt": "Answer in under 20 words.",
              "instruction_id_list": ["length_constraints:number_words"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipywidgets as w
 import pytest
 
-from sif_lib import curriculum
+from sif_lib.synthesis import curriculum
 from sif_lib.widgets.explorer import CurriculumExplorer
 
 INSTRUCTION = {

@@ -9,14 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_untrained_rm
-from sif_lib import grpo
-from sif_lib.config import load_params, params_from_dict
-from sif_lib.errors import InputError
-from sif_lib.runs import RunContext, read_jsonl
+from conftest import REPO, SMOKE, write_untrained_rm
+from sif_lib.grpo import config as grpo_config
+from sif_lib.grpo import launch as grpo_launch
+from sif_lib.grpo import policy as grpo_policy
+from sif_lib.grpo import rl_set
+from sif_lib.grpo import trl_hooks
+from sif_lib.stages import s06_train_grpo as s06
+from sif_lib.core.config import load_params, params_from_dict
+from sif_lib.core.errors import InputError
+from sif_lib.core.io import read_jsonl
+from sif_lib.core.runs import RunContext
 
-REPO = Path(__file__).resolve().parents[1]
-SMOKE = REPO / "params" / "smoke.yaml"
 TINY_GRPO = {"max_steps": 2, "num_generations": 2, "prompts_per_step": 2, "max_completion_length": 8,
              "probe_size": 2, "save_steps": 1}
 
@@ -24,8 +28,8 @@ TINY_GRPO = {"max_steps": 2, "num_generations": 2, "prompts_per_step": 2, "max_c
 def build_base(root: Path) -> Path:
     """Stage 01/02 data from the smoke params, and an RM directory: the tiny model with a fresh two-class head
     (an untrained classifier is still a real one; its probabilities just carry no meaning)."""
-    from sif_lib.curriculum import run_curriculum_stage
-    from sif_lib.synthesis import run_synthesis_stage
+    from sif_lib.stages.s02_decompose_curriculum import run as run_curriculum_stage
+    from sif_lib.stages.s01_synthesize_constraints import run as run_synthesis_stage
 
     ctx = RunContext.open(root, SMOKE)
     run_synthesis_stage(ctx)
@@ -62,21 +66,21 @@ def _items(levels=(1, 2, 3), per_level=6, n_reasoning=4):
 
 
 def test_level_schedule():
-    assert grpo.level_schedule(10, 3) == [1, 1, 1, 2, 2, 2, 2, 3, 3, 3]
-    assert grpo.level_schedule(6, 3, [1, 5]) == [1, 2, 2, 2, 2, 3]
-    assert grpo.level_schedule(4, 1) == [1, 1, 1, 1]
+    assert rl_set.level_schedule(10, 3) == [1, 1, 1, 2, 2, 2, 2, 3, 3, 3]
+    assert rl_set.level_schedule(6, 3, [1, 5]) == [1, 2, 2, 2, 2, 3]
+    assert rl_set.level_schedule(4, 1) == [1, 1, 1, 1]
     with pytest.raises(InputError, match="staged_boundaries"):
-        grpo.level_schedule(10, 3, [5])
+        rl_set.level_schedule(10, 3, [5])
     with pytest.raises(InputError, match="increasing"):
-        grpo.level_schedule(10, 3, [5, 5])
+        rl_set.level_schedule(10, 3, [5, 5])
 
 
 def test_staged_order_opens_levels_in_turn():
     items = _items()
-    rows = grpo.build_order(items, "staged", n_rollouts=9, rollout_prompts=4, steps_per_rollout=1, max_steps=9)
+    rows = rl_set.build_order(items, "staged", n_rollouts=9, rollout_prompts=4, steps_per_rollout=1, max_steps=9)
     assert len(rows) == 36
     blocks = [rows[i:i + 4] for i in range(0, 36, 4)]
-    caps = grpo.level_schedule(9, 3)
+    caps = rl_set.level_schedule(9, 3)
     assert caps == [1, 1, 1, 2, 2, 2, 3, 3, 3]
     for cap, block in zip(caps, blocks):
         levels = [r["level"] for r in block if r["kind"] == "instruction"]
@@ -87,27 +91,27 @@ def test_staged_order_opens_levels_in_turn():
     assert stage_levels[0] == {1}
     assert max(stage_levels[1]) == 2 and max(stage_levels[2]) == 3
     # Deterministic for a seed.
-    again = grpo.build_order(items, "staged", 9, 4, 1, 9)
+    again = rl_set.build_order(items, "staged", 9, 4, 1, 9)
     assert [r["id"] for r in again] == [r["id"] for r in rows]
 
 
 def test_mixed_and_off_orders():
     items = _items()
-    mixed = grpo.build_order(items, "mixed", n_rollouts=11, rollout_prompts=4, steps_per_rollout=1, max_steps=11)
+    mixed = rl_set.build_order(items, "mixed", n_rollouts=11, rollout_prompts=4, steps_per_rollout=1, max_steps=11)
     # One full pass over all 22 items before anything repeats, then a reshuffled pass.
     assert sorted(r["id"] for r in mixed[:22]) == sorted(it["id"] for it in items)
     assert [r["id"] for r in mixed[22:]] != [r["id"] for r in mixed[:22]]
     assert {r["level"] for r in mixed[:8]} != {1}  # levels are mixed from the start
-    off = grpo.build_order(items, "off", 5, 4, 1, 5)
+    off = rl_set.build_order(items, "off", 5, 4, 1, 5)
     assert {r["level"] for r in off if r["kind"] == "instruction"} == {3}
     assert any(r["kind"] == "reasoning" for r in off)
     with pytest.raises(InputError, match="no instruction prompts"):
-        grpo.build_order([it for it in items if it["kind"] == "reasoning"], "mixed", 1, 4, 1, 1)
+        rl_set.build_order([it for it in items if it["kind"] == "reasoning"], "mixed", 1, 4, 1, 1)
 
 
 def test_batch_layout_and_paper_params():
     params = load_params(REPO / "params" / "paper_7b.yaml")
-    layout = grpo.batch_layout(params.grpo, world_size=8)
+    layout = grpo_config.batch_layout(params.grpo, world_size=8)
     # 96 prompts x 5 = 480 completions per optimizer step = 1 per device x 60 accumulation x 8 processes;
     # a rollout of 384 prompts serves 4 optimizer steps.
     assert layout["per_device_train_batch_size"] == 1
@@ -116,7 +120,7 @@ def test_batch_layout_and_paper_params():
     assert params.model.answer_mode == "require_think" and params.grpo.beta == 0.01
     bad = params_from_dict({"grpo": {"prompts_per_step": 3, "num_generations": 2, "grad_accum": 4}})
     with pytest.raises(InputError, match="grpo.prompts_per_step"):
-        grpo.batch_layout(bad.grpo, world_size=1)
+        grpo_config.batch_layout(bad.grpo, world_size=1)
 
 
 def test_gpu_features_fail_clearly_on_cpu():
@@ -127,7 +131,7 @@ def test_gpu_features_fail_clearly_on_cpu():
     for grpo_params, key in (({"finetune": "qlora"}, "grpo.finetune"), ({"use_vllm": True}, "grpo.use_vllm")):
         params = params_from_dict({"run": {"device": "cpu"}, "grpo": grpo_params})
         with pytest.raises(InputError, match=key):
-            grpo.check_params(params)
+            grpo_config.check_params(params)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -147,7 +151,7 @@ def _curriculum_n(run: Path) -> dict[str, int]:
 ], ids=["mixed", "staged", "off", "soft-binary", "hard-rm"])
 def test_two_grpo_steps(base_run, tmp_path, overrides):
     ctx = clone_run(base_run, tmp_path / "run", {"probe_size": 0, **overrides})
-    metrics = grpo.run_grpo_stage(ctx, echo=lambda *_: None)
+    metrics = s06.run(ctx, echo=lambda *_: None)
     run = ctx.root
     g = ctx.params.grpo
 
@@ -185,7 +189,7 @@ def test_two_grpo_steps(base_run, tmp_path, overrides):
 
 
 def _check_probe_adapter_browser(run: Path, ctx, saved: dict) -> None:
-    from sif_lib import models
+    from sif_lib.core import models
     from sif_lib.widgets.rollout_browser import RolloutBrowser
 
     assert saved["probe"]["before"]["n"] == 2 and saved["probe"]["after"]["n"] == 2
@@ -196,7 +200,7 @@ def _check_probe_adapter_browser(run: Path, ctx, saved: dict) -> None:
     lora_b = [p for name, p in model.named_parameters() if "lora_B" in name]
     assert lora_b and any(p.abs().sum().item() > 0 for p in lora_b)  # trained away from the zero init
     # With merge_adapter, stage 07 gets the merged directory.
-    assert grpo.trained_policy_kwargs(run, ctx.params) == {"spec": str(run / "grpo" / "merged"), "adapter": None}
+    assert grpo_policy.trained_policy_kwargs(run, ctx.params) == {"spec": str(run / "grpo" / "merged"), "adapter": None}
 
     browser = RolloutBrowser.from_run(run)
     assert browser.steps == [1, 2]
@@ -211,7 +215,7 @@ def test_accelerate_launch_two_processes(base_run, tmp_path):
     """num_processes > 1 shells out to `accelerate launch -m sif_lib.grpo`; on CPU the processes train over gloo."""
     ctx = clone_run(base_run, tmp_path / "run", {"num_processes": 2, "probe_size": 0})
     out: list[str] = []
-    metrics = grpo.run_grpo_stage(ctx, echo=out.append)
+    metrics = s06.run(ctx, echo=out.append)
     assert any("accelerate.commands.launch" in line for line in out)
     assert metrics["steps"] == 2 and metrics["layout"]["processes"] == 2
     rows = read_jsonl(ctx.root / "grpo" / "rollouts.jsonl")
@@ -224,16 +228,16 @@ def test_streaming_launcher_raises_with_the_output_tail():
 
     seen: list[str] = []
     with pytest.raises(RuntimeError, match="status 3") as err:
-        grpo.run_streaming([sys.executable, "-c", "print('step 1 of 2'); raise SystemExit(3)"], echo=seen.append)
+        grpo_launch.run_streaming([sys.executable, "-c", "print('step 1 of 2'); raise SystemExit(3)"], echo=seen.append)
     assert "step 1 of 2" in "".join(seen) and "step 1 of 2" in str(err.value)
-    grpo.run_streaming([sys.executable, "-c", "print('fine')"], echo=seen.append)
+    grpo_launch.run_streaming([sys.executable, "-c", "print('fine')"], echo=seen.append)
 
 
 def test_lora_merged_generation_matches_and_restores_exact_weights():
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from sif_lib import models
+    from sif_lib.core import models
 
     torch.manual_seed(0)
     model = get_peft_model(models.load_causal_lm("tiny", dtype="float32", device="cpu"),
@@ -246,7 +250,7 @@ def test_lora_merged_generation_matches_and_restores_exact_weights():
     ids = torch.tensor([[1, 5, 9, 13, 17, 21]])
     with torch.no_grad():
         unmerged = model(input_ids=ids).logits
-        with grpo.lora_merged(model):
+        with trl_hooks.lora_merged(model):
             assert any("base_layer" in n and not torch.equal(p, base[n]) for n, p in model.named_parameters())
             merged = model(input_ids=ids).logits
         after = model(input_ids=ids).logits
@@ -257,7 +261,7 @@ def test_lora_merged_generation_matches_and_restores_exact_weights():
 
 
 def test_hard_check_flips_pairs_the_probe_and_computes_the_sign_test():
-    from sif_lib.grpo import hard_check_flips
+    from sif_lib.grpo.probe import hard_check_flips
 
     def row(item_id, verdicts, soft_prob=0.5):
         constraints = [{"id": f"h{i}", "kind": "hard", "verdict": v} for i, v in enumerate(verdicts)]
@@ -275,7 +279,7 @@ def test_hard_check_flips_pairs_the_probe_and_computes_the_sign_test():
 
 
 def test_probe_repetition_separates_loops_from_fluent_answers():
-    from sif_lib.grpo import probe_repetition
+    from sif_lib.grpo.probe import probe_repetition
 
     loop, prose = " ".join(["1."] * 30), "A short plain answer that says one thing once and stops there."
 

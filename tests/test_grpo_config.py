@@ -4,17 +4,16 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 from trl import GRPOConfig
 
-from conftest import run_sif
-from sif_lib import grpo_config
-from sif_lib.config import Params, load_params
-from sif_lib.errors import InputError
+from conftest import REPO, run_sif
+from sif_lib.core import trl_fields
+from sif_lib.grpo import config as grpo_config
+from sif_lib.core.config import Params, load_params
+from sif_lib.core.errors import InputError
 
-REPO = Path(__file__).resolve().parents[1]
 CPU = {"run": {"device": "cpu", "dtype": "float32"}}
 
 
@@ -26,16 +25,16 @@ def _params_keys() -> set[str]:
 
 def test_every_grpo_config_field_is_reachable_and_the_tables_match_trl():
     fields = {f.name for f in dataclasses.fields(GRPOConfig)}
-    assert set(grpo_config.TYPED) <= fields, set(grpo_config.TYPED) - fields  # a TRL rename would show here
-    assert set(grpo_config.DERIVED) <= fields
-    assert set(grpo_config.TYPED.values()) <= _params_keys()
-    passthrough = fields - set(grpo_config.TYPED) - set(grpo_config.DERIVED)
+    assert set(trl_fields.TRL_TYPED) <= fields, set(trl_fields.TRL_TYPED) - fields  # a TRL rename would show here
+    assert set(trl_fields.TRL_DERIVED) <= fields
+    assert set(trl_fields.TRL_TYPED.values()) <= _params_keys()
+    passthrough = fields - set(trl_fields.TRL_TYPED) - set(trl_fields.TRL_DERIVED)
     assert len(passthrough) > 100
-    known = grpo_config.grpo_config_fields()
+    known = trl_fields.trl_config_fields()
     for name in passthrough:  # accepted by name: what remains is only the value's type
-        grpo_config.check_passthrough({name: None}, "p.yaml", {name: object})
+        trl_fields.check_trl_passthrough({name: None}, "p.yaml", {name: object})
     with pytest.raises(InputError, match="set by 'grpo.learning_rate'"):
-        grpo_config.check_passthrough({"learning_rate": 1.0}, "p.yaml", known)
+        trl_fields.check_trl_passthrough({"learning_rate": 1.0}, "p.yaml", known)
 
 
 def test_typed_knobs_and_passthrough_reach_the_trainer(tmp_path):

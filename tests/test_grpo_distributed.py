@@ -19,12 +19,14 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import write_untrained_rm
-from sif_lib import grpo, models
-from sif_lib.runs import RunContext, iter_jsonl
+from conftest import REPO, SMOKE, write_untrained_rm
+from sif_lib.core import models
+from sif_lib.grpo import checkpoints as ckpt
+from sif_lib.grpo import launch as grpo_launch
+from sif_lib.grpo import series as grpo_series
+from sif_lib.core.io import iter_jsonl
+from sif_lib.core.runs import RunContext
 
-REPO = Path(__file__).resolve().parents[1]
-SMOKE = REPO / "params" / "smoke.yaml"
 ZERO2 = "params/accelerate/deepspeed_zero2.yaml"
 ZERO3 = "params/accelerate/deepspeed_zero3.yaml"
 
@@ -34,8 +36,8 @@ pytest.importorskip("deepspeed")
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory) -> Path:
     """Stage 01-02 data and an untrained reward model, shared by the runs below (each copies it)."""
-    from sif_lib.curriculum import run_curriculum_stage
-    from sif_lib.synthesis import run_synthesis_stage
+    from sif_lib.stages.s02_decompose_curriculum import run as run_curriculum_stage
+    from sif_lib.stages.s01_synthesize_constraints import run as run_synthesis_stage
 
     root = tmp_path_factory.mktemp("distributed-base")
     ctx = RunContext.open(root, SMOKE)
@@ -56,7 +58,7 @@ def make_run(prepared: Path, root: Path, **grpo_overrides) -> RunContext:
 
 
 def launch(ctx: RunContext, machine_args=(), timeout: float = 300) -> subprocess.CompletedProcess:
-    cmd = grpo.launch_command(ctx, machine_args)
+    cmd = grpo_launch.launch_command(ctx, machine_args)
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
@@ -67,12 +69,12 @@ def result(ctx: RunContext) -> dict:
 
 
 def logged_steps(ctx: RunContext) -> list[int]:
-    return [h["step"] for h in grpo._log_steps(result(ctx)["log_history"])]
+    return [h["step"] for h in grpo_series.log_steps(result(ctx)["log_history"])]
 
 
 def test_launch_command_adapts_the_gpu_configs_to_cpu_by_flags(prepared, tmp_path):
     ctx = make_run(prepared, tmp_path / "run", accelerate_config=ZERO3)
-    cmd = grpo.launch_command(ctx, ["--num_machines", "2"])
+    cmd = grpo_launch.launch_command(ctx, ["--num_machines", "2"])
     assert cmd[cmd.index("--config_file") + 1] == str(REPO / ZERO3)
     assert cmd[cmd.index("--mixed_precision") + 1] == "no"
     assert cmd[cmd.index("--num_processes") + 1] == "2" and "--num_machines" in cmd
@@ -107,7 +109,7 @@ def test_deepspeed_zero3_killed_with_sigkill_resumes_without_lost_or_repeated_st
     ctx = make_run(prepared, tmp_path / "run", accelerate_config=ZERO3, finetune="full", max_steps=max_steps,
                    save_steps=1, save_total_limit=2)
     checkpoints = ctx.root / "grpo" / "checkpoints"
-    launcher = subprocess.Popen(grpo.launch_command(ctx), cwd=REPO, stdout=subprocess.DEVNULL,
+    launcher = subprocess.Popen(grpo_launch.launch_command(ctx), cwd=REPO, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 240
@@ -124,13 +126,13 @@ def test_deepspeed_zero3_killed_with_sigkill_resumes_without_lost_or_repeated_st
     while _workers(ctx.root) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _workers(ctx.root), "workers outlived their killed launcher"
-    killed_at = grpo.latest_checkpoint(checkpoints)
-    assert killed_at is not None and 3 <= grpo._checkpoint_step(killed_at) < max_steps
+    killed_at = ckpt.latest_checkpoint(checkpoints)
+    assert killed_at is not None and 3 <= ckpt.checkpoint_step(killed_at) < max_steps
 
     launch(ctx)
     got = result(ctx)
     assert got["distributed"]["zero_stage"] == 3 and got["distributed"]["backend"] == "gloo"
-    assert got["resumed_from"] == grpo._checkpoint_step(killed_at)
+    assert got["resumed_from"] == ckpt.checkpoint_step(killed_at)
     assert got["global_step"] == max_steps and got["steps_this_session"] == max_steps - got["resumed_from"]
     assert logged_steps(ctx) == list(range(1, max_steps + 1))
     rollout_steps = Counter(row["step"] for row in iter_jsonl(ctx.root / "grpo" / "rollouts.jsonl"))
@@ -154,7 +156,7 @@ def test_two_machines_on_localhost_train_two_steps_together(prepared, tmp_path):
     ctx = make_run(prepared, tmp_path / "run", accelerate_config=ZERO2, max_steps=2, save_steps=1)
     port = str(_free_port())
     machines = [subprocess.Popen(
-        grpo.launch_command(ctx, ["--num_machines", "2", "--machine_rank", str(rank),
+        grpo_launch.launch_command(ctx, ["--num_machines", "2", "--machine_rank", str(rank),
                                   "--main_process_ip", "127.0.0.1", "--main_process_port", port]),
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for rank in (0, 1)]
     outputs = [m.communicate(timeout=300)[0] for m in machines]

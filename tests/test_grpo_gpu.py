@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-import json
 import shutil
-from pathlib import Path
 
 import pytest
+
+from conftest import SMOKE, write_untrained_rm
 
 torch = pytest.importorskip("torch")
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
-REPO = Path(__file__).resolve().parents[1]
-SMOKE = REPO / "params" / "smoke.yaml"
-
 
 def test_smollm2_lora_bf16_two_steps(tmp_path):
-    from sif_lib import grpo, models
-    from sif_lib.curriculum import run_curriculum_stage
-    from sif_lib.reward_model import META_FILE
-    from sif_lib.runs import RunContext, read_jsonl
-    from sif_lib.synthesis import run_synthesis_stage
+    from sif_lib.core import models
+    from sif_lib.stages import s06_train_grpo as s06
+    from sif_lib.stages.s02_decompose_curriculum import run as run_curriculum_stage
+    from sif_lib.core.io import read_jsonl
+    from sif_lib.core.runs import RunContext
+    from sif_lib.stages.s01_synthesize_constraints import run as run_synthesis_stage
 
     ctx = RunContext.open(tmp_path / "run", SMOKE, overrides={
         "run": {"device": "cuda", "dtype": "bfloat16"},
@@ -31,12 +29,9 @@ def test_smollm2_lora_bf16_two_steps(tmp_path):
                  "max_completion_length": 32, "probe_size": 4, "save_steps": 1}})
     run_synthesis_stage(ctx)
     run_curriculum_stage(ctx)
-    rm = ctx.root / "rm"
-    models.load_sequence_classifier("smollm2-135m-instruct", dtype="float32", device="cpu").save_pretrained(str(rm))
-    models.load_tokenizer("smollm2-135m-instruct").save_pretrained(str(rm))
-    (rm / META_FILE).write_text(json.dumps({"max_length": 256}))
+    write_untrained_rm(ctx.root / "rm", spec="smollm2-135m-instruct", max_length=256)
 
-    metrics = grpo.run_grpo_stage(ctx, echo=print)
+    metrics = s06.run(ctx, echo=print)
 
     assert metrics["steps"] == 2 and metrics["series"]["step"] == [1, 2]
     assert metrics["timing"]["rollout_tokens_per_second"] > 0

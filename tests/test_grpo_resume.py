@@ -11,12 +11,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from conftest import write_untrained_rm
-from sif_lib import grpo
-from sif_lib.runs import RunContext, iter_jsonl, read_jsonl
+from conftest import REPO, SMOKE, write_untrained_rm
+from sif_lib.grpo import checkpoints as ckpt
+from sif_lib.grpo import rl_set
+from sif_lib.stages import s06_train_grpo as s06
+from sif_lib.core.io import iter_jsonl, read_jsonl
+from sif_lib.core.runs import RunContext
 
-REPO = Path(__file__).resolve().parents[1]
-SMOKE = REPO / "params" / "smoke.yaml"
 MAX_STEPS = 5
 
 # Training as `python -m sif_lib.grpo` runs it, plus a callback that pauses after every step so that the kill
@@ -24,8 +25,8 @@ MAX_STEPS = 5
 TRAIN = """
 import sys, time
 from transformers import TrainerCallback
-from sif_lib.grpo import train_grpo
-from sif_lib.runs import RunContext
+from sif_lib.grpo.trainer import train_grpo
+from sif_lib.core.runs import RunContext
 
 class Pause(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
@@ -36,8 +37,8 @@ train_grpo(RunContext.open(sys.argv[1]), callbacks=[Pause()])
 
 
 def make_run(root: Path) -> RunContext:
-    from sif_lib.curriculum import run_curriculum_stage
-    from sif_lib.synthesis import run_synthesis_stage
+    from sif_lib.stages.s02_decompose_curriculum import run as run_curriculum_stage
+    from sif_lib.stages.s01_synthesize_constraints import run as run_synthesis_stage
 
     ctx = RunContext.open(root, SMOKE, overrides={"grpo": {
         "max_steps": MAX_STEPS, "save_steps": 1, "save_total_limit": 2, "num_generations": 2, "prompts_per_step": 2,
@@ -49,13 +50,13 @@ def make_run(root: Path) -> RunContext:
 
 
 def scheduled_order(ctx) -> list[dict]:
-    from sif_lib import models
+    from sif_lib.core import models
 
     g = ctx.params.grpo
-    items = grpo.load_rl_items(ctx)
-    lengths = grpo.prompt_lengths(models.load_tokenizer(ctx.params.model.policy), items, None)
-    items, _ = grpo.drop_long_prompts(items, lengths, g.max_prompt_length)
-    return grpo.build_order(items, g.curriculum, MAX_STEPS, g.prompts_per_step, 1, MAX_STEPS, seed=ctx.params.run.seed)
+    items = rl_set.load_rl_items(ctx)
+    lengths = rl_set.prompt_lengths(models.load_tokenizer(ctx.params.model.policy), items, None)
+    items, _ = rl_set.drop_long_prompts(items, lengths, g.max_prompt_length)
+    return rl_set.build_order(items, g.curriculum, MAX_STEPS, g.prompts_per_step, 1, MAX_STEPS, seed=ctx.params.run.seed)
 
 
 def test_sigkill_then_resume(tmp_path):
@@ -78,19 +79,19 @@ def test_sigkill_then_resume(tmp_path):
     assert proc.returncode == -signal.SIGKILL
     assert not (run / "grpo" / "adapter").exists()
 
-    resume_from = grpo.latest_checkpoint(checkpoints)
-    killed_at = grpo._checkpoint_step(resume_from)
+    resume_from = ckpt.latest_checkpoint(checkpoints)
+    killed_at = ckpt.checkpoint_step(resume_from)
     assert 2 <= killed_at < MAX_STEPS
     before = json.loads((resume_from / "trainer_state.json").read_text())["log_history"]
     # The killed run may have logged rollouts of the step it was in; they must not survive the resume.
     steps_logged = Counter(r["step"] for r in iter_jsonl(run / "grpo" / "rollouts.jsonl", tolerate_torn_tail=True))
 
-    metrics = grpo.run_grpo_stage(RunContext.open(run), echo=lambda *_: None)
+    metrics = s06.run(RunContext.open(run), echo=lambda *_: None)
 
     assert metrics["resumed_from"] == killed_at
     assert metrics["steps"] == MAX_STEPS
     assert metrics["steps_this_session"] == MAX_STEPS - killed_at
-    state = json.loads((grpo.latest_checkpoint(checkpoints) / "trainer_state.json").read_text())
+    state = json.loads((ckpt.latest_checkpoint(checkpoints) / "trainer_state.json").read_text())
     assert state["global_step"] == MAX_STEPS
     history = [h for h in state["log_history"] if "reward" in h]
     assert [h["step"] for h in history] == list(range(1, MAX_STEPS + 1))
@@ -125,12 +126,12 @@ def test_incomplete_checkpoint_is_not_resumed(tmp_path):
     (checkpoints / "checkpoint-3" / "trainer_state.json").write_text('{"global_step": 3}')
     (checkpoints / "checkpoint-4").mkdir()  # killed while saving: no trainer_state.json
     (checkpoints / "checkpoint-4" / "adapter_model.safetensors").write_bytes(b"partial")
-    assert grpo.latest_checkpoint(checkpoints).name == "checkpoint-3"
-    assert grpo.prune_incomplete_checkpoints(checkpoints) == ["checkpoint-4"]
+    assert ckpt.latest_checkpoint(checkpoints).name == "checkpoint-3"
+    assert ckpt.prune_incomplete_checkpoints(checkpoints) == ["checkpoint-4"]
     assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-3"]
 
     log = tmp_path / "rollouts.jsonl"
     log.write_text("".join(json.dumps({"step": s}) + "\n" for s in (1, 2, 3, 4, 4)) + '{"step": 5, "tor')
-    assert grpo.trim_rollout_log(log, 3) == 2
+    assert ckpt.trim_rollout_log(log, 3) == 2
     assert [r["step"] for r in read_jsonl(log)] == [1, 2, 3]
     shutil.rmtree(checkpoints)

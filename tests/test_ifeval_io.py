@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from sif_lib.errors import InputError
+from sif_lib.core.errors import InputError
 from sif_lib.evaluation.ifeval import (
     PromptRecord,
     ResponseRecord,

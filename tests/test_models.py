@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from sif_lib import models
-from sif_lib.errors import InputError
+from sif_lib.core import models
+from sif_lib.core.errors import InputError
 
 
 def test_parse_spec_kinds(tmp_path):

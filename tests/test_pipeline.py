@@ -6,8 +6,8 @@ import nbformat
 import pytest
 
 from conftest import REPO, run_sif
-from sif_lib.errors import InputError
-from sif_lib.runs import STAGES
+from sif_lib.core.errors import InputError
+from sif_lib.core.stages import STAGE_NAMES as STAGES
 
 
 def _one_line_error(proc):
@@ -38,14 +38,30 @@ def test_model_path_that_does_not_exist(tmp_path):
 
 
 def test_every_notebook_is_thin_and_clean():
-    for stage in STAGES:
-        nb = nbformat.read(REPO / "notebooks" / f"{stage}.ipynb", as_version=4)
+    """Each notebook: a markdown account first, one parameters cell, no saved outputs, and code that only calls
+    its stage module (named in the stage table) and displays: no loops, functions, classes or data handling."""
+    import ast
+
+    from sif_lib.core.stages import STAGES as TABLE
+
+    for entry in TABLE:
+        nb = nbformat.read(REPO / "notebooks" / entry.notebook, as_version=4)
         tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-        assert len(tagged) == 1, stage
-        assert nb.cells[0].cell_type == "markdown" and len(nb.cells[0].source) > 200, stage
+        assert len(tagged) == 1, entry.name
+        assert nb.cells[0].cell_type == "markdown" and len(nb.cells[0].source) > 200, entry.name
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
         for cell in nb.cells:
             if cell.cell_type == "code":
-                assert not cell.outputs and cell.execution_count is None, stage
+                assert not cell.outputs and cell.execution_count is None, entry.name
+        tree = ast.parse(code)
+        logic = [type(n).__name__ for n in ast.walk(tree)
+                 if isinstance(n, (ast.For, ast.While, ast.FunctionDef, ast.ClassDef, ast.Lambda, ast.ListComp,
+                                   ast.DictComp, ast.With, ast.Try))]
+        assert not logic, (entry.name, logic)
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert imported <= {"IPython.display"} | {m for m in imported if m.startswith("sif_lib")}, entry.name
+        package, _, module = entry.module.rpartition(".")
+        assert f"from {package} import {module} as stage" in code, entry.name
 
 
 @pytest.mark.slow
@@ -96,14 +112,14 @@ def test_failing_stage_is_marked_and_stops(tmp_path):
 
 
 def test_set_overrides_parse_as_yaml_values():
-    from sif_lib.errors import InputError
-    from sif_lib.pipeline import parse_overrides
+    from sif_lib.core.errors import InputError
+    from sif_lib.core.pipeline import parse_overrides
 
     assert parse_overrides(["grpo.max_steps=4", "grpo.repetitive_penalty=0.5", "model.system_prompt=null",
                             "synthesis.hard_ids=[punctuation:no_comma]"]) == {
         "grpo": {"max_steps": 4, "repetitive_penalty": 0.5}, "model": {"system_prompt": None},
         "synthesis": {"hard_ids": ["punctuation:no_comma"]}}
-    from sif_lib.config import load_params
+    from sif_lib.core.config import load_params
     assert load_params(REPO / "params" / "smoke.yaml",
                        overrides=parse_overrides(["grpo.curriculum=off"])).grpo.curriculum == "off"
     for bad in ("grpo.max_steps", "max_steps=4", "grpo.lora.r=4", "grpo.x=[1,"):
@@ -124,15 +140,22 @@ def test_set_is_validated_kept_in_the_manifest_and_applied_on_resume(tmp_path):
     assert "max_steps: 3" in (tmp_path / "r" / "params.yaml").read_text()
 
 
-def _fake_run(root, params, status="ok"):
+# What each stage of a run records having read (a few of the fields a real run records).
+READS = {STAGES[0]: ["run.seed", "synthesis.n_instructions", "evaluation.math_items"], STAGES[1]: [],
+         STAGES[2]: ["model.policy", "rollouts.max_new_tokens"], STAGES[3]: ["reward_model.epochs"],
+         STAGES[4]: ["scoring.n_groups"]}
+
+
+def _fake_run(root, params, status="ok", reads=True):
     root.mkdir(parents=True)
-    stages = {stage: {"status": status if stage == STAGES[2] else "ok"} for stage in STAGES}
+    stages = {stage: {"status": status if stage == STAGES[2] else "ok",
+                      **({"params_read": READS.get(stage, [])} if reads else {})} for stage in STAGES}
     (root / "manifest.json").write_text(json.dumps({"params": params, "stages": stages}))
     return root
 
 
 def test_reuse_refuses_other_params_or_unfinished_stages(tmp_path):
-    from sif_lib.config import load_params
+    from sif_lib.core.config import load_params
 
     smoke = load_params(REPO / "params" / "smoke.yaml").to_dict()
     line = _one_line_error(run_sif("run", "params/smoke.yaml", "--reuse", str(tmp_path), "--outputs", str(tmp_path)))
@@ -144,11 +167,29 @@ def test_reuse_refuses_other_params_or_unfinished_stages(tmp_path):
                                    "--run-id", "new", "--outputs", str(tmp_path)))
     assert "'rollouts.max_new_tokens' differs" in line and "03_generate_pseudo_labels" in line
     # From stage 03 on, the rollouts section is this run's own: only stages 01-02 are reused, and they match.
+    # A run made before stages recorded their reads: every field must match.
+    old = _fake_run(tmp_path / "old", changed, reads=False)
+    line = _one_line_error(run_sif("run", "params/smoke.yaml", "--reuse", str(old), "--from", "06_train_grpo",
+                                   "--run-id", "new", "--outputs", str(tmp_path)))
+    assert "'rollouts.max_new_tokens' differs" in line and "01_synthesize_constraints" in line
     failed = _fake_run(tmp_path / "failed", smoke, status="failed")
     line = _one_line_error(run_sif("run", "params/smoke.yaml", "--reuse", str(failed), "--from", "06_train_grpo",
                                    "--run-id", "new", "--outputs", str(tmp_path)))
     assert "03_generate_pseudo_labels is failed" in line
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.slow
+def test_reuse_compares_the_fields_each_stage_read(smoke_run, smoke_outputs):
+    """Stage 01 reads evaluation.math_items (it writes the held-out math items): a run that changes it cannot
+    reuse stage 01, whatever section the field sits in. A field no reused stage read is free to change."""
+    line = _one_line_error(run_sif("run", "params/smoke.yaml", "--reuse", str(smoke_run), "--from", "06_train_grpo",
+                                   "--run-id", "math", "--set", "evaluation.math_items=3",
+                                   "--outputs", str(smoke_outputs)))
+    assert "'evaluation.math_items' differs" in line and "01_synthesize_constraints read" in line
+    assert not (smoke_outputs / "math").exists()
+    record = json.loads((smoke_run / "manifest.json").read_text())["stages"]["01_synthesize_constraints"]
+    assert "evaluation.math_items" in record["params_read"] and "evaluation.limit" not in record["params_read"]
 
 
 @pytest.mark.slow
@@ -175,11 +216,11 @@ def test_reuse_copies_the_earlier_stages_into_a_new_run(smoke_run, smoke_outputs
 
 
 def test_stage_selection():
-    from sif_lib.pipeline import select_stages
+    from sif_lib.core.stages import select as select_stages
 
-    assert select_stages(None, None) == STAGES
-    assert select_stages(None, None, "05") == STAGES[:5]
-    assert select_stages("03", None, "04_train_reward_model") == STAGES[2:4]
+    assert select_stages(None, None) == list(STAGES)
+    assert select_stages(None, None, "05") == list(STAGES[:5])
+    assert select_stages("03", None, "04_train_reward_model") == list(STAGES[2:4])
     assert select_stages(None, "2") == ["02_decompose_curriculum"]
     with pytest.raises(InputError, match="comes before"):
         select_stages("05", None, "03")

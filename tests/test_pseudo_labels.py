@@ -6,9 +6,14 @@ import nbformat
 import pytest
 import yaml
 
-from sif_lib import pseudo_labels, rollouts
-from sif_lib.errors import InputError
-from sif_lib.runs import REPO_ROOT, RunContext, read_jsonl, write_jsonl
+from sif_lib.core import stats
+from sif_lib.labels import pseudo_labels
+from sif_lib.labels import rollouts
+from sif_lib.stages import s03_generate_pseudo_labels as s03
+from sif_lib.core.errors import InputError
+from conftest import REPO as REPO_ROOT
+from sif_lib.core.io import read_jsonl, write_jsonl
+from sif_lib.core.runs import RunContext
 
 NO_COMMA = {"id": "punctuation:no_comma", "kind": "hard", "category": "punctuation",
             "description": "Do not use any commas.", "kwargs": {}}
@@ -62,7 +67,7 @@ def ladders():
 
 
 def test_pairs_use_o_k_as_positive_and_o_k_minus_1_as_negative():
-    from sif_lib.config import Params
+    from sif_lib.core.config import Params
 
     pairs, skipped = pseudo_labels.build_pairs(ladders(), rollout_rows(Params()), hard_pairs=True)
     assert skipped == {}
@@ -87,7 +92,7 @@ def test_pairs_use_o_k_as_positive_and_o_k_minus_1_as_negative():
 
 
 def test_hard_pairs_flag_and_answer_mode():
-    from sif_lib.config import Params
+    from sif_lib.core.config import Params
 
     rows = rollout_rows(Params())
     soft_only, skipped = pseudo_labels.build_pairs(ladders(), rows, hard_pairs=False)
@@ -142,15 +147,15 @@ def test_audit_matches_hand_computed_figures():
     assert pw["tau"] == 0.0
     assert audit["pairwise_per_level"]["1"]["tau"] == 1.0 and audit["pairwise_per_level"]["2"]["tau"] == -1.0
     # Wilson 95% for 2 of 4 is [0.150, 0.850]; for 0 of n it starts at 0.
-    assert pseudo_labels.wilson(2, 4) == [0.15, 0.85]
-    assert pseudo_labels.wilson(0, 10)[0] == 0.0 and pseudo_labels.wilson(0, 0) is None
-    assert o["positive_rate_ci95"] == pseudo_labels.wilson(3, 5)
+    assert stats.wilson(2, 4) == [0.15, 0.85]
+    assert stats.wilson(0, 10)[0] == 0.0 and stats.wilson(0, 0) is None
+    assert o["positive_rate_ci95"] == stats.wilson(3, 5)
 
 
 def test_audit_of_no_hard_rows_is_empty_not_an_error():
     audit = pseudo_labels.audit_hard_pseudo_labels([p for p in hand_pairs() if p["kind"] == "soft"])
     assert audit["n_rows"] == 0 and audit["overall"]["accuracy"] is None and audit["pairwise"]["tau"] is None
-    assert "No hard-constraint pairs" in pseudo_labels.audit_html(audit)
+    assert "No hard-constraint pairs" in s03.audit_html(audit)
 
 
 def open_run(tmp_path, hard_pairs=True):
@@ -166,7 +171,7 @@ def open_run(tmp_path, hard_pairs=True):
 
 def test_stage_writes_pairs_and_metrics(tmp_path):
     ctx = open_run(tmp_path)
-    metrics = pseudo_labels.run_pseudo_label_stage(ctx, {"rows": 12, "tokens_per_s": 1.0})
+    metrics = s03.make_pseudo_labels(ctx, {"rows": 12, "tokens_per_s": 1.0})
     pairs = read_jsonl(ctx.root / "data" / "pseudo_labels.jsonl")
     assert len(pairs) == 16 and pairs == pseudo_labels.load_pairs(ctx)
     for row in pairs:
@@ -184,13 +189,13 @@ def test_stage_writes_pairs_and_metrics(tmp_path):
     assert audit["accuracy"] == round(8 / 12, 4)
     assert saved["audit"]["pairwise"]["concordant"] == 4 and saved["audit"]["pairwise"]["discordant"] == 2
 
-    html = pseudo_labels.audit_html(saved["audit"])
+    html = s03.audit_html(saved["audit"])
     assert "punctuation:no_comma" in html and "66.7%" in html
-    fig = pseudo_labels.satisfaction_figure(saved["audit"])
+    fig = s03.satisfaction_figure(saved["audit"])
     assert [list(t.y) for t in fig.data] == [[0.5, 0.5, 1.0], [0.5, 0.5, 0.0]]  # levels 1..3: positive, negative
-    examples = pseudo_labels.example_pairs(pairs, n=4)
+    examples = s03.example_pairs(pairs, n=4)
     assert {(e["kind"], e["label"]) for e in examples} == {("hard", 1), ("hard", 0), ("soft", 1), ("soft", 0)}
-    assert "<table>" in pseudo_labels.examples_html(pairs)
+    assert "<table>" in s03.examples_html(pairs)
 
 
 def test_stage_without_pairs_or_with_foreign_rollouts_fails_clearly(tmp_path):
@@ -200,10 +205,10 @@ def test_stage_without_pairs_or_with_foreign_rollouts_fails_clearly(tmp_path):
         row["model"] = "someone-else"
     write_jsonl(ctx.root / "data" / "rollouts.jsonl", rows)
     with pytest.raises(InputError, match="made by model 'someone-else'"):
-        pseudo_labels.run_pseudo_label_stage(ctx)
+        s03.make_pseudo_labels(ctx)
     write_jsonl(ctx.root / "data" / "rollouts.jsonl", [])
     with pytest.raises(InputError, match="no pseudo-label pairs could be built"):
-        pseudo_labels.run_pseudo_label_stage(ctx)
+        s03.make_pseudo_labels(ctx)
 
 
 def test_notebook_cells_only_call_the_library():
@@ -211,7 +216,7 @@ def test_notebook_cells_only_call_the_library():
     ids = [c.id for c in nb.cells]
     assert len(ids) == len(set(ids))
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    for name in ("run_rollouts", "run_pseudo_label_stage", "audit_html", "satisfaction_figure", "examples_html"):
+    for name in ("generate_rollouts", "make_pseudo_labels", "audit_html", "satisfaction_figure", "examples_html"):
         assert name in code
     assert not any(word in code for word in ("for ", "def ", "while ", "import json"))
 

@@ -7,10 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from sif_lib import ranking
-from sif_lib.config import params_from_dict
+from conftest import write_untrained_rm
+
+from sif_lib.core import stats
+from sif_lib.reward import ranking
+from sif_lib.stages import s05_score_rewards as s05
+from sif_lib.core.config import params_from_dict
 from sif_lib.constraints import check_constraint
-from sif_lib.runs import RunContext
+from sif_lib.core.runs import RunContext
 
 NO_COMMA = {"id": "punctuation:no_comma", "kind": "hard", "category": "punctuation",
             "description": "Do not use any commas.", "kwargs": {}}
@@ -41,26 +45,26 @@ RESPONSES = {
 
 
 def test_kendall_tau_b_hand_values():
-    assert ranking.kendall_tau_b([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
-    assert ranking.kendall_tau_b([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert stats.kendall_tau_b([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
+    assert stats.kendall_tau_b([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
     # One discordant pair of three.
-    assert ranking.kendall_tau_b([3, 2, 1], [0.9, 0.2, 0.5]) == pytest.approx(1 / 3)
+    assert stats.kendall_tau_b([3, 2, 1], [0.9, 0.2, 0.5]) == pytest.approx(1 / 3)
     # x = [1, 2, 2, 3], y = [1, 3, 2, 4]: C = 5, D = 0, one pair tied in x: 5 / sqrt(5 * 6).
-    assert ranking.kendall_tau_b([1, 2, 2, 3], [1, 3, 2, 4]) == pytest.approx(5 / 30 ** 0.5)
+    assert stats.kendall_tau_b([1, 2, 2, 3], [1, 3, 2, 4]) == pytest.approx(5 / 30 ** 0.5)
     # Ties in the scores: C = 2, D = 0, one tie in y: 2 / sqrt(3 * 2).
-    assert ranking.kendall_tau_b([3, 2, 1], [0.5, 0.5, 0.1]) == pytest.approx(2 / 6 ** 0.5)
-    assert ranking.kendall_tau_b([1, 2, 3], [0.4, 0.4, 0.4]) is None
-    assert ranking.kendall_tau_b([1], [1]) is None
+    assert stats.kendall_tau_b([3, 2, 1], [0.5, 0.5, 0.1]) == pytest.approx(2 / 6 ** 0.5)
+    assert stats.kendall_tau_b([1, 2, 3], [0.4, 0.4, 0.4]) is None
+    assert stats.kendall_tau_b([1], [1]) is None
 
 
 def test_position_consistency_hand_values():
-    assert ranking.rank_positions([0.9, 0.2, 0.5]) == [1, 3, 2]
-    assert ranking.rank_positions([0.5, 0.5, 0.1, 0.7]) == [2.5, 2.5, 4, 1]
-    assert ranking.position_consistency([3, 2, 1], [0.9, 0.2, 0.5]) == pytest.approx(1 / 3)
-    assert ranking.position_consistency([3, 2, 1], [0.8, 0.5, 0.1]) == pytest.approx(1.0)
+    assert stats.rank_positions([0.9, 0.2, 0.5]) == [1, 3, 2]
+    assert stats.rank_positions([0.5, 0.5, 0.1, 0.7]) == [2.5, 2.5, 4, 1]
+    assert stats.position_consistency([3, 2, 1], [0.9, 0.2, 0.5]) == pytest.approx(1 / 3)
+    assert stats.position_consistency([3, 2, 1], [0.8, 0.5, 0.1]) == pytest.approx(1.0)
     # A tie spans positions 1 and 2, so it matches neither: only the last response is in place.
-    assert ranking.position_consistency([3, 2, 1], [0.5, 0.5, 0.1]) == pytest.approx(1 / 3)
-    assert ranking.position_consistency([4, 3, 2, 1], [1, 2, 3, 4]) == 0.0
+    assert stats.position_consistency([3, 2, 1], [0.5, 0.5, 0.1]) == pytest.approx(1 / 3)
+    assert stats.position_consistency([4, 3, 2, 1], [1, 2, 3, 4]) == 0.0
 
 
 # -- groups -----------------------------------------------------------------------------------------------------
@@ -126,16 +130,8 @@ def _write_run(root: Path) -> None:
 @pytest.fixture(scope="module")
 def fresh_rm(tmp_path_factory) -> Path:
     """A reward-model directory with an untrained head: enough to exercise loading and scoring."""
-    from sif_lib import models
-
-    target = tmp_path_factory.mktemp("rm-fresh") / "rm"
-    model = models.load_sequence_classifier("tiny", device="cpu", dtype="float32")
-    tokenizer = models.load_tokenizer("tiny", padding_side="right")
-    model.save_pretrained(target)
-    tokenizer.save_pretrained(target)
-    (target / "sif_rm.json").write_text(json.dumps({"backbone": "tiny", "mode": "full", "max_length": 96,
-                                                       "data": {"eval_parents": ["inst-00004", "inst-00002"]}}))
-    return target
+    return write_untrained_rm(tmp_path_factory.mktemp("rm-fresh") / "rm", max_length=96, backbone="tiny",
+                              mode="full", data={"eval_parents": ["inst-00004", "inst-00002"]})
 
 
 def test_scoring_stage_writes_metrics(tmp_path, fresh_rm):
@@ -147,24 +143,27 @@ def test_scoring_stage_writes_metrics(tmp_path, fresh_rm):
                                "reward_model": {"max_length": 96},
                                "scoring": {"n_groups": 5, "judge_groups": 1, "judge_max_new_tokens": 4}})
     ctx = RunContext(tmp_path, params)
-    metrics = ranking.run_scoring_stage(ctx, progress=False)
+    metrics = s05.run(ctx, progress=False)
     saved = ctx.read_metrics("05_score_rewards")
     for key in ("kendall_tau", "position_consistency", "n_groups", "rm_seconds_per_group", "judge_seconds_per_group",
                 "ratio", "rm_truth_accuracy", "judge_truth_accuracy", "judge_unparsable"):
         assert key in saved, key
     assert saved["n_groups"] == 2 and saved["judge_groups"] == 1 and saved["judge_pairs"] == 12
-    assert -1.0 <= saved["kendall_tau"] <= 1.0 and 0.0 <= saved["position_consistency"] <= 1.0
-    assert saved["rm_pairs"] == 16 and 0.0 <= saved["rm_truth_accuracy"] <= 1.0
+    # The averages are those of the per-group records.
+    groups = saved["groups"]
+    taus = [g["rm_tau"] if g["rm_tau"] is not None else 0.0 for g in groups]
+    assert saved["kendall_tau"] == pytest.approx(sum(taus) / len(taus))
+    assert saved["rm_pairs"] == 16 and saved["rm_truth_accuracy"] is not None
     assert saved["rm_seconds_per_group"] > 0 and saved["judge_seconds_per_group"] > 0 and saved["ratio"] > 0
-    assert 0 <= saved["judge_unparsable"] <= 12
+    assert isinstance(saved["judge_unparsable"], int) and saved["judge_unparsable"] <= saved["judge_pairs"]
     assert saved["groups"][0]["truth"] == [3, 2, 1, 0] and len(saved["groups"][0]["rm_scores"]) == 4
     assert saved["groups"][0]["judge_scores"] is not None and saved["groups"][1]["judge_scores"] is None
     assert metrics["kendall_tau"] == saved["kendall_tau"]
     assert saved["n_groups_rm_heldout"] == 1 and [g["rm_heldout"] for g in saved["groups"]] == [False, True]
     assert saved["kendall_tau_rm_heldout"] == pytest.approx(saved["groups"][1]["rm_tau"] or 0.0)
-    assert "generative judge, 1 judged groups" in ranking.ranking_table(saved).index
-    assert ranking.latency_table(saved).loc["judge / RM time ratio", "seconds per group"] == f"{saved['ratio']:.3f}"
-    assert len(ranking.groups_table(saved)) == 2
+    assert "generative judge, 1 judged groups" in s05.ranking_table(saved).index
+    assert s05.latency_table(saved).loc["judge / RM time ratio", "seconds per group"] == f"{saved['ratio']:.3f}"
+    assert len(s05.groups_table(saved)) == 2
 
 
 def test_scoring_stage_without_groups(tmp_path, fresh_rm):
@@ -174,9 +173,9 @@ def test_scoring_stage_without_groups(tmp_path, fresh_rm):
     (data / "rollouts.jsonl").write_text(json.dumps({"ladder": "inst-00002", "level": 0, "sample": 0,
                                                      "response": "x"}) + "\n")
     params = params_from_dict({"run": {"device": "cpu"}, "model": {"policy": "tiny"}})
-    from sif_lib.reward_model import RewardScorer
+    from sif_lib.reward.scorers import RewardScorer
 
-    metrics = ranking.run_scoring_stage(RunContext(tmp_path, params), scorer=RewardScorer.from_dir(fresh_rm),
+    metrics = s05.run(RunContext(tmp_path, params), scorer=RewardScorer.from_dir(fresh_rm),
                                         progress=False)
     assert metrics["n_groups"] == 0 and metrics["kendall_tau"] is None and "note" in metrics
     assert metrics["n_groups_rm_heldout"] is None

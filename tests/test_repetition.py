@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sif_lib.repetition import distinct_ngram_ratio, is_repetitive, repetition_summary
+from sif_lib.constraints.repetition import distinct_ngram_ratio, is_repetitive, repetition_summary
 
 LOOP = " ".join(["1."] * 30)
 PROSE = ("Start by checking whether the part that failed can be bought on its own, then look for a repair guide "

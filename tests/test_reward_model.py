@@ -8,10 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from sif_lib import reward_model as rmod
-from sif_lib.config import params_from_dict
-from sif_lib.errors import InputError
-from sif_lib.runs import RunContext
+from sif_lib.core import stats
+from sif_lib.reward import clients
+from sif_lib.reward import rm_input
+from sif_lib.reward import scorers
+from sif_lib.reward import training as rm_training
+from sif_lib.stages import s04_train_reward_model as s04
+from sif_lib.core.config import params_from_dict
+from sif_lib.core.errors import InputError
+from sif_lib.core.runs import RunContext
 
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda".split()
 
@@ -61,13 +66,13 @@ def full_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("rm-full")
     write_labels(root, make_rows())
     ctx = tiny_ctx(root)
-    metrics = rmod.run_reward_model_stage(ctx, progress=False)
+    metrics = s04.run(ctx, progress=False)
     return ctx, metrics
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from sif_lib.models import load_tokenizer
+    from sif_lib.core.models import load_tokenizer
 
     return load_tokenizer("tiny", padding_side="right")
 
@@ -76,7 +81,7 @@ def tokenizer():
 
 
 def test_rm_input_is_the_papers_template():
-    text = rmod.rm_input("The sky is blue.", "Answer in one sentence.")
+    text = rm_input.rm_input("The sky is blue.", "Answer in one sentence.")
     assert text == ("You need to determine whether the response adheres to this constraint. Output 1 if it does, "
                     "otherwise output 0. Response: The sky is blue. Constraint: Answer in one sentence.")
 
@@ -84,19 +89,19 @@ def test_rm_input_is_the_papers_template():
 def test_rm_input_truncates_the_response_not_the_constraint(tokenizer):
     response = " ".join(f"word{i}" for i in range(400))
     constraint = "Mention the colour purple exactly twice."
-    text = rmod.rm_input(response, constraint, tokenizer, max_length=60)
+    text = rm_input.rm_input(response, constraint, tokenizer, max_length=60)
     assert len(tokenizer(text)["input_ids"]) <= 60
     assert text.endswith(f" Constraint: {constraint}")
     kept = text.split("Response: ", 1)[1].rsplit(" Constraint: ", 1)[0]
     assert kept and response.startswith(kept) and len(kept) < len(response)
     # A short input is left alone.
-    assert rmod.rm_input("short", constraint, tokenizer, 60) == rmod.rm_input("short", constraint)
+    assert rm_input.rm_input("short", constraint, tokenizer, 60) == rm_input.rm_input("short", constraint)
 
 
 def test_encode_pairs_fits_every_input(tokenizer):
     pairs = [("x " * n, "Keep it brief.") for n in (1, 10, 300)]
     stats: dict = {}
-    ids = rmod.encode_pairs(tokenizer, pairs, 60, stats)
+    ids = rm_input.encode_pairs(tokenizer, pairs, 60, stats)
     assert [len(i) <= 60 for i in ids] == [True, True, True]
     assert stats["truncated"] == 1
     assert tokenizer.decode(ids[2]).endswith("Constraint: Keep it brief.")
@@ -106,23 +111,23 @@ def test_encode_pairs_fits_every_input(tokenizer):
 
 
 def test_roc_auc_hand_values_with_ties():
-    assert rmod.roc_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
+    assert stats.roc_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
     # Positives 0.5 and 0.9 against negatives 0.5, 0.5: (0.5 + 0.5 + 1 + 1) / 4.
-    assert rmod.roc_auc([0.5, 0.5, 0.5, 0.9], [0, 1, 0, 1]) == pytest.approx(0.75)
-    assert rmod.roc_auc([0.3, 0.3], [0, 1]) == pytest.approx(0.5)
-    assert rmod.roc_auc([0.9, 0.1], [0, 1]) == pytest.approx(0.0)
-    assert rmod.roc_auc([0.2, 0.7], [1, 1]) is None
+    assert stats.roc_auc([0.5, 0.5, 0.5, 0.9], [0, 1, 0, 1]) == pytest.approx(0.75)
+    assert stats.roc_auc([0.3, 0.3], [0, 1]) == pytest.approx(0.5)
+    assert stats.roc_auc([0.9, 0.1], [0, 1]) == pytest.approx(0.0)
+    assert stats.roc_auc([0.2, 0.7], [1, 1]) is None
 
 
 def test_calibration_hand_values():
-    cal = rmod.calibration([0.05, 0.15, 0.85, 0.95, 1.0], [0, 1, 1, 1, 1], n_bins=10)
+    cal = stats.calibration([0.05, 0.15, 0.85, 0.95, 1.0], [0, 1, 1, 1, 1], n_bins=10)
     # |0-0.05| + |1-0.15| + |1-0.85| + 2 * |1-0.975|, over 5 pairs.
     assert cal["ece"] == pytest.approx((0.05 + 0.85 + 0.15 + 2 * 0.025) / 5)
     counts = [b["count"] for b in cal["bins"]]
     assert counts == [1, 1, 0, 0, 0, 0, 0, 0, 1, 2]  # 1.0 falls in the last bin
     assert cal["bins"][9]["mean_prob"] == pytest.approx(0.975)
     assert cal["bins"][2]["mean_prob"] is None
-    assert rmod.accuracy([0.5, 0.49, 0.9], [1, 1, 0]) == pytest.approx(1 / 3)
+    assert stats.accuracy([0.5, 0.49, 0.9], [1, 1, 0]) == pytest.approx(1 / 3)
 
 
 # -- data -------------------------------------------------------------------------------------------------------
@@ -130,11 +135,11 @@ def test_calibration_hand_values():
 
 def test_split_is_by_parent_and_seeded():
     rows = make_rows(10)
-    train, held = rmod.split_by_parent(rows, 0.2, seed=3)
+    train, held = rm_training.split_by_parent(rows, 0.2, seed=3)
     assert {r["parent"] for r in train}.isdisjoint({r["parent"] for r in held})
     assert len({r["parent"] for r in held}) == 2 and len(train) + len(held) == len(rows)
-    assert rmod.split_by_parent(rows, 0.2, seed=3)[1] == held
-    assert rmod.split_by_parent(rows, 0.0, seed=3)[1] == []
+    assert rm_training.split_by_parent(rows, 0.2, seed=3)[1] == held
+    assert rm_training.split_by_parent(rows, 0.0, seed=3)[1] == []
 
 
 def test_bad_pseudo_label_row_names_file_line_and_key(tmp_path):
@@ -142,18 +147,18 @@ def test_bad_pseudo_label_row_names_file_line_and_key(tmp_path):
     rows[3] = {**rows[3], "label": 2}
     path = write_labels(tmp_path, rows)
     with pytest.raises(InputError, match=r"pseudo_labels.jsonl:4: key 'label'"):
-        rmod.load_pairs(path)
+        rm_training.load_pairs(path)
 
 
 def test_missing_pseudo_labels_points_at_stage_03(tmp_path):
     with pytest.raises(InputError, match="03_generate_pseudo_labels"):
-        rmod.run_reward_model_stage(tiny_ctx(tmp_path), progress=False)
+        s04.run(tiny_ctx(tmp_path), progress=False)
 
 
 def test_qlora_on_cpu_is_a_clear_error(tmp_path):
     write_labels(tmp_path, make_rows(2))
     with pytest.raises(InputError, match="qlora needs a CUDA GPU"):
-        rmod.run_reward_model_stage(tiny_ctx(tmp_path, mode="qlora"), progress=False)
+        s04.run(tiny_ctx(tmp_path, mode="qlora"), progress=False)
     assert not (tmp_path / "rm" / "config.json").exists()
 
 
@@ -167,7 +172,7 @@ def test_full_training_writes_model_card_and_metrics(full_run):
         assert (rm_dir / name).is_file(), name
     meta = json.loads((rm_dir / "sif_rm.json").read_text())
     assert meta["backbone"] == "tiny" and meta["mode"] == "full" and meta["max_length"] == 64
-    assert meta["input_template"] == rmod.RM_TEMPLATE
+    assert meta["input_template"] == rm_input.RM_TEMPLATE
     assert meta["data"]["train"]["pairs"] + meta["data"]["eval"]["pairs"] == 48
     card = (rm_dir / "README.md").read_text()
     assert "Intended use and limits" in card and "Held-out metrics" in card and "`tiny`" in card
@@ -176,23 +181,26 @@ def test_full_training_writes_model_card_and_metrics(full_run):
     for key in ("eval_accuracy", "eval_auc", "eval_ece", "hard_truth_accuracy", "counts", "train_seconds"):
         assert key in saved
     assert saved["counts"]["eval"]["parents"] == 2 and saved["eval_pairs"] == 12
-    assert 0.0 <= saved["eval_accuracy"] <= 1.0 and 0.0 <= saved["eval_auc"] <= 1.0
+    # The figures are those of the saved model on the held-out pairs, recomputed here from its scores.
+    rows = [r for r in make_rows() if r["parent"] in set(json.loads((rm_dir / "sif_rm.json").read_text())["data"]["eval_parents"])]
+    probs = scorers.RewardScorer.from_dir(rm_dir, device="cpu").score([(r["response"], r["constraint"]["description"]) for r in rows])
+    assert saved["eval_auc"] == pytest.approx(stats.roc_auc(probs, [r["label"] for r in rows]), abs=1e-6)
+    assert saved["eval_accuracy"] == pytest.approx(stats.accuracy(probs, [r["label"] for r in rows]), abs=1e-6)
     assert saved["hard_truth_pairs"] == saved["counts"]["eval"]["hard_with_verifier"]
     assert saved["loss_curve"] and all(p["loss"] > 0 for p in saved["loss_curve"])
     assert sum(b["count"] for b in saved["reliability"]) == saved["eval_pairs"]
     # The figures build from the saved metrics.
-    assert rmod.reliability_figure(saved).data and rmod.loss_figure(saved).data
-    assert "held-out ROC-AUC" in rmod.metrics_table(saved).index
+    assert s04.reliability_figure(saved).data and s04.loss_figure(saved).data
+    assert "held-out ROC-AUC" in s04.metrics_table(saved).index
 
 
 def test_scorer_batches_in_input_order(full_run):
     ctx, _ = full_run
-    scorer = rmod.RewardScorer.from_dir(ctx.root / "rm", device="cpu", batch_size=3)
+    scorer = scorers.RewardScorer.from_dir(ctx.root / "rm", device="cpu", batch_size=3)
     pairs = [(" ".join(WORDS[: (i * 7) % 11 + 1]) + ("," if i % 2 else ""), f"Constraint number {i}.") for i in range(10)]
     pairs.append(("word " * 500, "A very long response, cut to fit."))
     batched = scorer.score(pairs)
     single = [scorer.score([p])[0] for p in pairs]
-    assert all(0.0 <= s <= 1.0 for s in batched)
     assert batched == pytest.approx(single, abs=1e-5)
     assert scorer.score(pairs[::-1]) == pytest.approx(batched[::-1], abs=1e-5)
     assert len(set(round(s, 6) for s in batched)) > 1
@@ -201,24 +209,27 @@ def test_scorer_batches_in_input_order(full_run):
 
 def test_make_scorer_needs_a_trained_model(tmp_path, full_run):
     ctx, _ = full_run
-    scorer = rmod.make_scorer(ctx.params, ctx.root)
-    assert isinstance(scorer, rmod.RewardScorer)
+    scorer = scorers.make_scorer(ctx.params, ctx.root)
+    assert isinstance(scorer, scorers.RewardScorer)
     with pytest.raises(InputError, match="04_train_reward_model"):
-        rmod.make_scorer(ctx.params, tmp_path)
+        scorers.make_scorer(ctx.params, tmp_path)
     http = params_from_dict({"scoring": {"rm_url": "http://127.0.0.1:9/score"}})
-    assert isinstance(rmod.make_scorer(http, tmp_path), rmod.HttpRewardScorer)
+    assert isinstance(scorers.make_scorer(http, tmp_path), clients.HttpRewardScorer)
 
 
 def test_lora_training_saves_a_merged_model(tmp_path):
     write_labels(tmp_path, make_rows(4))
     ctx = tiny_ctx(tmp_path, mode="lora", lora_r=4, lora_alpha=8)
-    metrics = rmod.run_reward_model_stage(ctx, progress=False)
+    metrics = s04.run(ctx, progress=False)
     rm_dir = tmp_path / "rm"
     assert not (rm_dir / "adapter_config.json").exists()
     assert json.loads((rm_dir / "sif_rm.json").read_text())["mode"] == "lora"
     assert metrics["mode"] == "lora" and metrics["train_steps"] >= 1
-    scores = rmod.RewardScorer.from_dir(rm_dir, device="cpu").score([("alpha beta", "Do not use any commas.")])
-    assert 0.0 <= scores[0] <= 1.0
+    # The merged directory loads as a plain classifier and scores what the stage's own evaluation scored.
+    eval_rows = [r for r in make_rows(4) if r["parent"] in set(json.loads((rm_dir / "sif_rm.json").read_text())["data"]["eval_parents"])]
+    probs = scorers.RewardScorer.from_dir(rm_dir, device="cpu").score(
+        [(r["response"], r["constraint"]["description"]) for r in eval_rows])
+    assert metrics["eval_auc"] == pytest.approx(stats.roc_auc(probs, [r["label"] for r in eval_rows]), abs=1e-6)
 
 
 def test_lora_merge_keeps_adapter_and_head(tmp_path):
@@ -226,32 +237,32 @@ def test_lora_merge_keeps_adapter_and_head(tmp_path):
     import torch
     from peft import get_peft_model
 
-    from sif_lib import models
+    from sif_lib.core import models
 
     params = tiny_ctx(tmp_path, mode="lora", lora_r=4, lora_alpha=8).params
     tokenizer = models.load_tokenizer("tiny", padding_side="right")
     model = models.load_sequence_classifier("tiny", device="cpu", dtype="float32")
-    model = get_peft_model(model, rmod._lora_config(params.reward_model))
+    model = get_peft_model(model, rm_training._lora_config(params.reward_model))
     torch.manual_seed(1)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if p.requires_grad:  # LoRA B starts at zero; move it (and the head) as training would
                 p.add_(torch.randn_like(p) * 0.5)
     model.eval()
-    in_memory = rmod.RewardScorer(model, tokenizer, 64)
+    in_memory = scorers.RewardScorer(model, tokenizer, 64)
     pairs = [("alpha, beta gamma", "Do not use any commas."), ("delta", "Use a formal tone.")]
     expected = in_memory.score(pairs)
 
     target = tmp_path / "merged"
     target.mkdir()
-    rmod._save_model(model, tokenizer, target, "lora", "tiny", "model.policy", "cpu")
-    (target / rmod.META_FILE).write_text(json.dumps({"max_length": 64}))
-    assert rmod.RewardScorer.from_dir(target, device="cpu").score(pairs) == pytest.approx(expected, abs=2e-4)
+    rm_training._save_model(model, tokenizer, target, "lora", "tiny", "model.policy", "cpu")
+    (target / rm_input.META_FILE).write_text(json.dumps({"max_length": 64}))
+    assert scorers.RewardScorer.from_dir(target, device="cpu").score(pairs) == pytest.approx(expected, abs=2e-4)
 
 
 def test_from_dir_rejects_a_plain_directory(tmp_path):
     with pytest.raises(InputError, match="not a reward-model directory"):
-        rmod.RewardScorer.from_dir(tmp_path)
+        scorers.RewardScorer.from_dir(tmp_path)
 
 
 # -- GPU ---------------------------------------------------------------------------------------------------------
@@ -272,8 +283,37 @@ def test_training_on_a_gpu(tmp_path, mode):
     ctx = tiny_ctx(tmp_path, mode=mode, lora_r=4, lora_alpha=8)
     ctx.params.run.device = "cuda"
     ctx.params.run.dtype = "auto"
-    metrics = rmod.run_reward_model_stage(ctx, progress=False)
+    metrics = s04.run(ctx, progress=False)
     assert metrics["mode"] == mode and metrics["train_steps"] >= 1
-    scorer = rmod.RewardScorer.from_dir(tmp_path / "rm", device="cuda")
+    scorer = scorers.RewardScorer.from_dir(tmp_path / "rm", device="cuda")
     scores = scorer.score([("alpha beta", "Do not use any commas."), ("gamma, delta", "Do not use any commas.")])
-    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert len(scores) == 2 and scores != [scores[0]] * 2
+
+
+def title_rows(n_parents: int, seed: int = 0) -> list[dict]:
+    """Pairs a classifier must separate: responses that open with a <<title>> (label 1, the verifier agrees) and
+    the same kind of text without one (label 0)."""
+    words = "river mountain quiet bright paper window garden morning letter silver story travel music careful".split()
+    rng = random.Random(seed)
+    constraint = {"id": "detectable_format:title", "kind": "hard", "category": "detectable_format",
+                  "description": "Your answer must contain a title, wrapped in double angular brackets.", "kwargs": {}}
+    rows = []
+    for p in range(n_parents):
+        for label in (1, 0):
+            body = " ".join(rng.choice(words) for _ in range(rng.randint(8, 30)))
+            response = f"<<{rng.choice(words)} {rng.choice(words)}>>\n{body}" if label else body
+            rows.append({"pair_id": f"t{p}-{label}", "parent": f"t{p:04d}", "level": 1, "sample": 0,
+                         "constraint": constraint, "kind": "hard", "response": response, "label": label,
+                         "source_level": 1 - label, "verifier": bool(label)})
+    return rows
+
+
+def test_training_learns_separable_pairs(tmp_path):
+    """If training stopped learning, this fails: 150 training pairs that differ only by a <<title>> must give a
+    held-out ROC-AUC of at least 0.95 against the verifier, and a training loss well below ln 2."""
+    write_labels(tmp_path, title_rows(100))
+    ctx = tiny_ctx(tmp_path, epochs=3.0, learning_rate=5e-4, batch_size=16)
+    metrics = s04.run(ctx, progress=False)
+    assert metrics["hard_truth_pairs"] == 50
+    assert metrics["hard_truth_auc"] >= 0.95 and metrics["eval_auc"] >= 0.95
+    assert metrics["final_train_loss"] < 0.5  # ln 2 = 0.693 is chance

@@ -13,10 +13,13 @@ import time
 
 import pytest
 
-from sif_lib import reward_model as rmod
-from sif_lib.config import params_from_dict
-from sif_lib.rm_server import make_server
-from sif_lib.runs import RunContext
+from conftest import read_reply
+
+from sif_lib.reward import scorers
+from sif_lib.stages import s04_train_reward_model as s04
+from sif_lib.core.config import params_from_dict
+from sif_lib.reward.server import make_server
+from sif_lib.core.runs import RunContext
 
 CLIENTS = 200
 PAIRS_PER_REQUEST = 4
@@ -38,7 +41,7 @@ def rm_dir(tmp_path_factory):
     (root / "data" / "pseudo_labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     params = params_from_dict({"run": {"device": "cpu", "dtype": "float32"}, "model": {"policy": "tiny"},
                                "reward_model": {"epochs": 1.0, "max_length": 64, "eval_fraction": 0.25}})
-    rmod.run_reward_model_stage(RunContext(root, params), progress=False)
+    s04.run(RunContext(root, params), progress=False)
     return root / "rm"
 
 
@@ -103,18 +106,12 @@ def _raw(address, data: bytes, after: str | None) -> tuple[int, dict]:
         sock.sendall(data)
         if after == "half-close":
             sock.shutdown(socket.SHUT_WR)
-        chunks = []
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
-    return int(head.split()[1]), json.loads(body)
+        status, body, _ = read_reply(sock)
+    return status, body
 
 
 def test_200_concurrent_clients_and_malformed_requests(server, rm_dir):
-    local = rmod.RewardScorer.from_dir(rm_dir, device="cpu", batch_size=32)
+    local = scorers.RewardScorer.from_dir(rm_dir, device="cpu", batch_size=32)
     expected = {i: local.score(_pairs(i)) for i in range(CLIENTS)}
     host, port = server.server_address[:2]
     bad_jobs = [m for m in MALFORMED for _ in range(2)]

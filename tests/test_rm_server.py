@@ -16,10 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from sif_lib import reward_model as rmod
-from sif_lib.config import params_from_dict
-from sif_lib.rm_server import make_server
-from sif_lib.runs import RunContext
+from conftest import read_reply
+
+from sif_lib.core import errors
+from sif_lib.reward import clients
+from sif_lib.reward import rm_input
+from sif_lib.reward import scorers
+from sif_lib.stages import s04_train_reward_model as s04
+from sif_lib.core.config import params_from_dict
+from sif_lib.reward.server import make_server
+from sif_lib.core.runs import RunContext
 
 WORDS = "alpha beta gamma delta epsilon zeta eta theta".split()
 
@@ -42,13 +48,13 @@ def rm_dir(tmp_path_factory) -> Path:
     (root / "data" / "pseudo_labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows()))
     params = params_from_dict({"run": {"device": "cpu", "dtype": "float32"}, "model": {"policy": "tiny"},
                                "reward_model": {"epochs": 1.0, "max_length": 64, "eval_fraction": 0.25}})
-    rmod.run_reward_model_stage(RunContext(root, params), progress=False)
+    s04.run(RunContext(root, params), progress=False)
     return root / "rm"
 
 
 @pytest.fixture(scope="module")
 def local(rm_dir):
-    return rmod.RewardScorer.from_dir(rm_dir, device="cpu")
+    return scorers.RewardScorer.from_dir(rm_dir, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -81,14 +87,8 @@ def payload(pairs) -> bytes:
 def raw_request(address, data: bytes) -> tuple[int, dict]:
     with socket.create_connection(address, timeout=30) as sock:
         sock.sendall(data)
-        chunks = []
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
-    return int(head.split()[1]), json.loads(body)
+        status, body, _ = read_reply(sock)
+    return status, body
 
 
 def test_health_and_a_good_request(server, local):
@@ -167,12 +167,12 @@ def test_concurrent_requests_are_batched_and_answered_correctly(server, local):
 
 
 def test_http_scorer_equals_the_in_process_scorer(server, local):
-    http = rmod.HttpRewardScorer(server.url + "/score", max_pairs_per_request=3)
+    http = clients.HttpRewardScorer(server.url + "/score", max_pairs_per_request=3)
     pairs = PAIRS + [("eta theta", "Use two words.")]
     assert http.score(pairs) == pytest.approx(local.score(pairs), abs=1e-5)
     assert http.health()["status"] == "ok"
     with pytest.raises(RuntimeError, match="HTTP 413"):
-        rmod.HttpRewardScorer(server.url, max_pairs_per_request=100).score([("a", "b")] * 9)
+        clients.HttpRewardScorer(server.url, max_pairs_per_request=100).score([("a", "b")] * 9)
 
 
 def _free_port() -> int:
@@ -229,9 +229,9 @@ def classify(url: str, payload: dict | bytes) -> tuple[int, dict]:
 def test_vllm_client_against_our_server_equals_the_in_process_scorer(server, local):
     pairs = PAIRS + [LONG, ("eta theta", "Use two words.")]
     stats: dict = {}
-    ids = rmod.encode_pairs(local.tokenizer, pairs, local.max_length, stats)
+    ids = rm_input.encode_pairs(local.tokenizer, pairs, local.max_length, stats)
     assert stats["truncated"] == 2 and max(len(row) for row in ids) <= local.max_length
-    client = rmod.VllmClassifyScorer.from_dir(server.url, server.model_dir, max_inputs_per_request=4)
+    client = clients.VllmClassifyScorer.from_dir(server.url, server.model_dir, max_inputs_per_request=4)
     assert client.score(pairs) == pytest.approx(local.score(pairs), abs=1e-5)
     assert client.model == server.served_model_name  # asked /v1/models once
     # The refactored in-process scorer: score() is encode_pairs + score_ids.
@@ -242,7 +242,7 @@ def test_vllm_client_against_our_server_equals_the_in_process_scorer(server, loc
 def test_classify_speaks_vllms_wire_format(server, local):
     status, models = post(server.url, None, "/v1/models", "GET")
     assert status == 200 and [m["id"] for m in models["data"]] == [server.served_model_name]
-    ids = rmod.encode_pairs(local.tokenizer, PAIRS[:2], local.max_length)
+    ids = rm_input.encode_pairs(local.tokenizer, PAIRS[:2], local.max_length)
     status, reply = classify(server.url, {"model": server.served_model_name, "input": ids})
     assert status == 200 and reply["object"] == "list" and reply["model"] == server.served_model_name
     assert reply["id"].startswith("classify-") and isinstance(reply["created"], int)
@@ -253,7 +253,7 @@ def test_classify_speaks_vllms_wire_format(server, local):
     # One token list, a string, a list of strings: strings are tokenized with the RM tokenizer, cut to max_length.
     status, one = classify(server.url, {"input": ids[0]})
     assert status == 200 and one["data"][0]["probs"][1] == pytest.approx(reply["data"][0]["probs"][1], abs=1e-5)
-    text = rmod.RM_TEMPLATE.format(response=LONG[0], constraint=LONG[1])
+    text = rm_input.RM_TEMPLATE.format(response=LONG[0], constraint=LONG[1])
     status, strings = classify(server.url, {"input": [text, "short text"], "add_special_tokens": True})
     cut = local.tokenizer(text)["input_ids"][:local.max_length]
     assert status == 200 and strings["usage"]["prompt_tokens"] == local.max_length + len(local.tokenizer("short text")["input_ids"])
@@ -296,16 +296,16 @@ def test_malformed_classify_requests_get_4xx(server, local, body, status, reason
 def test_make_scorer_picks_the_client_by_rm_api(rm_dir, tmp_path):
     run_dir = rm_dir.parent
     local_params = params_from_dict({"run": {"device": "cpu"}})
-    assert isinstance(rmod.make_scorer(local_params, run_dir), rmod.RewardScorer)
+    assert isinstance(scorers.make_scorer(local_params, run_dir), scorers.RewardScorer)
     sif = params_from_dict({"scoring": {"rm_url": "http://127.0.0.1:9/score"}})
-    assert isinstance(rmod.make_scorer(sif, tmp_path), rmod.HttpRewardScorer)
+    assert isinstance(scorers.make_scorer(sif, tmp_path), clients.HttpRewardScorer)
     vllm = params_from_dict({"scoring": {"rm_url": "http://127.0.0.1:9/v1", "rm_api": "vllm", "rm_model": "m"}})
-    client = rmod.make_scorer(vllm, run_dir)
-    assert isinstance(client, rmod.VllmClassifyScorer)
+    client = scorers.make_scorer(vllm, run_dir)
+    assert isinstance(client, clients.VllmClassifyScorer)
     assert client.base_url == "http://127.0.0.1:9" and client.model == "m" and client.max_length == 64
     # The vLLM client encodes pairs itself, so it needs the run's rm/ (its tokenizer and max_length).
-    with pytest.raises(rmod.InputError, match=r"sif_rm.json: missing input: scoring.rm_api vllm"):
-        rmod.make_scorer(vllm, tmp_path)
+    with pytest.raises(errors.InputError, match=r"sif_rm.json: missing input: scoring.rm_api vllm"):
+        scorers.make_scorer(vllm, tmp_path)
 
 
 # -- overload, retries and deadlines ---------------------------------------------------------------------------
@@ -315,17 +315,6 @@ def _serve(srv):
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     return srv
-
-
-def _reply(sock: socket.socket) -> tuple[int, dict, bytes]:
-    chunks = []
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
-    return int(head.split()[1]), json.loads(body), head
 
 
 def test_overload_is_a_503_with_retry_after_and_clients_retry(rm_dir, local):
@@ -341,12 +330,12 @@ def test_overload_is_a_503_with_retry_after_and_clients_retry(rm_dir, local):
             time.sleep(0.01)
         with socket.create_connection(address, timeout=10) as sock:
             sock.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
-            status, reply, head = _reply(sock)
+            status, reply, head = read_reply(sock)
         assert status == 503 and b"Retry-After: 1" in head and "overloaded" in reply["error"]
         # A client meeting the 503 backs off and retries; it succeeds once a slot frees.
         results = {}
         worker = threading.Thread(target=lambda: results.update(
-            scores=rmod.HttpRewardScorer(srv.url, deadline_s=30).score(PAIRS[:2])), daemon=True)
+            scores=clients.HttpRewardScorer(srv.url, deadline_s=30).score(PAIRS[:2])), daemon=True)
         worker.start()
         time.sleep(0.3)
         for sock in holders:
@@ -372,8 +361,8 @@ def test_health_reports_the_listen_backlog(server):
 def test_clients_give_up_at_the_deadline_with_one_clear_error(client, local):
     port = _free_port()  # nothing listens there: every attempt is refused
     url = f"http://127.0.0.1:{port}"
-    scorer = rmod.HttpRewardScorer(url, deadline_s=1.0) if client == "sif" else \
-        rmod.VllmClassifyScorer(url, local.tokenizer, local.max_length, model="m", deadline_s=1.0)
+    scorer = clients.HttpRewardScorer(url, deadline_s=1.0) if client == "sif" else \
+        clients.VllmClassifyScorer(url, local.tokenizer, local.max_length, model="m", deadline_s=1.0)
     began = time.monotonic()
     with pytest.raises(RuntimeError, match=rf"127.0.0.1:{port}/.*gave up after \d+ attempts.*refused"):
         scorer.score(PAIRS[:1])
@@ -388,13 +377,13 @@ def test_a_silent_server_times_out_instead_of_hanging():
         url = "http://127.0.0.1:%d" % silent.getsockname()[1]
         began = time.monotonic()
         with pytest.raises(RuntimeError, match="gave up after .*timed out"):
-            rmod.HttpRewardScorer(url, timeout=0.5, deadline_s=1.5).score(PAIRS[:1])
+            clients.HttpRewardScorer(url, timeout=0.5, deadline_s=1.5).score(PAIRS[:1])
         assert time.monotonic() - began < 4
 
 
 def test_4xx_is_not_retried(server):
     before = server.health()["rejected_requests"]
-    client = rmod.VllmClassifyScorer(server.url, server.tokenizer, server.max_length, model="not-this-one")
+    client = clients.VllmClassifyScorer(server.url, server.tokenizer, server.max_length, model="not-this-one")
     with pytest.raises(RuntimeError, match="HTTP 404: model 'not-this-one' is not served here"):
         client.score(PAIRS[:1])
     assert client.http.retries == 0 and server.health()["rejected_requests"] == before + 1

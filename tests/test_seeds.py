@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from sif_lib.errors import InputError
-from sif_lib.seeds import Seed, SeedSet, load_seeds
+from sif_lib.core.errors import InputError
+from sif_lib.synthesis.seeds import Seed, SeedSet, load_seeds
 
 
 def _write(path, text):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sif_lib.constraints import soft
-from sif_lib.errors import InputError
+from sif_lib.core.errors import InputError
 
 EXPECTED_CATEGORIES = (
     "Lexical content", "Element", "Semantic",

@@ -8,24 +8,26 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
-from sif_lib import synthesis
-from sif_lib.config import load_params, params_from_dict
+from conftest import CPU_DEMO, SMOKE
+from sif_lib.constraints import EXCLUDED_HARD_IDS, usable_hard_ids
+from sif_lib.stages import s01_synthesize_constraints as s01
+from sif_lib.synthesis import instructions as synth
+from sif_lib.synthesis import paraphrase
+from sif_lib.core.config import load_params, params_from_dict
 from sif_lib.constraints import HARD_CONSTRAINTS, check_constraint, conflicts
 from sif_lib.constraints.soft import SOFT_CATEGORIES, soft_conflicts, soft_conflicts_with_hard
-from sif_lib.errors import InputError
-from sif_lib.runs import RunContext, read_jsonl
-from sif_lib.seeds import Seed, load_seeds
+from sif_lib.core.errors import InputError
+from sif_lib.core.io import read_jsonl
+from sif_lib.core.runs import RunContext
+from sif_lib.synthesis.seeds import Seed, load_seeds
 
-CPU_DEMO = REPO / "params" / "cpu_demo.yaml"
-SMOKE = REPO / "params" / "smoke.yaml"
 
 
 @pytest.fixture(scope="module")
 def demo():
     # The demo's sizes with the full hard pool at the paper's share (the demo itself narrows both).
     params = load_params(CPU_DEMO, overrides={"synthesis": {"hard_ids": None, "hard_ratio": 0.4}})
-    instructions, items = synthesis.synthesize(params, load_seeds())
+    instructions, items = s01.synthesize(params, load_seeds())
     return params, instructions, items
 
 
@@ -39,12 +41,12 @@ def test_record_format(demo):
         assert r["split"] == ("train" if int(r["id"][5:]) <= params.synthesis.n_instructions else "heldout")
         assert r["n_constraints"] == len(r["constraints"])
         assert r["prompt"].startswith(r["seed"] + " ")
-        assert r["prompt"] == synthesis.compose_prompt(r["seed"], [c["description"] for c in r["constraints"]])
+        assert r["prompt"] == synth.compose_prompt(r["seed"], [c["description"] for c in r["constraints"]])
         for c in r["constraints"]:
             assert set(c) == {"id", "kind", "category", "description", "kwargs"}
             assert c["description"] in r["prompt"]
             if c["kind"] == "hard":
-                assert c["id"] in HARD_CONSTRAINTS and c["id"] not in synthesis.EXCLUDED_HARD_IDS
+                assert c["id"] in HARD_CONSTRAINTS and c["id"] not in EXCLUDED_HARD_IDS
                 assert c["category"] == c["id"].split(":")[0]
             else:
                 assert c["kind"] == "soft" and c["id"].startswith("soft:")
@@ -60,7 +62,7 @@ def test_full_pool_covers_every_soft_category_and_most_hard_ids(demo):
         assert soft == {s.name for s in SOFT_CATEGORIES}, split
         assert len(hard) >= 20, split
     # The round robin reaches every usable hard id in the training split.
-    assert hard_train(instructions) == set(synthesis.usable_hard_ids())
+    assert hard_train(instructions) == set(usable_hard_ids())
     # Every constraint count 1..5 is populated, evenly, in each split.
     for split, total in (("train", 200), ("heldout", 40)):
         per_n = Counter(r["n_constraints"] for r in instructions if r["split"] == split)
@@ -77,11 +79,11 @@ def test_hard_ids_restrict_the_hard_pool():
     chosen = ["detectable_format:title", "punctuation:no_comma", "keywords:existence"]
     params = params_from_dict({"synthesis": {"n_instructions": 40, "n_heldout": 10, "hard_ratio": 0.5,
                                              "hard_ids": chosen}})
-    instructions, _ = synthesis.synthesize(params, load_seeds())
+    instructions, _ = s01.synthesize(params, load_seeds())
     hard = [c["id"] for r in instructions for c in r["constraints"] if c["kind"] == "hard"]
     assert hard and set(hard) == set(chosen)
     demo = load_params(CPU_DEMO).synthesis
-    assert demo.hard_ids and set(demo.hard_ids) <= set(synthesis.usable_hard_ids())
+    assert demo.hard_ids and set(demo.hard_ids) <= set(usable_hard_ids())
     for r in instructions:  # a small pool runs out within one instruction; soft constraints fill the rest
         ids = [c["id"] for c in r["constraints"] if c["kind"] == "hard"]
         assert len(ids) == len(set(ids))
@@ -110,7 +112,7 @@ def test_hard_kwargs_rebuild_the_description(demo):
         for c in r["constraints"]:
             if c["kind"] == "hard":
                 rebuilt = HARD_CONSTRAINTS[c["id"]]().build_description(**c["kwargs"])
-                assert synthesis.normalize_sentence(rebuilt) == c["description"]
+                assert synth.normalize_sentence(rebuilt) == c["description"]
                 seen += 1
     assert seen > 200
 
@@ -154,7 +156,7 @@ def test_reasoning_from_a_jsonl_source(tmp_path):
     source.write_text("".join(json.dumps({"question": f"What is {i} + {i}?", "answer": f"so #### {2 * i}"}) + "\n"
                               for i in range(30)))
     params = load_params(SMOKE, {"synthesis": {"reasoning_source": str(source)}})
-    rows, info = synthesis.compose_reasoning(params, 40, 4)
+    rows, info = synth.compose_reasoning(params, 40, 4)
     # 30 items cannot fill 44: held-out is served first, the shortfall is reported.
     assert sum(r["split"] == "heldout" for r in rows) == 4 and len(rows) == 30
     assert info["reasoning_shortfall"] == 14
@@ -173,8 +175,8 @@ def _stage_files(run_dir: Path) -> dict[str, bytes]:
 
 
 def test_stage_is_byte_identical_for_the_same_seed(tmp_path):
-    metrics = synthesis.run_synthesis_stage(RunContext.open(tmp_path / "a", CPU_DEMO))
-    synthesis.run_synthesis_stage(RunContext.open(tmp_path / "b", CPU_DEMO))
+    metrics = s01.run(RunContext.open(tmp_path / "a", CPU_DEMO))
+    s01.run(RunContext.open(tmp_path / "b", CPU_DEMO))
     a, b = _stage_files(tmp_path / "a"), _stage_files(tmp_path / "b")
     assert {"data/instructions.jsonl", "data/reasoning.jsonl", "metrics/01_synthesize_constraints.json",
             "data/instructions/dataset_dict.json"} <= set(a)
@@ -198,8 +200,8 @@ def test_a_different_seed_gives_different_data():
     base = load_params(SMOKE)
     other = load_params(SMOKE, {"run": {"seed": 1}})
     seeds = load_seeds()
-    a, ma = synthesis.synthesize(base, seeds)
-    b, mb = synthesis.synthesize(other, seeds)
+    a, ma = s01.synthesize(base, seeds)
+    b, mb = s01.synthesize(other, seeds)
     assert [r["prompt"] for r in a] != [r["prompt"] for r in b]
     assert [m["question"] for m in ma] != [m["question"] for m in mb]
 
@@ -207,7 +209,7 @@ def test_a_different_seed_gives_different_data():
 def test_scarce_seeds_are_cycled_within_each_split():
     seeds = [Seed(f"s{i}", "general", f"Write about topic number {i}.") for i in range(6)]
     params = load_params(SMOKE, {"synthesis": {"n_instructions": 10, "n_heldout": 5}})
-    instructions, _ = synthesis.synthesize(params, seeds)
+    instructions, _ = s01.synthesize(params, seeds)
     train = [r["seed_id"] for r in instructions if r["split"] == "train"]
     heldout = [r["seed_id"] for r in instructions if r["split"] == "heldout"]
     assert len(train) == 10 and len(heldout) == 5 and not set(train) & set(heldout)
@@ -217,7 +219,7 @@ def test_scarce_seeds_are_cycled_within_each_split():
 def test_too_few_seeds_is_an_input_error():
     params = load_params(SMOKE)
     with pytest.raises(InputError, match="synthesis.seeds"):
-        synthesis.synthesize(params, [Seed("only", "general", "Write a haiku.")])
+        s01.synthesize(params, [Seed("only", "general", "Write a haiku.")])
 
 
 def test_bad_seed_row_names_file_and_line(tmp_path):
@@ -226,32 +228,32 @@ def test_bad_seed_row_names_file_and_line(tmp_path):
     params_file = tmp_path / "p.yaml"
     params_file.write_text(f"synthesis:\n  seeds: {seeds}\n  strict: true\n")
     with pytest.raises(InputError, match=r"seeds.jsonl:2"):
-        synthesis.run_synthesis_stage(RunContext.open(tmp_path / "run", params_file))
+        s01.run(RunContext.open(tmp_path / "run", params_file))
 
 
 def test_faithfulness_check():
     c = {"id": "length_constraints:number_words", "kind": "hard", "category": "length_constraints",
          "description": "Answer with at least 120 words.", "kwargs": {"num_words": 120, "relation": "at least"}}
-    assert synthesis.paraphrase_is_faithful(c, "Your answer should use at least 120 words.")
-    assert not synthesis.paraphrase_is_faithful(c, "Your answer should use at least 150 words.")   # number changed
-    assert not synthesis.paraphrase_is_faithful(c, "Answer with less than 120 words.")             # relation flipped
-    assert not synthesis.paraphrase_is_faithful(c, "answer with at least 120 words")               # no real change
-    assert not synthesis.paraphrase_is_faithful(c, "Rewrite the instruction: answer with at least 120 words, ok.")
+    assert paraphrase.paraphrase_is_faithful(c, "Your answer should use at least 120 words.")
+    assert not paraphrase.paraphrase_is_faithful(c, "Your answer should use at least 150 words.")   # number changed
+    assert not paraphrase.paraphrase_is_faithful(c, "Answer with less than 120 words.")             # relation flipped
+    assert not paraphrase.paraphrase_is_faithful(c, "answer with at least 120 words")               # no real change
+    assert not paraphrase.paraphrase_is_faithful(c, "Rewrite the instruction: answer with at least 120 words, ok.")
     neg = {"id": "keywords:forbidden_words", "kind": "hard", "category": "keywords",
            "description": "Do not include the words 'river', 'valley' anywhere in your response.",
            "kwargs": {"forbidden_words": ["river", "valley"]}}
-    assert synthesis.paraphrase_is_faithful(neg, "Never include the words 'river' or 'valley' anywhere in your reply.")
-    assert not synthesis.paraphrase_is_faithful(neg, "Include the words 'river' and 'valley' anywhere in your reply.")
-    assert not synthesis.paraphrase_is_faithful(neg, "Do not include the word 'river' anywhere in your response.")
+    assert paraphrase.paraphrase_is_faithful(neg, "Never include the words 'river' or 'valley' anywhere in your reply.")
+    assert not paraphrase.paraphrase_is_faithful(neg, "Include the words 'river' and 'valley' anywhere in your reply.")
+    assert not paraphrase.paraphrase_is_faithful(neg, "Do not include the word 'river' anywhere in your response.")
     lang = {"id": "language:response_language", "kind": "hard", "category": "language",
             "description": "Write your entire response in Urdu; no other language is allowed.",
             "kwargs": {"language": "ur"}}
-    assert not synthesis.paraphrase_is_faithful(lang, "Write your entire response in Hindi; no other language is allowed!")
+    assert not paraphrase.paraphrase_is_faithful(lang, "Write your entire response in Hindi; no other language is allowed!")
 
 
 def test_paraphrase_keeps_faithful_rewrites_only():
     params = load_params(SMOKE, {"synthesis": {"n_instructions": 6, "n_heldout": 0}})
-    instructions, _ = synthesis.compose_instructions(params, load_seeds())
+    instructions, _ = synth.compose_instructions(params, load_seeds())
     originals = json.loads(json.dumps(instructions))
 
     def rewrite(requests):
@@ -263,8 +265,11 @@ def test_paraphrase_keeps_faithful_rewrites_only():
                        else "Rewritten instruction: Be brief.")
         return out
 
-    info = synthesis.paraphrase_instructions(instructions, rewrite)
-    assert info["paraphrase_requests"] > 0
+    info = paraphrase.paraphrase_instructions(instructions, rewrite)
+    no_comma = sum(c["id"] == "punctuation:no_comma" for r in instructions for c in r["constraints"])
+    assert info["paraphrase_requests"] > no_comma >= 1
+    # The faithful rewrite is kept (every comma rule), the unfaithful ones are not.
+    assert info["paraphrased_constraints"] == no_comma
     for new, old in zip(instructions, originals):
         for c, o in zip(new["constraints"], old["constraints"]):
             assert c["kwargs"] == o["kwargs"]
@@ -273,15 +278,15 @@ def test_paraphrase_keeps_faithful_rewrites_only():
                 assert c["description"] == "Please avoid commas anywhere in your response."
             else:
                 assert c["description"] == o["description"]
-        assert new["prompt"] == synthesis.compose_prompt(new["seed"], [c["description"] for c in new["constraints"]])
+        assert new["prompt"] == synth.compose_prompt(new["seed"], [c["description"] for c in new["constraints"]])
 
 
 def test_paraphrase_with_the_tiny_model_falls_back():
     params = load_params(SMOKE, {"synthesis": {"n_instructions": 3, "n_heldout": 1, "paraphrase": True}})
     plain = load_params(SMOKE, {"synthesis": {"n_instructions": 3, "n_heldout": 1}})
     seeds = load_seeds()
-    rewritten, _ = synthesis.synthesize(params, seeds)
-    reference, _ = synthesis.synthesize(plain, seeds)
+    rewritten, _ = s01.synthesize(params, seeds)
+    reference, _ = s01.synthesize(plain, seeds)
     constraints = [c for r in rewritten for c in r["constraints"]]
     assert constraints and all("paraphrased" in c for c in constraints)
     for r, ref in zip(rewritten, reference):
@@ -289,18 +294,18 @@ def test_paraphrase_with_the_tiny_model_falls_back():
             assert c["kwargs"] == o["kwargs"]
             assert c["description"] == o["description"] or c["paraphrased"]
             if c["paraphrased"]:
-                assert synthesis.paraphrase_is_faithful(o, c["description"])
+                assert paraphrase.paraphrase_is_faithful(o, c["description"])
     # A random-weight model writes noise: the check must reject (nearly) all of it.
     assert sum(c["paraphrased"] for c in constraints) <= len(constraints) // 4
 
 
 def test_type_mix_figure_counts(demo):
     _, instructions, _ = demo
-    fig = synthesis.type_mix_figure(instructions)
+    fig = s01.type_mix_figure(instructions)
     soft_trace, hard_trace = fig.data
     constraints = [c for r in instructions for c in r["constraints"]]
     assert sum(soft_trace.x) == sum(c["kind"] == "soft" for c in constraints)
     assert sum(hard_trace.x) == sum(c["kind"] == "hard" for c in constraints)
     assert len(soft_trace.y) == 25
-    html = synthesis.counts_table_html(synthesis.synthesis_metrics(instructions, []))
+    html = s01.counts_table_html(synth.synthesis_metrics(instructions, []))
     assert "Lexical content" in html and "punctuation:no_comma" in html

@@ -32,7 +32,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sif_lib.runs import peak_rss_mib
+from sif_lib.core import models
+from sif_lib.core.config import load_params
+from sif_lib.core.errors import InputError
+from sif_lib.core.io import peak_rss_mib
+from sif_lib.core.runs import RunContext
+from sif_lib.grpo.trainer import train_grpo
+from sif_lib.reward.rm_input import META_FILE, RM_FORMAT
+from sif_lib.stages import s01_synthesize_constraints, s02_decompose_curriculum
 
 
 def _cpu_seconds() -> float:
@@ -42,9 +49,6 @@ def _cpu_seconds() -> float:
 
 def _fresh_reward_model(params, target: Path) -> str:
     """Save an untrained two-class head on the RM backbone where the scorer expects a trained RM."""
-    from sif_lib import models
-    from sif_lib.reward_model import META_FILE, RM_FORMAT
-
     backbone = params.reward_model.backbone or params.model.policy
     model = models.load_sequence_classifier(backbone, num_labels=2, dtype="float32", device="cpu",
                                             key="reward_model.backbone")
@@ -57,7 +61,7 @@ def _fresh_reward_model(params, target: Path) -> str:
 
 
 def _step_timer():
-    from transformers import TrainerCallback
+    from transformers import TrainerCallback  # heavy: only when benchmarking
 
     class StepTimer(TrainerCallback):
         def __init__(self):
@@ -77,16 +81,9 @@ def _step_timer():
 
 def bench_grpo(params_file: str | Path, steps: int = 3, echo=print, keep: bool = False) -> dict:
     """Time ``steps`` GRPO steps after one warm-up step; print and return the figures."""
-    from sif_lib.config import load_params
-    from sif_lib.curriculum import run_curriculum_stage
-    from sif_lib.errors import InputError
-    from sif_lib.grpo import train_grpo
-    from sif_lib.runs import RunContext, resolve_path
-    from sif_lib.synthesis import run_synthesis_stage
-
     if steps < 1:
         raise InputError(f"--steps must be at least 1, got {steps}")
-    params_path = resolve_path(params_file)
+    params_path = Path(params_file)
     tmp = Path(tempfile.mkdtemp(prefix="sif-bench-grpo-"))
     try:
         g = load_params(params_path).grpo
@@ -99,8 +96,8 @@ def bench_grpo(params_file: str | Path, steps: int = 3, echo=print, keep: bool =
         params = ctx.params
         echo(f"bench grpo: {params.model.policy}, {g.finetune}, {g.prompts_per_step} prompts x {g.num_generations} "
              f"completions x {g.max_completion_length} tokens, device {params.run.device}")
-        run_synthesis_stage(ctx)
-        run_curriculum_stage(ctx)
+        s01_synthesize_constraints.run(ctx)
+        s02_decompose_curriculum.run(ctx)
         rm_backbone = _fresh_reward_model(params, ctx.path("rm", "config.json").parent)
 
         timer = _step_timer()

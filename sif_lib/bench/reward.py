@@ -17,7 +17,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sif_lib.runs import peak_rss_mib
+from sif_lib.core import models
+from sif_lib.core.config import load_params
+from sif_lib.core.errors import InputError
+from sif_lib.core.io import peak_rss_mib
+from sif_lib.reward.judge import GenerativeJudge
+from sif_lib.reward.scorers import RewardScorer
+from sif_lib.synthesis.seeds import load_seeds
 
 _CONSTRAINTS = [
     "Write in a formal, academic tone.",
@@ -33,8 +39,6 @@ _CONSTRAINTS = [
 
 def bench_pairs(n_pairs: int, max_words: int = 128, seed: int = 0) -> list[tuple[str, str]]:
     """Deterministic (response, constraint) pairs of realistic length."""
-    from sif_lib.seeds import load_seeds
-
     words = " ".join(s.task for s in load_seeds()).split()
     rng = random.Random(seed)
     pairs = []
@@ -54,13 +58,8 @@ def _time(fn, pairs) -> float:
 
 def bench_reward(params_file: str | Path, rm_dir: str | Path | None = None, n_pairs: int = 64) -> dict:
     """Print and return RM and judge throughput on ``n_pairs`` pairs for the params' backbone."""
-    import torch
+    import torch  # heavy: only when benchmarking
 
-    from sif_lib import models
-    from sif_lib.config import load_params
-    from sif_lib.errors import InputError
-    from sif_lib.judge import GenerativeJudge
-    from sif_lib.reward_model import RewardScorer
 
     if n_pairs < 1:
         raise InputError(f"--pairs must be at least 1, got {n_pairs}")

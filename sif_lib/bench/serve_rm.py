@@ -4,7 +4,7 @@ Our batched ``sif serve-rm`` (max_batch 32) is loaded by 1, 32 and 200 concurren
 ``pairs_per_request`` pairs per request, back to back. Next to it runs the pattern of the paper's code: one pair
 per request, one request at a time, against a server that scores each request alone (max_batch 1). Each server
 runs in its own process (``python -m sif_lib serve-rm``), one at a time, so that the clients' threads do not
-share its interpreter; the clients are :class:`~sif_lib.reward_model.HttpRewardScorer` (retrying a 503).
+share its interpreter; the clients are :class:`~sif_lib.reward.clients.HttpRewardScorer` (retrying a 503).
 Latency is per request, from the client's side, retries included. Pairs are those of ``sif bench reward``.
 Without ``rm_dir`` the served model is the params' backbone with a fresh, untrained head (saved to a temporary
 directory): its speed does not depend on training. Server start-up and a few warm-up requests are not timed.
@@ -29,6 +29,14 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from sif_lib.bench.reward import bench_pairs
+from sif_lib.core import models
+from sif_lib.core.config import load_params
+from sif_lib.core.errors import InputError
+from sif_lib.core.io import write_json
+from sif_lib.reward.clients import HttpRewardScorer
+from sif_lib.reward.rm_input import META_FILE, RM_FORMAT
 
 BATCHED_MAX_BATCH = 32
 
@@ -88,8 +96,6 @@ def _percentile(values: list[float], q: float) -> float:
 
 def _load(url: str, pairs: list[tuple[str, str]], clients: int, per_request: int, n_requests: int) -> dict:
     """``clients`` threads post ``n_requests`` requests in all, back to back; latencies are per request."""
-    from sif_lib.reward_model import HttpRewardScorer
-
     per_client = math.ceil(n_requests / clients)
     latencies: list[list[float]] = [[] for _ in range(clients)]
     errors: list[str] = []
@@ -133,10 +139,6 @@ def _load(url: str, pairs: list[tuple[str, str]], clients: int, per_request: int
 
 def _untrained_rm(params: Any, target: Path) -> str:
     """Save the backbone with a fresh classification head as a reward-model directory; returns its label."""
-    from sif_lib import models
-    from sif_lib.reward_model import META_FILE, RM_FORMAT
-    from sif_lib.runs import write_json
-
     backbone = params.reward_model.backbone or params.model.policy
     key = "reward_model.backbone" if params.reward_model.backbone else "model.policy"
     model = models.load_sequence_classifier(backbone, num_labels=2, dtype="float32", device="cpu", key=key)
@@ -153,11 +155,6 @@ def bench_serve_rm(params_file: str | Path, rm_dir: str | Path | None = None, cl
                    pairs_per_request: int = 4, n_requests: int = 800) -> dict:
     """Print and return the table: ``n_requests`` per batched setting (at least two per client), half as many
     single-pair requests for the baseline."""
-    from sif_lib import models
-    from sif_lib.bench.reward import bench_pairs
-    from sif_lib.config import load_params
-    from sif_lib.errors import InputError
-
     if not clients or any(c < 1 for c in clients):
         raise InputError(f"--clients must be positive integers, got {list(clients)}")
     for name, value in (("--pairs-per-request", pairs_per_request), ("--requests", n_requests)):

@@ -14,8 +14,10 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from sif_lib.errors import InputError
-from sif_lib.runs import peak_rss_mib
+from sif_lib.core.errors import InputError
+from sif_lib.constraints import _cached_checker, text
+from sif_lib.core.io import peak_rss_mib
+from sif_lib.evaluation.ifeval import load_prompts, load_responses, score
 
 __all__ = ["bench_verifiers", "default_responses_path"]
 
@@ -33,9 +35,6 @@ def default_responses_path() -> Path:
 
 
 def _clear_caches() -> None:
-    from sif_lib.constraints import _cached_checker
-    from sif_lib.constraints import text
-
     _cached_checker.cache_clear()
     text.clear_caches()
 
@@ -48,8 +47,6 @@ def bench_verifiers(n_repeats: int = 3, responses_path: str | Path | None = None
     ``tracemalloc_peak_mib`` (peak Python allocation during one pass, measured in a separate untimed pass),
     ``ru_maxrss_mib`` (the process's peak resident memory) and the four accuracies of the last pass.
     """
-    from sif_lib.evaluation.ifeval import load_prompts, load_responses, score
-
     if n_repeats < 1:
         raise InputError(f"repeats must be at least 1, got {n_repeats}")
     path = Path(responses_path) if responses_path is not None else default_responses_path()

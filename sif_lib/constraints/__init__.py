@@ -1,4 +1,7 @@
-"""Constraint verification: IFEval-exact hard constraints, their conflicts, and answer extraction.
+"""The verifiers every stage checks responses with: IFEval-exact hard constraints (:mod:`~sif_lib.constraints.hard`)
+and their conflicts, the soft-constraint library (:mod:`~sif_lib.constraints.soft`), answer extraction for
+reasoning models (:mod:`~sif_lib.constraints.extraction`), math answers (:mod:`~sif_lib.constraints.math_answer`)
+and degenerate repetition (:mod:`~sif_lib.constraints.repetition`).
 
 The one entry point for training rewards and evaluation is :func:`check_constraints`::
 
@@ -19,7 +22,14 @@ from sif_lib.constraints.conflicts import compatible, conflicts
 from sif_lib.constraints.extraction import answer_text, extract_answer
 from sif_lib.constraints.hard import HARD_CONSTRAINTS, HardConstraint, category_of, get_constraint_class
 
+# Hard ids that synthesis never draws, and why.
+EXCLUDED_HARD_IDS = {
+    "detectable_format:constrained_response":
+        "answers one of 'My answer is yes/no/maybe.', which only fits a yes/no question, not an open-ended seed task",
+}
+
 __all__ = [
+    "EXCLUDED_HARD_IDS",
     "HARD_CONSTRAINTS",
     "HardConstraint",
     "answer_text",
@@ -30,7 +40,13 @@ __all__ = [
     "conflicts",
     "extract_answer",
     "get_checker",
+    "usable_hard_ids",
 ]
+
+
+def usable_hard_ids() -> list[str]:
+    """Hard ids synthesis draws from: the registry minus :data:`EXCLUDED_HARD_IDS`, in registry order."""
+    return [hid for hid in HARD_CONSTRAINTS if hid not in EXCLUDED_HARD_IDS]
 
 
 @lru_cache(maxsize=8192)

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from sif_lib.config import Params, load_params
-from sif_lib.errors import InputError
-from sif_lib.plots import TEMPLATE
+from sif_lib.core.config import Params, load_params
+from sif_lib.core.errors import InputError
+from sif_lib.core.plots import TEMPLATE
 from sif_lib.evaluation.report import IFEVAL_LABELS, load_summary, reasoning_key
-from sif_lib.runs import OUTPUTS_DIR, atomic_write_text
+from sif_lib.core.io import atomic_write_text, outputs_dir
 
 METRICS = ("prompt_strict", "inst_strict", "prompt_loose", "inst_loose")
 SHORT = {"prompt_strict": "Pr(S)", "inst_strict": "Ins(S)", "prompt_loose": "Pr(L)", "inst_loose": "Ins(L)"}
@@ -239,7 +239,7 @@ def compare_runs(run_dirs: Sequence[str | Path], output: str | Path | None = Non
     runs = [load_run(d) for d in run_dirs]
     rows = table_rows(runs)
     echo(format_table(rows))
-    target = Path(output) if output else OUTPUTS_DIR / f"compare-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.html"
+    target = Path(output) if output else outputs_dir() / f"compare-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.html"
     atomic_write_text(target, render_html(runs, rows))
     echo(f"wrote {target}")
     return target

@@ -1,7 +1,8 @@
 """The curriculum hold-out: constraint satisfaction per level L1..Ln, base against trained.
 
 The held-out split of ``data/curriculum.jsonl`` comes from seeds that training never saw. Every sub-instruction
-is answered greedily by both policies and each of its constraints is scored the way the RL reward scores it:
+is answered greedily by both policies and each of its constraints is scored the way the RL reward scores it, by
+the held-out scorer the GRPO probe uses too (:mod:`sif_lib.reward.heldout`):
 
 * a **hard** constraint by its verifier (1 or 0), on the part of the response that ``model.answer_mode`` selects;
 * a **soft** constraint by the run's reward model (the probability that the response adheres).
@@ -23,8 +24,9 @@ from pathlib import Path
 from statistics import fmean
 from typing import Iterable, Sequence
 
-from sif_lib.errors import InputError
-from sif_lib.runs import read_jsonl
+from sif_lib.core.errors import InputError
+from sif_lib.core.io import read_jsonl
+from sif_lib.reward import heldout
 
 LEVEL_PREFIX = "L"
 
@@ -66,54 +68,19 @@ def load_holdout(path: Path, limit: int = -1) -> list[dict]:
     return chosen
 
 
-def constraint_verdicts(rows: Sequence[dict], responses: Sequence[str], answer_mode: str,
-                        soft_scorer=None) -> list[dict]:
-    """One verdict per (prompt, constraint): ``{"id", "level", "constraint", "kind", "category", "score"}``.
+def constraint_verdicts(params, rows: Sequence[dict], responses: Sequence[str], scorer=None,
+                        cache: Path | None = None) -> list[dict]:
+    """One verdict per (prompt, constraint): ``{"id", "level", "constraint", "kind", "category", "score"}``, from
+    the held-out scorer the GRPO probe uses too (:mod:`sif_lib.reward.heldout`).
 
-    Hard scores are 1.0/0.0 from the verifiers. Soft scores are the RM's probabilities; with no ``soft_scorer``
-    they are None and every aggregate says how many soft constraints went unscored.
+    Hard scores are 1.0/0.0 from the verifiers. Soft scores are the RM's probabilities (0 for a missing answer);
+    with no ``scorer`` they are None and every aggregate says how many soft constraints went unscored.
+    ``cache`` keeps the scored rows (and reuses them while answers, reward settings and RM are the same).
     """
-    if len(rows) != len(responses):
-        raise ValueError(f"{len(rows)} hold-out rows but {len(responses)} responses")
-    verdicts, soft_pairs, soft_index = [], [], []
-    for row, response in zip(rows, responses):
-        hard = [c for c in row["constraints"] if c.get("kind") == "hard"]
-        hard_scores = iter(_hard_scores(response, hard, answer_mode)) if hard else iter(())
-        for constraint in row["constraints"]:
-            verdict = {"id": row["id"], "level": int(row["level"]), "constraint": constraint.get("id"),
-                       "kind": constraint.get("kind"), "category": constraint.get("category") or "unknown",
-                       "score": None}
-            if constraint.get("kind") == "hard":
-                verdict["score"] = float(next(hard_scores))
-            elif soft_scorer is not None:
-                soft_index.append(len(verdicts))
-                soft_pairs.append((response, constraint))
-            verdicts.append(verdict)
-    if soft_pairs:
-        for index, probability in zip(soft_index, _soft_scores(soft_scorer, soft_pairs, answer_mode), strict=True):
-            verdicts[index]["score"] = float(probability)
-    return verdicts
-
-
-def _hard_scores(response: str, constraints: list[dict], answer_mode: str) -> list[float]:
-    from sif_lib.constraints import check_constraints
-
-    return [float(bool(ok)) for ok in check_constraints(response, constraints, answer_mode)]
-
-
-def _soft_scores(scorer, pairs: list[tuple[str, dict]], answer_mode: str) -> list[float]:
-    """RM probabilities on the extracted answers. An empty or missing answer scores 0 without asking the RM, as
-    the training reward does."""
-    from sif_lib.constraints import extract_answer
-
-    answers = [(extract_answer(response, answer_mode) or "").strip() for response, _ in pairs]
-    keep = [i for i, answer in enumerate(answers) if answer]
-    scores = [0.0] * len(pairs)
-    if keep:
-        probabilities = scorer.score([(answers[i], pairs[i][1]["description"]) for i in keep])
-        for i, probability in zip(keep, probabilities, strict=True):
-            scores[i] = float(probability)
-    return scores
+    items = heldout.items_from_curriculum(rows)
+    scored = (heldout.score_cached(cache, params, items, responses, scorer) if cache is not None
+              else heldout.score(params, items, responses, scorer))
+    return heldout.constraint_verdicts(scored, soft_scored=scorer is not None)
 
 
 def _mean(values: Iterable[float | None]) -> float | None:

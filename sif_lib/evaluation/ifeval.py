@@ -34,8 +34,8 @@ from typing import Any
 from sif_lib.constraints import category_of, get_checker
 from sif_lib.constraints.extraction import extract_answer
 from sif_lib.constraints.hard import HARD_CONSTRAINTS
-from sif_lib.errors import InputError
-from sif_lib.runs import iter_numbered_jsonl
+from sif_lib.core.errors import InputError
+from sif_lib.core.io import iter_numbered_jsonl
 
 __all__ = [
     "IFEvalReport",

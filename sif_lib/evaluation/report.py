@@ -7,7 +7,7 @@ per-level hold-out satisfaction, the instruction-following against reasoning sca
 verdict flipped.
 
 :func:`export_report` turns the run's executed notebook into one HTML file. The notebooks render plotly figures
-with plotly.js embedded in the output (:mod:`sif_lib.plots`), so the export is interactive without a network;
+with plotly.js embedded in the output (:mod:`sif_lib.core.plots`), so the export is interactive without a network;
 code cells stay in the file, folded under a "code" toggle.
 """
 
@@ -18,8 +18,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from sif_lib.errors import InputError
-from sif_lib.runs import atomic_write_text, iter_jsonl, read_json
+from sif_lib.core.errors import InputError
+from sif_lib.core.io import atomic_write_text, iter_jsonl, read_json
 
 REPORT_FILE = "report.html"
 NOTEBOOK = Path("notebooks") / "07_evaluate.ipynb"
@@ -375,3 +375,8 @@ def export_report(run_dir: str | Path, output: str | Path | None = None) -> Path
 def report_figures(summary: dict) -> list[Any]:
     """Every figure of the report, in display order (for scripts that want them outside the notebook)."""
     return [ifeval_category_figure(summary), holdout_level_figure(summary), tradeoff_figure(summary)]
+
+
+def write_report(run_dir: str | Path) -> str:
+    """The runner's finishing step for stage 07 (:mod:`sif_lib.core.stages`): export ``report.html``."""
+    return f"report: {export_report(run_dir)}"

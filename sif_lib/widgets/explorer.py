@@ -19,6 +19,11 @@ from __future__ import annotations
 import html
 from typing import Iterable
 
+import ipywidgets as w
+
+from sif_lib.constraints import check_constraint, extract_answer
+from sif_lib.synthesis.curriculum import decompose
+
 _HARD_COLOUR = "#c0392b"
 _SOFT_COLOUR = "#2471a3"
 
@@ -32,8 +37,6 @@ def _badge(constraint: dict) -> str:
 
 def _ladders(rows: Iterable[dict]) -> dict[str, list[dict]]:
     """Parent id -> rows L0..Ln. Curriculum rows are grouped; instructions are decomposed first."""
-    from sif_lib.curriculum import decompose
-
     ladders: dict[str, list[dict]] = {}
     for row in rows:
         if "parent" in row and "level" in row:
@@ -55,8 +58,6 @@ class CurriculumExplorer:
     """
 
     def __init__(self, rows: Iterable[dict], answer_mode: str = "after_think"):
-        import ipywidgets as w
-
         self.answer_mode = answer_mode
         self._ladders = _ladders(rows)
         if not self._ladders:
@@ -127,8 +128,6 @@ class CurriculumExplorer:
     # -- internals -------------------------------------------------------------------------------------------
 
     def _judge(self) -> list[tuple[bool | None, str]]:
-        from sif_lib.constraints import check_constraint, extract_answer
-
         answer = extract_answer(self.response.value, self.answer_mode)
         out = []
         for c in self.constraints:

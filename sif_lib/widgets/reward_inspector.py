@@ -3,7 +3,7 @@
 Pick an instruction and one of the responses the policy wrote for it (or edit the text freely in the box), and
 the inspector shows every constraint's score: a hard constraint's verifier verdict (✓/✗, scoring 1/0), a soft
 constraint's reward-model probability, and the aggregated reward, the mean over constraints that GRPO
-optimises (``sif_lib.rewards.score_instruction``, with ``grpo.soft_reward: probability`` and hard constraints
+optimises (``sif_lib.reward.composite.score_instruction``, with ``grpo.soft_reward: probability`` and hard constraints
 by rules).
 
 Programmatic API, used by the tests and handy in a notebook::
@@ -21,6 +21,12 @@ from __future__ import annotations
 import html
 from typing import Any, Sequence
 
+import ipywidgets as w
+
+from sif_lib.reward.composite import extract, score_instruction
+from sif_lib.reward.ranking import load_run_responses
+from sif_lib.reward.scorers import make_scorer
+
 _CUSTOM = -1
 
 
@@ -29,8 +35,6 @@ class RewardInspector:
 
     def __init__(self, instructions: Sequence[dict], responses_by_instruction: dict[str, list[str]], scorer: Any,
                  answer_mode: str = "after_think"):
-        import ipywidgets as w
-
         self.instructions = {inst["id"]: inst for inst in instructions}
         if not self.instructions:
             raise ValueError("nothing to inspect: no instructions given")
@@ -65,9 +69,6 @@ class RewardInspector:
     @classmethod
     def from_run(cls, ctx: Any, scorer: Any = None, max_instructions: int = 200) -> "RewardInspector":
         """Instructions that have responses in the run, with those responses (rollouts and pseudo-label pairs)."""
-        from sif_lib.ranking import load_run_responses
-        from sif_lib.reward_model import make_scorer
-
         instructions, responses = load_run_responses(ctx)
         by_id: dict[str, list[str]] = {}
         for inst_id, items in responses.items():
@@ -120,8 +121,6 @@ class RewardInspector:
     # -- internals -------------------------------------------------------------------------------------------
 
     def _scored(self):
-        from sif_lib.rewards import extract, score_instruction
-
         key = (self.instruction.value, self.text.value)
         if self._cache is not None and self._cache[:2] == key:
             return self._cache[2]

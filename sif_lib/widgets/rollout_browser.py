@@ -19,6 +19,10 @@ import html
 from pathlib import Path
 from typing import Iterable
 
+import ipywidgets as w
+
+from sif_lib.core.io import iter_jsonl
+
 
 def _fmt(value, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
@@ -65,8 +69,6 @@ class RolloutBrowser:
     """An ipywidgets browser over GRPO rollout rows (see the module docstring)."""
 
     def __init__(self, rows: Iterable[dict]):
-        import ipywidgets as w
-
         self._by_step: dict[int, list[dict]] = {}
         for row in rows:
             if row.get("step") is None:
@@ -91,8 +93,6 @@ class RolloutBrowser:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "RolloutBrowser":
-        from sif_lib.runs import iter_jsonl
-
         path = Path(path)
         return cls(iter_jsonl(path, tolerate_torn_tail=True) if path.is_file() else [])
 

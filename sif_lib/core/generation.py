@@ -1,0 +1,144 @@
+"""Batched chat generation behind one interface: transformers ``generate`` (CPU or GPU) or vLLM.
+
+Every stage that makes the policy write (rollouts, the judge, probes, evaluation) goes through
+``ChatGenerator.generate``, so decoding settings mean the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from sif_lib.core import models
+
+
+@dataclass
+class Sampling:
+    max_new_tokens: int = 128
+    temperature: float = 0.0  # 0 means greedy
+    top_p: float = 1.0
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return dict(max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p,
+                    seed=self.seed)
+
+
+def chat_messages(prompt: str, system_prompt: str | None = None) -> list[dict]:
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    return messages + [{"role": "user", "content": prompt}]
+
+
+def template_kwargs(tokenizer, enable_thinking: bool | None) -> dict:
+    """Extra ``apply_chat_template`` arguments: ``enable_thinking`` (``model.enable_thinking``) for a template
+    that reads it (Qwen3-style), nothing for one that does not, or when the params leave it unset. Jinja ignores
+    unknown variables, so passing the switch to a template without it would silently mean nothing."""
+    template = getattr(tokenizer, "chat_template", None) or ""
+    if isinstance(template, dict):  # named templates
+        template = " ".join(str(t) for t in template.values())
+    if enable_thinking is None or "enable_thinking" not in template:
+        return {}
+    return {"enable_thinking": bool(enable_thinking)}
+
+
+def render_prompt(tokenizer, prompt: str, system_prompt: str | None = None, enable_thinking: bool | None = None) -> str:
+    """A user prompt as the policy sees it: chat template, generation prompt, and the thinking switch."""
+    return tokenizer.apply_chat_template(chat_messages(prompt, system_prompt), tokenize=False,
+                                         add_generation_prompt=True, **template_kwargs(tokenizer, enable_thinking))
+
+
+def vllm_available() -> bool:
+    if importlib.util.find_spec("vllm") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+class ChatGenerator:
+    """Answers user prompts with a causal LM. ``backend`` is 'hf', 'vllm' or 'auto'."""
+
+    def __init__(self, spec: str, backend: str = "auto", dtype: str = "auto", device: str = "auto",
+                 system_prompt: str | None = None, adapter: str | None = None, model=None, tokenizer=None,
+                 enable_thinking: bool | None = None):
+        self.spec = spec
+        self.system_prompt = system_prompt
+        self.enable_thinking = enable_thinking
+        self.backend = ("vllm" if vllm_available() and adapter is None and model is None else "hf") \
+            if backend == "auto" else backend
+        self.tokenizer = tokenizer or models.load_tokenizer(spec)
+        self._vllm = None
+        if self.backend == "vllm":
+            from vllm import LLM
+
+            self._vllm = LLM(model=models.resolve(spec), dtype="auto", seed=0)
+            self.model = None
+        else:
+            self.model = model if model is not None else self._load(spec, dtype, device, adapter)
+            self.model.eval()
+
+    @staticmethod
+    def _load(spec: str, dtype: str, device: str, adapter: str | None):
+        if adapter is None:
+            return models.load_causal_lm(spec, dtype=dtype, device=device)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # deprecations inside peft's adapter load and merge
+            model = models.load_causal_lm(spec, dtype=dtype, device=device, adapter=adapter)
+            # Folding the LoRA update into the weights once makes decoding as cheap as the base model's.
+            return model.merge_and_unload()
+
+    def render(self, prompt: str) -> str:
+        return render_prompt(self.tokenizer, prompt, self.system_prompt, self.enable_thinking)
+
+    def generate(self, prompts: Sequence[str], sampling: Sampling, batch_size: int = 16,
+                 on_batch: Callable[[int, list[str]], None] | None = None) -> list[str]:
+        """One completion per prompt, in order. ``on_batch(start, outputs)`` is called after each batch."""
+        if self.backend == "vllm":
+            return self._generate_vllm(prompts, sampling, batch_size, on_batch)
+        return self._generate_hf(prompts, sampling, batch_size, on_batch)
+
+    def _generate_hf(self, prompts, sampling, batch_size, on_batch):
+        import torch
+
+        outputs: list[str] = []
+        device = next(self.model.parameters()).device
+        generator_seed = sampling.seed
+        for start in range(0, len(prompts), batch_size):
+            texts = [self.render(p) for p in prompts[start:start + batch_size]]
+            enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+            kwargs = dict(max_new_tokens=sampling.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id)
+            if sampling.temperature > 0:
+                kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
+                torch.manual_seed(generator_seed + start)
+            else:
+                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            with torch.no_grad():
+                out = self.model.generate(**enc, **kwargs)
+            batch = self.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            batch = [text.strip() for text in batch]
+            outputs.extend(batch)
+            if on_batch:
+                on_batch(start, batch)
+        return outputs
+
+    def _generate_vllm(self, prompts, sampling, batch_size, on_batch):
+        from vllm import SamplingParams
+
+        outputs: list[str] = []
+        # vLLM batches internally; chunks only exist so that progress and resume work the same as with hf.
+        chunk = max(batch_size, 64)
+        for start in range(0, len(prompts), chunk):
+            texts = [self.render(p) for p in prompts[start:start + chunk]]
+            # One seed per request, keyed by position: a single shared seed would make vLLM return the same
+            # sample for a prompt repeated to draw several samples.
+            params = [SamplingParams(max_tokens=sampling.max_new_tokens, temperature=sampling.temperature,
+                                     top_p=sampling.top_p, seed=sampling.seed + start + i) for i in range(len(texts))]
+            results = self._vllm.generate(texts, params, use_tqdm=False)
+            batch = [r.outputs[0].text.strip() for r in results]
+            outputs.extend(batch)
+            if on_batch:
+                on_batch(start, batch)
+        return outputs

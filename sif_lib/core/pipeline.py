@@ -1,0 +1,420 @@
+"""Papermill orchestration: execute the seven notebooks in order into a run directory.
+
+Each stage is one parameterised notebook. The runner passes it ``run_dir`` and ``params_file``; the
+notebook reads its inputs from the run directory and writes its artifacts and ``metrics/<stage>.json``
+there. ``manifest.json`` records every stage's status and timing. A failing stage stops the run and is
+marked ``failed``; what earlier stages wrote stays, and ``--from`` resumes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import importlib.metadata
+import json
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from sif_lib.core.config import load_params, read_params_file
+from sif_lib.core.errors import InputError
+from sif_lib.core.io import atomic_write_text, notebooks_dir, outputs_dir, read_json, write_json
+from sif_lib.core.models import parse_spec
+from sif_lib.core.stages import STAGE_NAMES, select
+from sif_lib.core.stages import stage as stage_entry
+
+_VERSIONED = ["sif-lib", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "papermill",
+              "vllm", "deepspeed", "bitsandbytes"]
+
+
+def package_versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _stage_record_from_metrics(metrics_file: Path) -> dict:
+    """What a stage's metrics file adds to its manifest record: the stage kernel's own peak memory and the params
+    fields the stage read (which ``RunContext.write_metrics`` adds; ``--reuse`` compares those), and whatever the
+    stage put under ``manifest_record`` (stage 06: the effective GRPOConfig). Peak memory is ``None`` when the
+    stage failed before writing its metrics."""
+    try:
+        metrics = json.loads(metrics_file.read_text())
+    except (OSError, ValueError):
+        metrics = {}
+    if not isinstance(metrics, dict):
+        metrics = {}
+    value = metrics.get("peak_rss_mb")
+    extra = metrics.get("manifest_record")
+    record = {"peak_rss_mb": float(value) if isinstance(value, (int, float)) else None,
+              **(extra if isinstance(extra, dict) else {})}
+    if isinstance(metrics.get("params_read"), list):
+        record["params_read"] = metrics["params_read"]
+    return record
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class StageFailed(RuntimeError):
+    """A notebook stage raised; the manifest already says so."""
+
+
+class RunInterrupted(RuntimeError):
+    """Ctrl-C (SIGINT) or SIGTERM stopped a stage; it is marked ``interrupted`` and its kernel is gone."""
+
+    def __init__(self, stage: str, run_dir: Path, params_file: Path):
+        self.stage, self.run_dir = stage, run_dir
+        super().__init__(f"interrupted: stage {stage} stopped and marked interrupted in {run_dir / 'manifest.json'}; "
+                         f"resume with: sif run {params_file} --run-id {run_dir.name} --outputs {run_dir.parent} "
+                         f"--from {stage}")
+
+
+def _runner() -> dict:
+    """Who runs a stage: enough to tell later whether that process is still alive (a pid can be reused, so its
+    start time is kept too)."""
+    import psutil
+
+    me = psutil.Process()
+    return {"pid": me.pid, "host": platform.node(), "pid_started": me.create_time()}
+
+
+def _runner_alive(record: dict) -> bool:
+    """Whether the process that marked a stage ``running`` still runs. A record from another host cannot be
+    checked from here and counts as gone."""
+    import psutil
+
+    if record.get("host") != platform.node() or not isinstance(record.get("pid"), int):
+        return False
+    try:
+        return psutil.Process(record["pid"]).create_time() == record.get("pid_started")
+    except psutil.Error:
+        return False
+
+
+def mark_interrupted(manifest: dict, manifest_path: Path) -> list[str]:
+    """Stages that a vanished process left ``running`` (a SIGKILL, a crash, a lost node) become ``interrupted``,
+    with the time this was seen. A stage whose process still runs means another ``sif run`` is working in this
+    run directory: that is refused."""
+    marked = []
+    for stage, record in (manifest.get("stages") or {}).items():
+        if record.get("status") != "running":
+            continue
+        if _runner_alive(record):
+            raise InputError(f"{manifest_path}: stage {stage} is running in process {record['pid']}; wait for it, "
+                             f"or stop it, before starting another run here")
+        record.update({"status": "interrupted", "interrupted_seen": _now()})
+        marked.append(stage)
+    return marked
+
+
+def _stop_children(grace_s: float = 5.0) -> None:
+    """End every process this one started (the stage kernel, and a training launch with its workers)."""
+    import psutil
+
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        try:
+            child.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(children, timeout=grace_s)
+    for child in alive:
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=grace_s)
+
+
+def stage_lines(run_dir: Path) -> list[str]:
+    """``sif status``: one line per stage with its state, start, seconds and peak memory. A stage left
+    ``running`` by a process that is gone shows as interrupted (the manifest is not changed)."""
+    manifest_path = run_dir / "manifest.json"
+    manifest = read_json(manifest_path, "not a run directory made by 'sif run'")
+    lines = [f"{manifest.get('run_id', run_dir.name)}  ({manifest.get('params_file', '?')})"]
+    for stage in STAGE_NAMES:
+        record = (manifest.get("stages") or {}).get(stage) or {"status": "pending"}
+        status = record.get("status", "pending")
+        if status == "running" and not _runner_alive(record):
+            status = "interrupted (its process is gone)"
+        elif status == "running":
+            status = f"running (pid {record.get('pid')})"
+        seconds = record.get("seconds")
+        peak = record.get("peak_rss_mb")
+        parts = [f"{stage:<27}", f"{status:<34}", f"start {record.get('start') or '-':<25}",
+                 f"{seconds:>8.1f} s" if isinstance(seconds, (int, float)) else f"{'-':>8}  ",
+                 f"peak {peak / 1024:.2f} GB" if isinstance(peak, (int, float)) else "peak -"]
+        if record.get("reused_from"):
+            parts.append(f"reused from {record['reused_from']}")
+        if record.get("error"):
+            parts.append(f"error: {record['error'][:120]}")
+        lines.append("  ".join(parts).rstrip())
+    return lines
+
+
+def latest_run(params_path: Path, outputs: Path) -> Path | None:
+    """The newest run directory made from this params file (what ``--from`` without ``--run-id`` resumes)."""
+    candidates = []
+    for manifest in outputs.glob("*/manifest.json"):
+        try:
+            data = json.loads(manifest.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if Path(data.get("params_file", "")).resolve() == params_path.resolve():
+            candidates.append((data.get("created", ""), manifest.parent))
+    return max(candidates)[1] if candidates else None
+
+
+def preflight(params, source: str) -> None:
+    """Checks that would otherwise fail minutes into a run: model specs must point at something real."""
+    parse_spec(params.model.policy, key=f"{source}: key 'model.policy'")
+    if params.reward_model.backbone:
+        parse_spec(params.reward_model.backbone, key=f"{source}: key 'reward_model.backbone'")
+
+
+def parse_overrides(items: list[str] | None) -> dict:
+    """``["grpo.max_steps=4", "run.seed=1"]`` as the nested dict ``load_params`` takes. A value is read as one
+    YAML scalar or flow collection (``4``, ``0.5``, ``null``, ``[a, b]``), never executed."""
+    overrides: dict = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or len(parts) != 2 or not all(parts):
+            raise InputError(f"--set {item!r}: expected SECTION.KEY=VALUE, e.g. grpo.max_steps=4")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise InputError(f"--set {item!r}: the value is not a YAML scalar or list") from None
+        overrides.setdefault(parts[0], {})[parts[1]] = value
+    return overrides
+
+
+def _differing_key(theirs, ours, prefix: str) -> str | None:
+    if isinstance(theirs, dict) and isinstance(ours, dict):
+        for key in sorted(set(theirs) | set(ours)):
+            found = _differing_key(theirs.get(key), ours.get(key), f"{prefix}.{key}")
+            if found:
+                return found
+        return None
+    return None if theirs == ours else prefix
+
+
+def _params_read(source: Path, stage_record: dict, name: str) -> list[str] | None:
+    """The params fields a stage of an earlier run read: its manifest record, else its metrics file. None for a
+    run made before stages recorded them (then every field must match)."""
+    if isinstance(stage_record.get("params_read"), list):
+        return stage_record["params_read"]
+    metrics = source / "metrics" / f"{name}.json"
+    if metrics.is_file():
+        found = read_json(metrics, "").get("params_read")
+        if isinstance(found, list):
+            return found
+    return None
+
+
+def reuse_stages(source: Path, run_dir: Path, stages: list[str], params) -> dict:
+    """Copy what ``stages`` wrote in the run ``source`` (artifacts, metrics, executed notebooks) into the new
+    ``run_dir``; returns their manifest records, marked ``reused_from``. Refused, before anything is copied,
+    when one of them is not ``ok`` there, or when a params field it read there differs here. Copies, not links: a
+    later rerun in either run appends to some files and must not write into the other."""
+    manifest_path = source / "manifest.json"
+    manifest = read_json(manifest_path, "--reuse takes a run directory made by 'sif run'")
+    records = manifest.get("stages") or {}
+    theirs, ours = manifest.get("params") or {}, params.to_dict()
+    for name in stages:
+        record = records.get(name) or {}
+        status = record.get("status", "missing")
+        if status != "ok":
+            raise InputError(f"{manifest_path}: stage {name} is {status}, not ok: it cannot be reused")
+        read = _params_read(source, record, name)
+        keys = read if read is not None else [section for section in ours if section != "description"]
+        for dotted in keys:
+            key = _differing_key(_lookup(theirs, dotted), _lookup(ours, dotted), dotted)
+            if key:
+                raise InputError(f"--reuse {source}: params key '{key}' differs from that run's, which "
+                                 f"{name} read: rerun from {name}, or give it the same value")
+    copied = {}
+    for name in stages:
+        for rel in stage_entry(name).artifacts + (f"metrics/{name}.json", f"notebooks/{name}.ipynb"):
+            src, dst = source / rel, run_dir / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if src.is_dir():
+                shutil.copytree(src, dst)
+            elif src.is_file():
+                shutil.copy2(src, dst)
+        copied[name] = {**records[name], "reused_from": str(source.resolve())}
+    return copied
+
+
+def _lookup(data: dict, dotted: str):
+    section, _, key = dotted.partition(".")
+    value = data.get(section)
+    return value.get(key) if key and isinstance(value, dict) else (None if key else value)
+
+
+def _ipc_kernel_manager_class(socket_dir: Path):
+    """A kernel manager whose kernel talks over Unix sockets: a headless run opens no TCP ports, so other users
+    of a shared GPU server cannot read the stage kernels' (unencrypted) traffic, and ipykernel does not warn.
+    The sockets live in ``socket_dir`` (jupyter_client would put them in the kernel's working directory,
+    notebooks/, where a killed kernel leaves them behind)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            kwargs.setdefault("transport", "ipc")
+            kwargs.setdefault("ip", str(socket_dir / "kernel"))
+            super().__init__(**kwargs)
+
+    return IPCKernelManager
+
+
+def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage: str | None = None,
+                 only: str | None = None, outputs: str | Path | None = None, log_output: bool = False,
+                 overrides: dict | None = None, reuse: str | Path | None = None, echo=print,
+                 to_stage: str | None = None) -> Path:
+    """Execute the selected stages; returns the run directory. Raises StageFailed on a failing stage.
+
+    ``overrides`` (``--set``) change params of this run; they are kept in the manifest and applied again when
+    the run is resumed without new ones. ``reuse`` (``--reuse``) starts a new run whose stages before
+    ``from_stage`` are copied from another run: the same data and reward model under another GRPO setting,
+    which is how an ablation is run."""
+
+    params_path = Path(params_file)
+    read_params_file(params_path)  # an unusable file fails here, before any run directory is looked at or made
+    if reuse and not from_stage:
+        raise InputError("--reuse needs --from STAGE: the stages before STAGE are copied from the other run")
+    outputs = Path(outputs) if outputs else outputs_dir()
+    stages = select(from_stage, only, to_stage)
+
+    if run_id:
+        run_dir = outputs / run_id
+    elif (from_stage or only) and not reuse:  # resume; --reuse always starts a new run
+        found = latest_run(params_path, outputs)
+        if found is None:
+            raise InputError(f"{params_path}: no earlier run of this params file to resume; pass --run-id")
+        run_dir = found
+    else:
+        run_dir = outputs / f"{params_path.stem}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+    manifest_path = run_dir / "manifest.json"
+    earlier = read_json(manifest_path, "") if manifest_path.is_file() else None
+    if earlier:
+        for stage in mark_interrupted(earlier, manifest_path):
+            echo(f"[{stage}] was left running by a process that is gone: marked interrupted")
+        write_json(manifest_path, earlier)
+    if overrides is None and earlier and earlier.get("overrides"):
+        overrides = earlier["overrides"]
+        echo(f"applying this run's earlier --set overrides: {json.dumps(overrides)}")
+    params = load_params(params_path, overrides)  # fail fast, before any directory is made
+    preflight(params, str(params_path))
+    reused: dict = {}
+    if reuse:
+        if run_dir.exists():
+            raise InputError(f"{run_dir}: exists already; --reuse starts a new run (pick another --run-id)")
+        reused = reuse_stages(Path(reuse), run_dir, list(STAGE_NAMES[:STAGE_NAMES.index(stages[0])]), params)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "notebooks").mkdir(exist_ok=True)  # papermill writes executed notebooks here and will not create it
+
+    manifest = earlier or {"run_id": run_dir.name, "created": _now(), "stages": dict(reused)}
+    if reused:
+        manifest["reused_from"] = str(Path(reuse).resolve())
+    manifest.update({
+        "run_id": run_dir.name,
+        "params_file": str(params_path.resolve()),
+        "overrides": overrides or {},
+        "params": params.to_dict(),
+        "versions": package_versions(),
+        "platform": {"machine": platform.machine(), "system": platform.system(), "python": sys.version.split()[0]},
+    })
+    for stage in STAGE_NAMES:
+        manifest["stages"].setdefault(stage, {"status": "pending"})
+    write_json(manifest_path, manifest)
+
+    resolved = run_dir / "params.yaml"
+    atomic_write_text(resolved, yaml.safe_dump(params.to_dict(), sort_keys=False))
+    timeout = params.run.stage_timeout_s if params.run.stage_timeout_s > 0 else None
+
+    socket_dir = Path(tempfile.mkdtemp(prefix="sif-kernels-"))
+    try:
+        _run_stages(stages, manifest, manifest_path, run_dir, resolved, params_path, timeout, log_output,
+                    socket_dir, echo)
+    finally:
+        shutil.rmtree(socket_dir, ignore_errors=True)
+    manifest["total_seconds"] = round(sum(s.get("seconds", 0) for s in manifest["stages"].values()), 2)
+    manifest["peak_rss_mb"] = max((s.get("peak_rss_mb") or 0 for s in manifest["stages"].values()), default=0)
+    write_json(manifest_path, manifest)
+    return run_dir
+
+
+def _run_stages(stages: list[str], manifest: dict, manifest_path: Path, run_dir: Path, resolved: Path,
+                params_path: Path, timeout: float | None, log_output: bool, socket_dir: Path, echo) -> None:
+    """Execute each stage's notebook in order, keeping its manifest record current."""
+    import papermill
+
+    for stage in stages:
+        record = {"status": "running", "start": _now(), "notebook": f"notebooks/{stage}.ipynb", **_runner()}
+        previous = manifest["stages"].get(stage) or {}
+        if previous.get("status") in ("interrupted", "failed"):
+            # The stage's history stays readable: an interrupted or failed attempt, then this one.
+            record["earlier_attempts"] = previous.pop("earlier_attempts", []) + [previous]
+        manifest["stages"][stage] = record
+        write_json(manifest_path, manifest)
+        echo(f"[{stage}] running")
+        began = time.monotonic()
+        metrics_file = run_dir / "metrics" / f"{stage}.json"
+        metrics_file.unlink(missing_ok=True)
+        error, interrupted = None, False
+        try:
+            papermill.execute_notebook(
+                str(notebooks_dir() / f"{stage}.ipynb"),
+                str(run_dir / "notebooks" / f"{stage}.ipynb"),
+                parameters={"run_dir": str(run_dir.resolve()), "params_file": str(resolved.resolve())},
+                cwd=str(notebooks_dir()),
+                progress_bar=False,
+                log_output=log_output,
+                execution_timeout=timeout,
+                kernel_name="python3",
+                kernel_manager_class=_ipc_kernel_manager_class(socket_dir),
+            )
+            if not metrics_file.is_file():
+                error = f"stage finished without writing metrics/{stage}.json"
+        except KeyboardInterrupt:
+            interrupted = True
+        except papermill.PapermillExecutionError as err:
+            # Ctrl-C reaches the kernel too (one process group), which may report it before this process does.
+            interrupted = err.ename == "KeyboardInterrupt"
+            error = f"{err.ename}: {err.evalue}".strip()
+        except Exception as err:  # a kernel that died, a timeout, a missing notebook
+            error = f"{type(err).__name__}: {err}".strip()
+        if interrupted:
+            _stop_children()
+            record.update({"end": _now(), "seconds": round(time.monotonic() - began, 2), "status": "interrupted"})
+            write_json(manifest_path, manifest)
+            echo(f"[{stage}] interrupted after {record['seconds']:.1f} s")
+            raise RunInterrupted(stage, run_dir, params_path)
+        seconds = round(time.monotonic() - began, 2)
+        record.update({"end": _now(), "seconds": seconds, "status": "failed" if error else "ok",
+                       **_stage_record_from_metrics(metrics_file)})
+        if error:
+            record["error"] = error.splitlines()[-1][:500] if error.splitlines() else error
+        write_json(manifest_path, manifest)
+        if error:
+            echo(f"[{stage}] FAILED after {seconds:.1f} s: {record['error']}")
+            echo(f"  executed notebook: {run_dir / 'notebooks' / (stage + '.ipynb')}")
+            raise StageFailed(f"stage {stage} failed: {record['error']}")
+        echo(f"[{stage}] ok in {seconds:.1f} s")
+        finish = stage_entry(stage).finish
+        if finish:  # work on the executed notebook itself (stage 07: report.html)
+            module, _, function = finish.partition(":")
+            echo(getattr(importlib.import_module(module), function)(run_dir))

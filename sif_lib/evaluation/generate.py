@@ -1,0 +1,81 @@
+"""Stage 07's answers: the base and the trained policy answer every evaluation prompt with the same greedy
+decoding, one model in memory at a time.
+
+Every answer set lives in its own folder under ``eval/`` (``ifeval_base/``, ``holdout_trained/``, ...) and is
+cached by :class:`~sif_lib.core.answers.PolicyRunner`, keyed by who wrote it; a rerun regenerates only what
+changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from sif_lib.core.answers import Policy, PolicyRunner, base_policy
+from sif_lib.core.generation import Sampling, vllm_available
+from sif_lib.core.runs import RunContext
+from sif_lib.evaluation import holdout as holdout_eval
+from sif_lib.evaluation import math_accuracy
+from sif_lib.evaluation.benchmarks import IFEvalTask
+from sif_lib.grpo.policy import trained_policy
+
+EVAL_DIR = "eval"
+
+
+def _sampling(max_new_tokens: int, seed: int) -> Sampling:
+    return Sampling(max_new_tokens=max_new_tokens, temperature=0.0, top_p=1.0, seed=seed)
+
+
+@dataclass
+class EvalInputs:
+    """Everything stage 07 evaluates, loaded and checked before any model is."""
+
+    ifeval: IFEvalTask
+    holdout: list[dict]
+    math: list[math_accuracy.MathTask]
+    policies: dict[str, Policy]
+    decoding: dict[str, Sampling]
+    backend: str
+
+    @classmethod
+    def load(cls, ctx: RunContext) -> "EvalInputs":
+        params, ev = ctx.params, ctx.params.evaluation
+        ifeval_task = IFEvalTask.load(params, ctx.root / EVAL_DIR)
+        holdout_rows = holdout_eval.load_holdout(
+            ctx.require("data", "curriculum.jsonl"), ev.holdout_limit)
+        math_tasks = []
+        synthetic = math_accuracy.synthetic_task(ctx.require("data", "reasoning.jsonl"), ev.math_items)
+        if synthetic is not None:
+            math_tasks.append(synthetic)
+        if ev.gsm8k_path:
+            math_tasks.append(math_accuracy.gsm8k_task(ev.gsm8k_path, ev.gsm8k_limit))
+        policies = {"base": base_policy(params), "trained": trained_policy(ctx.root, params)}
+        seed = params.run.seed
+        decoding = {"ifeval": _sampling(ev.max_new_tokens, seed), "holdout": _sampling(ev.max_new_tokens, seed),
+                    "math": _sampling(ev.math_max_new_tokens, seed)}
+        # One backend for both policies, so that "the same greedy decoding" is literally the same code: a LoRA
+        # adapter is merged into a transformers model, so its presence rules vLLM out for the base as well.
+        backend = "hf" if any(p.adapter for p in policies.values()) or not vllm_available() else "vllm"
+        return cls(ifeval_task, holdout_rows, math_tasks, policies, decoding, backend)
+
+
+def generate_all(ctx: RunContext, inputs: EvalInputs, echo: Callable[[str], None] = print) -> dict[str, dict]:
+    """Raw outputs ``{policy: {set: [text]}}``; one model in memory at a time, each loaded only if needed."""
+    ev, eval_dir = ctx.params.evaluation, ctx.root / EVAL_DIR
+    outputs: dict[str, dict[str, list[str]]] = {}
+    for name, policy in inputs.policies.items():
+        runner = PolicyRunner(policy, ctx.params, echo, backend=inputs.backend)
+        got = outputs[name] = {}
+        try:
+            got["ifeval"] = runner.answer(eval_dir / f"ifeval_{name}", inputs.ifeval.prompts, inputs.decoding["ifeval"],
+                                          ev.batch_size, extra=[{"key": r["key"]} for r in inputs.ifeval.rows])
+            got["holdout"] = runner.answer(eval_dir / f"holdout_{name}", [r["prompt"] for r in inputs.holdout],
+                                           inputs.decoding["holdout"], ev.batch_size,
+                                           extra=[{"id": r["id"], "level": r["level"]} for r in inputs.holdout])
+            for task in inputs.math:
+                got[f"math_{task.name}"] = runner.answer(
+                    eval_dir / f"math_{task.name}_{name}", task.prompts, inputs.decoding["math"], ev.batch_size,
+                    extra=[{"id": item.get("id"), "answer": item["answer"]} for item in task.items])
+        finally:
+            runner.close()
+    return outputs

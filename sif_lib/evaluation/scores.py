@@ -1,0 +1,112 @@
+"""Stage 07's scores: IFEval (strict and loose, prompt and instruction level), the curriculum hold-out (by the
+held-out scorer), math accuracy, the repetition diagnostic, and the deltas trained minus base.
+
+IFEval folders also hold ``responses.jsonl`` (``prompt``, ``response``): the part of each output that is scored
+(``model.answer_mode``: the text after ``</think>`` for reasoning models, the whole output otherwise), in the
+format ``sif ifeval score`` reads. With the exact prompt subset that was evaluated
+(``eval/ifeval_input_data.jsonl``) anyone can rescore them; ``summary.json`` carries the command.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from sif_lib.constraints import answer_text
+from sif_lib.core.answers import read_record
+from sif_lib.core.io import write_jsonl
+from sif_lib.core.runs import RunContext
+from sif_lib.evaluation import holdout as holdout_eval
+from sif_lib.evaluation import math_accuracy
+from sif_lib.evaluation.benchmarks import IFEvalTask, rescore_command, score_ifeval
+from sif_lib.evaluation.generate import EVAL_DIR
+from sif_lib.reward.scorers import make_scorer
+
+IFEVAL_METRICS = ("prompt_strict", "inst_strict", "prompt_loose", "inst_loose")
+
+
+POLICIES = ("base", "trained")
+
+
+RESPONSES = "responses.jsonl"  # IFEval: the scored answers, in the format `sif ifeval score` reads
+
+
+def scored_answers(texts: Sequence[str], answer_mode: str) -> list[str]:
+    """The part of each output that is scored (``model.answer_mode``); no answer becomes the empty string."""
+    return [answer_text(text, answer_mode) for text in texts]
+
+
+def generation_figures(folder: Path) -> dict | None:
+    record = read_record(folder / "generation.json") or {}
+    return {k: record.get(k) for k in ("n_prompts", "generated", "seconds", "response_tokens", "response_tokens_per_s")}
+
+
+def ifeval_figures(report) -> dict:
+    """The summary's view of one :class:`~sif_lib.evaluation.ifeval.IFEvalReport` (fractions, not percent)."""
+    return {
+        "prompt_strict": report.prompt_level_strict,
+        "inst_strict": report.instruction_level_strict,
+        "prompt_loose": report.prompt_level_loose,
+        "inst_loose": report.instruction_level_loose,
+        "n_prompts": report.n_prompts,
+        "n_instructions": report.n_instructions,
+        "categories": {name: {"n": fig["instructions"], "inst_strict": fig["strict"], "inst_loose": fig["loose"]}
+                       for name, fig in report.by_category.items()},
+        "instructions": {name: {"n": fig["instructions"], "inst_strict": fig["strict"], "inst_loose": fig["loose"]}
+                         for name, fig in report.by_instruction.items()},
+    }
+
+
+def score_ifeval_stage(ctx: RunContext, task: IFEvalTask, outputs: dict) -> dict:
+    """Write each policy's ``responses.jsonl`` (the scored answers) and score it as ``sif ifeval score`` does."""
+    out: dict = {"source": task.source, "n_prompts": len(task.rows), "input_data": str(task.input_path)}
+    for name in POLICIES:
+        folder = ctx.root / EVAL_DIR / f"ifeval_{name}"
+        answers = scored_answers(outputs[name]["ifeval"], ctx.params.model.answer_mode)
+        write_jsonl(folder / RESPONSES, [{"prompt": p, "response": a} for p, a in zip(task.prompts, answers)])
+        report = score_ifeval(task.input_path, folder / RESPONSES, folder)
+        out[name] = ifeval_figures(report)
+        out[name]["rescore"] = rescore_command(task.input_path, folder / RESPONSES, folder / "rescored")
+    out["delta"] = {m: delta(out["base"][m], out["trained"][m]) for m in IFEVAL_METRICS}
+    return out
+
+
+def score_reasoning_stage(ctx: RunContext, tasks: list[math_accuracy.MathTask], outputs: dict) -> dict:
+    """Accuracy per math task and policy; per-item verdicts go to ``eval/math_<task>_<policy>/scored.jsonl``."""
+    out = {}
+    for task in tasks:
+        entry: dict = {"source": task.source, "n": len(task.items)}
+        for name in POLICIES:
+            texts = outputs[name][f"math_{task.name}"]
+            correct = math_accuracy.score_responses(task, texts, ctx.params.model.answer_mode)
+            write_jsonl(ctx.root / EVAL_DIR / f"math_{task.name}_{name}" / "scored.jsonl",
+                        [{"id": item.get("id"), "answer": item["answer"], "correct": ok}
+                         for item, ok in zip(task.items, correct)])
+            entry[name] = math_accuracy.accuracy(correct)
+        entry["delta"] = delta(entry["base"]["accuracy"], entry["trained"]["accuracy"])
+        out[task.name] = entry
+    return out
+
+
+def score_holdout_stage(ctx: RunContext, rows: list[dict], responses: dict) -> dict:
+    """Hold-out verdicts for both policies (saved to ``eval/holdout_<policy>/verdicts.jsonl``) and aggregates."""
+    params = ctx.params
+    scorer, note = None, None
+    if any(c.get("kind") == "soft" for row in rows for c in row["constraints"]):
+        if params.scoring.rm_url or (ctx.root / "rm").is_dir():
+            scorer = make_scorer(params, ctx.root)
+        else:
+            note = f"{ctx.root / 'rm'} is absent: soft constraints are unscored and composites cover hard ones only"
+    out: dict = {"n_prompts": len(rows), "soft_scorer": "reward_model" if scorer is not None else None,
+                 "note": note}
+    for name in POLICIES:
+        verdicts = holdout_eval.constraint_verdicts(params, rows, responses[name]["holdout"], scorer,
+                                                    cache=ctx.root / EVAL_DIR / f"holdout_{name}" / "scores.jsonl")
+        write_jsonl(ctx.root / EVAL_DIR / f"holdout_{name}" / "verdicts.jsonl", verdicts)
+        out[name] = holdout_eval.aggregate(verdicts)
+    out["delta"] = holdout_eval.compare(out["base"], out["trained"])
+    return out
+
+
+def delta(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(b - a, 6)

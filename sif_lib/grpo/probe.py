@@ -1,0 +1,120 @@
+"""The held-out probe of stage 06: a fixed set of held-out curriculum prompts answered greedily before and after
+training, scored by the held-out scorer, and compared pairwise (hard checks gained and lost, with a sign test).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any, Sequence
+
+from sif_lib.constraints.repetition import is_repetitive, repetition_summary
+from sif_lib.core.answers import Policy, PolicyRunner
+from sif_lib.core.generation import Sampling
+from sif_lib.core.io import read_jsonl
+from sif_lib.core.stats import sign_test_p
+from sif_lib.grpo.policy import grpo_dir
+from sif_lib.grpo.rl_set import curriculum_items
+from sif_lib.reward import heldout
+from sif_lib.reward.composite import extract, summarize
+
+def probe_items(ctx) -> list[dict]:
+    """A fixed set of held-out curriculum prompts (levels >= 1): ``grpo.probe_size`` of them, spread evenly over
+    the levels, chosen by a seeded shuffle of the id-sorted rows."""
+    path = ctx.require("data", "curriculum.jsonl")
+    size = ctx.params.grpo.probe_size
+    if size <= 0:
+        return []
+    rng = random.Random(ctx.params.run.seed)
+    by_level: dict[int, list[dict]] = {}
+    for it in sorted(curriculum_items(path, "heldout"), key=lambda it: it["id"]):
+        by_level.setdefault(it["level"], []).append(it)
+    for level in by_level:
+        rng.shuffle(by_level[level])
+    chosen: list[dict] = []
+    while len(chosen) < size and any(by_level.values()):
+        for level in sorted(by_level):
+            if by_level[level] and len(chosen) < size:
+                chosen.append(by_level[level].pop())
+    return chosen
+
+
+def run_probe(ctx, which: str, items: Sequence[dict], scorer: Any, policy: Policy, backend: str = "hf",
+              echo=print) -> tuple[dict, list[dict]]:
+    """Answer the probe greedily with ``policy`` and score the answers with the held-out scorer
+    (:mod:`sif_lib.reward.heldout`: the run's reward function). Answers are cached in ``grpo/probe_<which>/``
+    (keyed by policy, adapter weights, decoding and prompts) and scores in ``grpo/probe_<which>.jsonl`` (keyed
+    by the answers, the reward settings and the reward model), so a rerun reuses exactly what is still valid.
+    Returns the summary (:func:`~sif_lib.reward.composite.summarize`) and the rows. Its ``reward`` is the run's
+    training reward, so a ``grpo.repetitive_penalty`` counts in it; hard satisfaction and the soft RM probability
+    do not depend on it, and compare across runs."""
+    params = ctx.params
+    out = grpo_dir(ctx.root)
+    runner = PolicyRunner(policy, params, echo, backend=backend)
+    try:
+        completions = runner.answer(out / f"probe_{which}", [it["prompt"] for it in items],
+                                    Sampling(max_new_tokens=params.grpo.max_completion_length, temperature=0.0,
+                                             seed=params.run.seed),
+                                    params.rollouts.batch_size, extra=[{"id": it["id"]} for it in items])
+    finally:
+        runner.close()
+    rows = heldout.score_cached(out / f"probe_{which}.jsonl", params, items, completions, scorer)
+    return summarize(heldout.item_scores(rows)), rows
+
+
+def probe_delta(before: dict | None, after: dict | None) -> dict:
+    if not before or not after:
+        return {}
+    return {k: round(after[k] - before[k], 4) for k in ("reward", "hard_satisfaction", "soft_prob")
+            if before.get(k) is not None and after.get(k) is not None}
+
+
+def hard_check_flips(before_rows: Sequence[dict], after_rows: Sequence[dict]) -> dict:
+    """The probe's hard constraints paired before/after: how many went from failed to met (``gained``) and back
+    (``lost``), and the exact two-sided sign-test p-value of that split. A paired test, because the same prompt
+    and constraint are scored twice: it separates a real change from noise far better than two independent
+    proportions of a few hundred checks."""
+    after_by_id = {r["id"]: r for r in after_rows}
+    gained = lost = paired = 0
+    for row in before_rows:
+        other = after_by_id.get(row["id"])
+        if other is None:
+            continue
+        for b, a in zip(row["constraints"], other["constraints"]):
+            if b["kind"] != "hard" or b["id"] != a["id"]:
+                continue
+            paired += 1
+            gained += bool(a["verdict"]) and not b["verdict"]
+            lost += bool(b["verdict"]) and not a["verdict"]
+    return {"paired": paired, "gained": gained, "lost": lost, "sign_test_p": sign_test_p(gained, lost)}
+
+
+def probe_repetition(before_rows: Sequence[dict], after_rows: Sequence[dict], answer_mode: str = "whole") -> dict:
+    """Repetitive answers on the probe before and after training (``repetition.repetition_summary``), and the
+    paired hard checks restricted to prompts where neither answer is repetitive. A policy can meet rule checks
+    with degenerate loops ("1. 1. 1." has no comma); the ``fluent`` figures show whether a rise survives
+    without them. Like the reward, it reads the scored answer (``model.answer_mode``), not a model's thinking."""
+    def answer(row: dict) -> str:
+        return extract(row["completion"], answer_mode) or ""
+
+    before_by_id = {r["id"]: r for r in before_rows}
+    pairs = [(before_by_id[r["id"]], r) for r in after_rows if r["id"] in before_by_id]
+    fluent = [(b, a) for b, a in pairs if not is_repetitive(answer(b)) and not is_repetitive(answer(a))]
+
+    def met(rows) -> int:
+        return sum(bool(c["verdict"]) for r in rows for c in r["constraints"] if c["kind"] == "hard")
+
+    checks = sum(c["kind"] == "hard" for _, a in fluent for c in a["constraints"])
+    return {"before": repetition_summary(answer(b) for b, _ in pairs),
+            "after": repetition_summary(answer(a) for _, a in pairs),
+            "fluent": {"prompts": len(fluent), "hard_checks": checks,
+                       "hard_before": round(met(b for b, _ in fluent) / checks, 4) if checks else None,
+                       "hard_after": round(met(a for _, a in fluent) / checks, 4) if checks else None,
+                       **hard_check_flips([b for b, _ in fluent], [a for _, a in fluent])}}
+
+
+def probe_comparison(out: Path, answer_mode: str) -> dict:
+    """The saved probes paired: hard checks gained and lost, and repetition."""
+    before, after = read_jsonl(out / "probe_before.jsonl"), read_jsonl(out / "probe_after.jsonl")
+    return {"hard_flips": hard_check_flips(before, after),
+            "repetition": probe_repetition(before, after, answer_mode)}

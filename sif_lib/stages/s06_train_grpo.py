@@ -1,0 +1,197 @@
+"""Stage 06 (notebook 06): GRPO on the composite self-supervised reward, with a held-out probe before and after.
+
+The probe scores a fixed set of held-out curriculum prompts with the held-out scorer before training; training
+runs in this process, or through ``accelerate launch`` when ``grpo.num_processes > 1`` (a Jupyter kernel cannot
+host multi-process training); an adapter may be merged; the probe runs again on the trained policy, and the two
+are compared pairwise. The logic is the :mod:`sif_lib.grpo` package.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sif_lib.core import models
+from sif_lib.core.answers import base_policy
+from sif_lib.core.io import read_json
+from sif_lib.core.stages import stage_of_module
+from sif_lib.grpo.config import check_params
+from sif_lib.grpo.launch import launch_command, run_streaming
+from sif_lib.grpo.policy import export_merged, grpo_dir, remove_stale_outputs, trained_policy
+from sif_lib.grpo.probe import probe_comparison, probe_delta, probe_items, run_probe
+from sif_lib.grpo.series import series_from_history, timing, window_means
+from sif_lib.grpo.trainer import train_grpo
+from sif_lib.reward.scorers import make_scorer
+
+STAGE = stage_of_module(__name__)
+
+
+def run(ctx, echo=print) -> dict:
+    """Probe before, train (in-process or via ``accelerate launch``), merge, probe after, metrics."""
+    params = ctx.params
+    g = params.grpo
+    check_params(params)
+    ctx.require("data", "curriculum.jsonl")
+    ctx.require("data", "reasoning.jsonl")
+    out = grpo_dir(ctx.root)
+    out.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    scorer = make_scorer(params, ctx.root)
+    # The same decoder before and after: an adapter run is probed with transformers on both sides.
+    backend = params.rollouts.backend if (g.finetune == "full" or g.merge_adapter) else "hf"
+
+    probe = probe_items(ctx)
+    before = None
+    if probe:
+        echo(f"probe before training: {len(probe)} held-out prompts")
+        before, _ = run_probe(ctx, "before", probe, scorer, base_policy(params), backend=backend, echo=echo)
+
+    if g.num_processes > 1:
+        # The launched processes load their own reward model; this one must not hold GPU memory meanwhile.
+        scorer = None
+        models.release_memory()
+        (out / "train_result.json").unlink(missing_ok=True)
+        cmd = launch_command(ctx)
+        echo("launching: " + " ".join(cmd))
+        run_streaming(cmd)
+        result = read_json(out / "train_result.json", "the training launch wrote no result")
+        params.mark_read(result.get("params_read", []))
+        if probe:
+            scorer = make_scorer(params, ctx.root)
+    else:
+        result = train_grpo(ctx, scorer=scorer)
+
+    if g.merge_adapter and g.finetune != "full":
+        echo("merging the adapter into the base policy")
+        export_merged(ctx)
+    remove_stale_outputs(out, g)
+
+    after = None
+    if probe:
+        echo("probe after training")
+        after, _ = run_probe(ctx, "after", probe, scorer, trained_policy(ctx.root, params), backend=backend,
+                             echo=echo)
+
+    series = series_from_history(result["log_history"])
+    metrics = {
+        "steps": result["global_step"],
+        "max_steps": result["max_steps"],
+        "resumed_from": result["resumed_from"],
+        "steps_this_session": result["steps_this_session"],
+        "wall_seconds": round(time.perf_counter() - began, 2),
+        "train_seconds": result["train_seconds"],
+        "seconds_per_step": result["seconds_per_step"],
+        "settings": {"curriculum": g.curriculum, "staged_boundaries": g.staged_boundaries,
+                     "soft_reward": g.soft_reward, "hard_reward": g.hard_reward,
+                     "repetitive_penalty": g.repetitive_penalty, "finetune": g.finetune,
+                     "answer_mode": params.model.answer_mode, "policy": params.model.policy,
+                     "num_processes": g.num_processes, "use_vllm": g.use_vllm, "beta": g.beta,
+                     "learning_rate": g.learning_rate, "num_generations": g.num_generations,
+                     "max_completion_length": g.max_completion_length},
+        "layout": result["layout"],
+        "precision": result.get("precision"),
+        "data": result["data"],
+        "timing": timing(series),
+        "trend": window_means(series),
+        "series": series,
+        "probe": {"size": len(probe), "before": before, "after": after, "delta": probe_delta(before, after),
+                  **(probe_comparison(out, params.model.answer_mode) if before and after
+                     else {"hard_flips": None, "repetition": None})},
+        "artifacts": {name: f"grpo/{name}" for name in ("adapter", "merged", "model") if (out / name).is_dir()},
+        # The runner copies this into the stage's record in manifest.json.
+        "manifest_record": {"grpo_config": read_json(out / "grpo_config.json", f"rerun stage {STAGE.name}")},
+    }
+    ctx.write_metrics(STAGE.name, metrics)
+    return metrics
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What notebook 06 shows
+
+
+_COMPONENTS = [("reward", "composite reward"), ("components/hard", "hard (scored)"),
+               ("components/hard_verifier", "hard (verifier)"), ("components/soft", "soft"),
+               ("components/reasoning_accuracy", "reasoning accuracy"), ("components/no_answer", "no answer"),
+               ("components/repetitive", "repetitive share")]
+
+
+def reward_figure(metrics: dict):
+    """Reward and its components per step."""
+    import plotly.graph_objects as go  # heavy: only where a figure is drawn
+
+    series = metrics["series"]
+    fig = go.Figure()
+    for key, label in _COMPONENTS:
+        if key in series:
+            fig.add_trace(go.Scatter(x=series["step"], y=series[key], mode="lines+markers", name=label,
+                                     connectgaps=True))
+    fig.update_layout(title="GRPO reward per component", xaxis_title="step", yaxis_title="mean over the batch",
+                      yaxis_range=[0, 1.02], height=380)
+    return fig
+
+
+def level_figure(metrics: dict):
+    """Composite reward per curriculum level per step (a level absent from a step's batch leaves a gap)."""
+    import plotly.graph_objects as go  # heavy: only where a figure is drawn
+
+    series = metrics["series"]
+    fig = go.Figure()
+    for key in sorted((k for k in series if k.startswith("levels/L")), key=lambda k: int(k.split("L")[-1])):
+        fig.add_trace(go.Scatter(x=series["step"], y=series[key], mode="lines+markers", name=key.split("/")[-1],
+                                 connectgaps=True))
+    fig.update_layout(title="GRPO reward per curriculum level", xaxis_title="step", yaxis_title="mean reward",
+                      yaxis_range=[0, 1.02], height=380)
+    return fig
+
+
+def probe_table(metrics: dict):
+    """Held-out probe before and after training: overall and per level."""
+    import pandas as pd  # heavy: only where a table is shown
+
+    probe = metrics.get("probe") or {}
+    before, after = probe.get("before") or {}, probe.get("after") or {}
+    rows = []
+
+    def add(label, b, a):
+        row = {"set": label, "n": (a or b or {}).get("n")}
+        for key in ("reward", "hard_satisfaction", "soft_prob"):
+            row[f"{key} before"] = (b or {}).get(key)
+            row[f"{key} after"] = (a or {}).get(key)
+        rows.append(row)
+
+    add("all", before, after)
+    levels = sorted(set(before.get("per_level", {})) | set(after.get("per_level", {})), key=int)
+    for level in levels:
+        add(f"L{level}", before.get("per_level", {}).get(level), after.get("per_level", {}).get(level))
+    return pd.DataFrame(rows).set_index("set").round(3)
+
+
+def summary_table(metrics: dict):
+    """The stage's headline figures."""
+    import pandas as pd  # heavy: only where a table is shown
+
+    t = metrics.get("trend", {})
+    rows = {
+        "steps": metrics["steps"],
+        "resumed from step": metrics["resumed_from"],
+        "seconds per step": metrics["seconds_per_step"],
+        "rollout tokens/s": metrics["timing"].get("rollout_tokens_per_second"),
+        "curriculum": metrics["settings"]["curriculum"],
+        "soft / hard reward": f"{metrics['settings']['soft_reward']} / {metrics['settings']['hard_reward']}",
+        "reward, first → last quarter": f"{t.get('reward', {}).get('first')} → {t.get('reward', {}).get('last')}",
+        "probe reward before → after": f"{(metrics['probe']['before'] or {}).get('reward')} → "
+                                       f"{(metrics['probe']['after'] or {}).get('reward')}",
+    }
+    flips = metrics["probe"].get("hard_flips")
+    if flips:
+        rows["probe hard checks gained / lost"] = (f"{flips['gained']} / {flips['lost']} of {flips['paired']} "
+                                                  f"(sign test p = {flips['sign_test_p']})")
+    repetition = metrics["probe"].get("repetition")
+    if repetition:
+        fluent = repetition["fluent"]
+        rows["probe repetitive answers before → after"] = (f"{repetition['before']['repetitive']} → "
+                                                           f"{repetition['after']['repetitive']} of "
+                                                           f"{repetition['after']['n']}")
+        rows["probe hard, non-repetitive pairs before → after"] = (
+            f"{fluent['hard_before']} → {fluent['hard_after']} ({fluent['prompts']} prompts, "
+            f"{fluent['gained']} gained / {fluent['lost']} lost)")
+    return pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=list(rows))

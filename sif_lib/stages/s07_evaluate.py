@@ -1,0 +1,65 @@
+"""Stage 07 (notebook 07): the base policy against the trained policy, with the same greedy decoding, on
+three benchmarks, and the run's ``report.html``.
+
+* **IFEval** (:mod:`sif_lib.evaluation.benchmarks`): the official prompts, the first ``evaluation.limit`` of them,
+  scored strict and loose at prompt and instruction level by :mod:`sif_lib.evaluation.ifeval`.
+* **The curriculum hold-out** (:mod:`sif_lib.evaluation.holdout`): satisfaction per level L1..L5, by the
+  held-out scorer the GRPO probe uses too.
+* **Reasoning retention** (:mod:`sif_lib.evaluation.math_accuracy`): held-out synthetic math, GSM8K if given.
+
+Answers are made by :mod:`sif_lib.evaluation.generate`, scored by :mod:`sif_lib.evaluation.scores`; the tables
+and figures the notebook shows (and ``report.html`` keeps) are :mod:`sif_lib.evaluation.report`'s.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Callable
+
+from sif_lib.constraints.repetition import repetition_summary
+from sif_lib.core.io import atomic_write_text, write_json
+from sif_lib.core.runs import RunContext
+from sif_lib.core.stages import stage_of_module
+from sif_lib.evaluation.generate import EVAL_DIR, EvalInputs, generate_all
+from sif_lib.evaluation.report import summary_markdown
+from sif_lib.evaluation.scores import (generation_figures, score_holdout_stage, score_ifeval_stage,
+                                       score_reasoning_stage, scored_answers)
+
+STAGE = stage_of_module(__name__)
+
+
+def run(ctx: RunContext, echo: Callable[[str], None] = print) -> dict:
+    """Generate, score and summarise; writes ``eval/summary.{json,md}`` and ``metrics/07_evaluate.json``."""
+    params = ctx.params
+    eval_dir = ctx.root / EVAL_DIR
+    inputs = EvalInputs.load(ctx)  # a bad path or a missing stage fails here, in seconds
+    outputs = generate_all(ctx, inputs, echo)
+
+    summary: dict = {
+        "run_id": ctx.run_id,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "policies": {name: p.describe() for name, p in inputs.policies.items()},
+        "decoding": {key: s.to_dict() for key, s in inputs.decoding.items()},
+        "batch_size": params.evaluation.batch_size,
+        "backend": inputs.backend,
+        "system_prompt": params.model.system_prompt,
+        "answer_mode": params.model.answer_mode,
+        "generation": {name: {key: generation_figures(eval_dir / f"{key}_{name}") for key in outputs[name]}
+                       for name in outputs},
+        # A diagnostic beside the scores: rule checks can be met by degenerate loops (:mod:`sif_lib.constraints.repetition`). Like
+        # the scores, it reads the answer part of each output.
+        "repetition": {name: {key: repetition_summary(scored_answers(texts, params.model.answer_mode))
+                              for key, texts in outputs[name].items()}
+                       for name in outputs},
+    }
+    echo("scoring IFEval")
+    summary["ifeval"] = score_ifeval_stage(ctx, inputs.ifeval, outputs)
+    echo("scoring the curriculum hold-out")
+    summary["holdout"] = score_holdout_stage(ctx, inputs.holdout, outputs)
+    echo("scoring reasoning")
+    summary["reasoning"] = score_reasoning_stage(ctx, inputs.math, outputs)
+
+    ctx.write_metrics(STAGE.name, summary)  # first: it adds the stage's peak memory, which summary.json keeps too
+    write_json(eval_dir / "summary.json", summary)
+    atomic_write_text(eval_dir / "summary.md", summary_markdown(summary))
+    return summary
