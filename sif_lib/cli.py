@@ -10,6 +10,7 @@
     sif serve-rm --model DIR [--host 127.0.0.1 --port N]              serve the reward model over HTTP
     sif bench verifiers | reward | grpo | serve-rm                    print speed and memory figures
     sif compare RUN_DIR RUN_DIR...                                    compare runs (table and HTML)
+    sif compare-rm RUN_DIR RUN_DIR...                                 compare their reward models (stage 04)
 
 Bad input ends with one line on stderr naming the file, line or key, and exit status 2.
 """
@@ -121,6 +122,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare_rm(args: argparse.Namespace) -> int:
+    from sif_lib.reward.compare import compare_reward_models
+
+    compare_reward_models(args.run_dirs)
+    return 0
+
+
 def _int_list(value: str) -> list[int]:
     try:
         return [int(x) for x in value.split(",")]
@@ -214,6 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("run_dirs", nargs="+")
     compare.add_argument("--output", help="HTML file (default: outputs/compare-<timestamp>.html)")
     compare.set_defaults(func=_cmd_compare)
+
+    compare_rm = sub.add_parser("compare-rm", help="compare the reward models of run directories (stage 04's "
+                                                   "held-out AUCs with bootstrap intervals)")
+    compare_rm.add_argument("run_dirs", nargs="+")
+    compare_rm.set_defaults(func=_cmd_compare_rm)
     return parser
 
 

@@ -25,7 +25,7 @@ from sif_lib.reward.judge import GenerativeJudge
 from sif_lib.labels.pseudo_labels import hard_verifier
 from sif_lib.constraints.repetition import is_repetitive
 from sif_lib.reward.rm_input import answered_pairs
-from sif_lib.reward.training import evaluate_pairs
+from sif_lib.reward.rm_eval import evaluate_pairs
 from sif_lib.core.io import read_jsonl
 from sif_lib.core.runs import RunContext
 

@@ -100,6 +100,17 @@ def test_a_bare_yaml_off_is_the_choice_off(tmp_path):
         params_from_dict({"grpo": {"soft_reward": False}})  # no "off" among its choices
 
 
+def test_exponent_floats_without_a_dot_are_floats(tmp_path):
+    # YAML 1.1 (PyYAML) reads `5e-5` as a string; it means the float, in a file and in --set alike.
+    path = tmp_path / "p.yaml"
+    path.write_text("reward_model:\n  learning_rate: 5e-5\n  probe_c: 1E2\n")
+    params = load_params(path, overrides={"grpo": {"learning_rate": "3e-4"}})
+    assert params.reward_model.learning_rate == 5e-5 and params.reward_model.probe_c == 100.0
+    assert params.grpo.learning_rate == 3e-4
+    with pytest.raises(InputError, match="reward_model.learning_rate' must be float, got 'e-5'"):
+        params_from_dict({"reward_model": {"learning_rate": "e-5"}})
+
+
 def test_repetitive_penalty_must_not_be_negative():
     assert params_from_dict({}).grpo.repetitive_penalty == 0.0  # the paper's reward by default
     with pytest.raises(InputError, match="'grpo.repetitive_penalty' must be at least 0"):

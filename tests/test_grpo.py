@@ -298,3 +298,31 @@ def test_probe_repetition_separates_loops_from_fluent_answers():
     thinking = [row("a", f"<think>{loop}</think>{prose}", [True, False])]
     assert probe_repetition(before[:1], thinking, "after_think")["after"]["repetitive"] == 0
     assert probe_repetition(before[:1], thinking, "whole")["after"]["repetitive"] == 1
+
+
+def test_check_model_shift_pairs_soft_constraints_under_both_reward_models():
+    from sif_lib.grpo.probe import check_model_shift
+
+    class LengthScorer:  # a "check RM" that likes longer answers: P = min(1, words / 10)
+        def score(self, pairs):
+            return [min(1.0, len(answer.split()) / 10) for answer, _ in pairs]
+
+    def row(item_id, completion, prob):
+        return {"id": item_id, "completion": completion,
+                "constraints": [{"id": "h", "kind": "hard", "verdict": True},
+                                {"id": "soft:tone", "kind": "soft", "description": "Be formal.", "prob": prob}]}
+
+    before = [row("a", "two words", 0.2), row("b", "four words right here", 0.4), row("c", "x", 0.5)]
+    after = [row("a", "now there are six words", 0.9), row("b", "four words right here", 0.8),
+             row("c", "<think>only thinking", 0.9)]
+    shift = check_model_shift(before, after, LengthScorer(), answer_mode="after_think", n_resamples=200)
+    assert shift["pairs"] == 3 and shift["prompts"] == 3
+    # "c" has no answer after thinking: it scores 0 under the check RM, as in the reward.
+    check, trained = shift["check_rm"], shift["training_rm"]
+    assert check["before"] == pytest.approx((0.2 + 0.4 + 0.1) / 3, abs=1e-4)
+    assert check["after"] == pytest.approx((0.5 + 0.4 + 0.0) / 3, abs=1e-4)
+    assert check["delta"] == pytest.approx(0.2 / 3, abs=1e-4)
+    assert trained["delta"] == pytest.approx((0.7 + 0.4 + 0.4) / 3, abs=1e-4)
+    low, high = trained["delta_ci95"]
+    assert 0.4 <= low <= trained["delta"] <= high <= 0.7
+    assert check_model_shift(before, [], LengthScorer()) == {"pairs": 0}

@@ -88,6 +88,25 @@ def test_groups_keep_one_response_per_distinct_count():
     assert [g.instruction_id for g in ranking.build_groups(INSTRUCTIONS, _responses(), n_groups=1)[0]] == ["inst-00001"]
 
 
+def test_groups_of_five_spread_over_counts_and_allow_truth_ties():
+    groups, stats = ranking.build_groups(INSTRUCTIONS, _responses(), n_groups=10, group_size=5)
+    # inst-00004 has only two distinct responses, too few for a group of five.
+    assert [g.instruction_id for g in groups] == ["inst-00001"] and stats.sizes == {5: 1}
+    assert groups[0].truth == [3, 3, 2, 1, 0]
+    assert groups[0].responses[:2] == ["hello world", "<think>plan</think>tiny answer"]
+    # Round-robin over counts: with three responses at count 2 and one at 0, a group of 3 takes 2, 0, then 2.
+    by_count = {2: [("a", "a", []), ("b", "b", []), ("c", "c", [])], 0: [("z", "z", [])]}
+    assert [p[0] for p in ranking._pick(by_count, 3)] == ["a", "b", "z"]
+
+
+def test_mean_ci_brackets_the_mean_and_narrows_with_more_groups():
+    few = stats.mean_ci([1.0, 0.0, 0.5, 1.0, 0.2], n_resamples=500)
+    many = stats.mean_ci([1.0, 0.0, 0.5, 1.0, 0.2] * 20, n_resamples=500)
+    assert few[0] < 0.54 < few[1] and many[0] < 0.54 < many[1]
+    assert many[1] - many[0] < few[1] - few[0]
+    assert stats.mean_ci([0.3], n_resamples=500) is None and stats.mean_ci([0.3, 0.3]) == [0.3, 0.3]
+
+
 def _verifier_scorer(invert: bool = False):
     by_description = {c["description"]: c for c in (NO_COMMA, LOWER, SHORT, TONE)}
 
@@ -141,7 +160,8 @@ def test_scoring_stage_writes_metrics(tmp_path, fresh_rm):
     shutil.copytree(fresh_rm, tmp_path / "rm")
     params = params_from_dict({"run": {"device": "cpu", "dtype": "float32"}, "model": {"policy": "tiny"},
                                "reward_model": {"max_length": 96},
-                               "scoring": {"n_groups": 5, "judge_groups": 1, "judge_max_new_tokens": 4}})
+                               "scoring": {"n_groups": 5, "judge_groups": 1, "judge_max_new_tokens": 4,
+                                           "group_size": 0, "bootstrap": 200}})
     ctx = RunContext(tmp_path, params)
     metrics = s05.run(ctx, progress=False)
     saved = ctx.read_metrics("05_score_rewards")
@@ -153,6 +173,9 @@ def test_scoring_stage_writes_metrics(tmp_path, fresh_rm):
     groups = saved["groups"]
     taus = [g["rm_tau"] if g["rm_tau"] is not None else 0.0 for g in groups]
     assert saved["kendall_tau"] == pytest.approx(sum(taus) / len(taus))
+    low, high = saved["kendall_tau_ci95"]
+    assert min(taus) <= low <= saved["kendall_tau"] <= high <= max(taus)
+    assert saved["group_distinct_truth_counts"] == {"2": 1, "4": 1}
     assert saved["rm_pairs"] == 16 and saved["rm_truth_accuracy"] is not None
     assert saved["rm_seconds_per_group"] > 0 and saved["judge_seconds_per_group"] > 0 and saved["ratio"] > 0
     assert isinstance(saved["judge_unparsable"], int) and saved["judge_unparsable"] <= saved["judge_pairs"]

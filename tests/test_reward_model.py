@@ -12,6 +12,7 @@ from sif_lib.core import stats
 from sif_lib.reward import clients
 from sif_lib.reward import rm_input
 from sif_lib.reward import scorers
+from sif_lib.reward import finetune
 from sif_lib.reward import training as rm_training
 from sif_lib.stages import s04_train_reward_model as s04
 from sif_lib.core.config import params_from_dict
@@ -191,7 +192,9 @@ def test_full_training_writes_model_card_and_metrics(full_run):
     assert sum(b["count"] for b in saved["reliability"]) == saved["eval_pairs"]
     # The figures build from the saved metrics.
     assert s04.reliability_figure(saved).data and s04.loss_figure(saved).data
-    assert "held-out ROC-AUC" in s04.metrics_table(saved).index
+    assert "held-out ROC-AUC vs pseudo-labels (95% CI)" in s04.metrics_table(saved).index
+    low, high = saved["eval_auc_ci95"]
+    assert low <= saved["eval_auc"] <= high
 
 
 def test_scorer_batches_in_input_order(full_run):
@@ -242,7 +245,7 @@ def test_lora_merge_keeps_adapter_and_head(tmp_path):
     params = tiny_ctx(tmp_path, mode="lora", lora_r=4, lora_alpha=8).params
     tokenizer = models.load_tokenizer("tiny", padding_side="right")
     model = models.load_sequence_classifier("tiny", device="cpu", dtype="float32")
-    model = get_peft_model(model, rm_training._lora_config(params.reward_model))
+    model = get_peft_model(model, finetune._lora_config(params.reward_model))
     torch.manual_seed(1)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -255,7 +258,7 @@ def test_lora_merge_keeps_adapter_and_head(tmp_path):
 
     target = tmp_path / "merged"
     target.mkdir()
-    rm_training._save_model(model, tokenizer, target, "lora", "tiny", "model.policy", "cpu")
+    finetune.save_model(model, tokenizer, target, "lora", "tiny", "model.policy", "cpu")
     (target / rm_input.META_FILE).write_text(json.dumps({"max_length": 64}))
     assert scorers.RewardScorer.from_dir(target, device="cpu").score(pairs) == pytest.approx(expected, abs=2e-4)
 
@@ -317,3 +320,137 @@ def test_training_learns_separable_pairs(tmp_path):
     assert metrics["hard_truth_pairs"] == 50
     assert metrics["hard_truth_auc"] >= 0.95 and metrics["eval_auc"] >= 0.95
     assert metrics["final_train_loss"] < 0.5  # ln 2 = 0.693 is chance
+
+
+def test_check_model_trains_on_the_other_half_of_the_instructions(tmp_path):
+    write_labels(tmp_path, make_rows(n_parents=12))
+    ctx = tiny_ctx(tmp_path, check_model=True, bootstrap=100)
+    metrics = s04.run(ctx, progress=False)
+    main = json.loads((tmp_path / "rm" / "sif_rm.json").read_text())
+    check = json.loads((tmp_path / "rm_check" / "sif_rm.json").read_text())
+    # 12 instructions: 3 held out, the other 9 split 5 / 4, disjoint; both are evaluated on the same held-out ones.
+    assert main["data"]["train"]["parents"] + check["data"]["train"]["parents"] == 9
+    assert main["data"]["eval_parents"] == check["data"]["eval_parents"]
+    assert metrics["check_model"]["eval_pairs"] == metrics["eval_pairs"]
+    assert metrics["check_model"]["counts"]["train"]["pairs"] == check["data"]["train"]["pairs"]
+    train_main, train_check = rm_training.split_halves(
+        rm_training.prepare(make_rows(n_parents=12), ctx.params)[0], seed=0)
+    assert not {r["parent"] for r in train_main} & {r["parent"] for r in train_check}
+    # Turning the check model off removes the stale one, so that no later stage reads it.
+    s04.run(tiny_ctx(tmp_path, bootstrap=100), progress=False)
+    assert not (tmp_path / "rm_check").exists()
+
+
+def test_compare_rm_shows_what_differs_and_the_intervals(tmp_path, full_run, capsys):
+    from sif_lib.reward.compare import compare_reward_models
+
+    ctx, metrics = full_run
+    scores = [json.loads(line) for line in (ctx.root / "rm" / "eval_scores.jsonl").read_text().splitlines()]
+    assert len(scores) == metrics["eval_pairs"]
+    for name, method, flip in (("a", "finetune", False), ("b", "linear_probe", True)):
+        run = tmp_path / name
+        (run / "metrics").mkdir(parents=True)
+        (run / "rm").mkdir()
+        (run / "params.yaml").write_text(f"reward_model:\n  method: {method}\n")
+        (run / "metrics" / "04_train_reward_model.json").write_text(json.dumps({**metrics, "method": method}))
+        (run / "rm" / "eval_scores.jsonl").write_text("".join(
+            json.dumps({**r, "prob": 1 - r["prob"] if flip else r["prob"]}) + "\n" for r in scores))
+    rows = compare_reward_models([tmp_path / "a", tmp_path / "b"])
+    assert [r["differs in"] for r in rows] == ["method=finetune", "method=linear_probe"]
+    # Run b scores every pair 1 - p: on the same pairs its AUC is 1 - AUC, a paired difference of 1 - 2 AUC.
+    assert rows[0]["Δ hard AUC vs first (paired)"] == "n/a"
+    hard_n = sum(r["kind"] == "hard" and r["verifier"] is not None for r in scores)
+    assert rows[1]["Δ hard AUC vs first (paired)"].startswith(f"{1 - 2 * metrics['hard_truth_auc']:+.3f}")
+    assert rows[1]["Δ hard AUC vs first (paired)"].endswith(f"(n={hard_n})")
+    low, high = metrics["hard_truth_auc_ci95"]
+    assert rows[0]["hard AUC vs truth"] == (f"{metrics['hard_truth_auc']:.3f} [{low:.3f}, {high:.3f}] "
+                                            f"(n={metrics['hard_truth_pairs']})")
+    assert "linear_probe" in capsys.readouterr().out
+    with pytest.raises(InputError, match="stage 04"):
+        compare_reward_models([tmp_path])
+
+
+def test_linear_probe_learns_separable_pairs_and_scores_as_saved(tmp_path):
+    """The frozen-backbone baseline: a logistic regression on last-token states, C chosen by cross-validation
+    over training instructions, saved with the backbone; the scorer that later stages load reproduces it, and the
+    learning curve trains it again on subsets."""
+    write_labels(tmp_path, title_rows(100))
+    ctx = tiny_ctx(tmp_path, method="linear_probe", learning_curve=[20, 60], bootstrap=200)
+    metrics = s04.run(ctx, progress=False)
+    assert metrics["method"] == "linear_probe" and metrics["hard_truth_pairs"] == 50
+    assert metrics["hard_truth_auc"] >= 0.95
+    low, high = metrics["hard_truth_auc_ci95"]
+    assert low <= metrics["hard_truth_auc"] <= high
+    meta = json.loads((tmp_path / "rm" / "sif_rm.json").read_text())
+    assert meta["head"]["type"] == "logistic" and meta["head"]["c"] in (0.001, 0.01, 0.1, 1.0, 10.0)
+    assert len(meta["head"]["c_cv_auc"]) == 5 and "cross-validation" in (tmp_path / "rm" / "README.md").read_text()
+    # Reloaded from disk, the scorer gives the figures the stage reported.
+    held = [r for r in title_rows(100) if r["parent"] in set(meta["data"]["eval_parents"])]
+    probs = scorers.RewardScorer.from_dir(tmp_path / "rm").score([(r["response"], r["constraint"]["description"])
+                                                                   for r in held])
+    assert stats.roc_auc(probs, [r["label"] for r in held]) == pytest.approx(metrics["eval_auc"])
+    # One curve point per size, then the full training set, each on the same held-out pairs.
+    assert [p["pairs"] for p in metrics["learning_curve"]] == [20, 60, metrics["counts"]["train"]["pairs"]]
+    assert metrics["learning_curve"][-1]["hard_truth_auc"] == pytest.approx(metrics["hard_truth_auc"])
+    # A vLLM /classify endpoint cannot serve the logistic head: a clear error, not wrong scores.
+    params = params_from_dict({"model": {"policy": "tiny"},
+                               "scoring": {"rm_url": "http://127.0.0.1:9", "rm_api": "vllm"}})
+    with pytest.raises(InputError, match="linear-probe"):
+        scorers.make_scorer(params, tmp_path)
+
+
+def test_verifier_labels_replace_hard_pseudo_labels_in_training_only():
+    rows = make_rows(n_parents=8)
+    params = params_from_dict({"reward_model": {"hard_labels": "verifier", "eval_fraction": 0.25}})
+    train, held, prepared = rm_training.prepare(rows, params)
+    flipped = [r for r in train if "pseudo_label" in r]
+    assert prepared["relabelled_by_verifier"] == len(flipped)
+    assert all(r["kind"] == "hard" and r["label"] == int(r["verifier"]) != r["pseudo_label"] for r in flipped)
+    # make_rows plants one disagreeing pair (row 0); it is relabelled when it lands in training.
+    assert len(flipped) == (rows[0]["parent"] not in {r["parent"] for r in held})
+    # The held-out pairs keep their pseudo-labels: they are what the figures against pseudo-labels use.
+    assert all("pseudo_label" not in r for r in held)
+    assert rm_training.prepare(rows, params_from_dict({"reward_model": {"eval_fraction": 0.25}}))[2][
+        "relabelled_by_verifier"] == 0
+
+
+def test_bootstrap_interval_narrows_with_more_pairs():
+    from sif_lib.reward.rm_eval import bootstrap_ci
+
+    rng = random.Random(0)
+    labels = [i % 2 for i in range(400)]
+    scores = [0.6 * y + rng.random() for y in labels]
+    small = bootstrap_ci(scores[:40], labels[:40], n_resamples=300)
+    large = bootstrap_ci(scores, labels, n_resamples=300)
+    auc = stats.roc_auc(scores, labels)
+    assert large[0] < auc < large[1] and large[1] - large[0] < small[1] - small[0]
+    assert bootstrap_ci([0.1, 0.2], [1, 1]) is None  # one class: AUC undefined
+
+
+def test_paired_auc_difference_is_tighter_than_two_intervals():
+    from sif_lib.reward.rm_eval import bootstrap_ci, paired_auc_difference
+
+    rng = random.Random(1)
+    labels = [i % 2 for i in range(300)]
+    base = [0.5 * y + rng.random() for y in labels]
+    better = [s + 0.15 * y for s, y in zip(base, labels)]  # the same noise, a little more signal
+    diff, ci = paired_auc_difference(base, better, labels, n_resamples=300)
+    assert diff == pytest.approx(stats.roc_auc(better, labels) - stats.roc_auc(base, labels), abs=1e-4)
+    assert 0 < ci[0] <= diff <= ci[1]
+    # Unpaired, the two intervals overlap: only the paired comparison tells the models apart.
+    a, b = bootstrap_ci(base, labels, n_resamples=300), bootstrap_ci(better, labels, n_resamples=300)
+    assert a[1] > b[0]
+    assert paired_auc_difference(base, base, labels, n_resamples=100) == (0.0, [0.0, 0.0])
+
+
+def test_label_noise_floor_hand_values():
+    from sif_lib.reward.rm_eval import label_noise_floor
+
+    def row(truth, label, kind="hard"):
+        return {"kind": kind, "verifier": truth if kind == "hard" else None, "label": label}
+
+    # Truly met: always labelled 1. Not met: labelled 1 half the time. H = 1/2 * 0 + 1/2 * ln 2.
+    rows = [row(True, 1)] * 4 + [row(False, 1)] * 2 + [row(False, 0)] * 2 + [row(None, 1, "soft")] * 5
+    assert label_noise_floor(rows) == {"hard_pairs": 8, "loss_floor": pytest.approx(0.3466, abs=1e-4)}
+    assert label_noise_floor([row(True, 1), row(False, 0)])["loss_floor"] == 0.0
+    assert label_noise_floor([row(None, 1, "soft")]) == {"hard_pairs": 0, "loss_floor": None}

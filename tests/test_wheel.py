@@ -1,7 +1,7 @@
 """``sif run`` from an installed wheel, not only from the checkout: the notebooks ship as package data, outputs go
 to the current directory's ``outputs/``, and nothing is looked up relative to a source tree.
 
-The wheel is built from the checkout and installed with pip into a fresh virtual environment. Its dependencies
+The wheel is built from a copy of the checkout and installed with pip into a fresh virtual environment. Its dependencies
 (the CPU lock, torch included) are not downloaded again: the scratch environment sees this environment's
 site-packages through a ``.pth`` line, which adds the installed libraries but not this checkout's editable
 ``sif_lib`` (``.pth`` files of an added directory are not run), so ``import sif_lib`` is the wheel's.
@@ -24,7 +24,11 @@ from conftest import REPO, SMOKE
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("wheel")
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(REPO), "-w", str(root)],
+    # Build from a copy: an in-tree build leaves build/ behind, and a stale build/lib would ship deleted modules.
+    source = root / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", "outputs", "build", "*.egg-info",
+                                                                "__pycache__", ".pytest_cache"))
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(source), "-w", str(root)],
                            capture_output=True, text=True, timeout=600)
     assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = root.glob("sif_lib-*.whl")

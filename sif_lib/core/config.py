@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,6 +119,23 @@ class RewardModelParams(_Section):
     eval_fraction: float = opt(0.2, "Held-out share of pseudo-label pairs, split by instruction.")
     lora_r: int = opt(16, "LoRA rank for mode lora/qlora.")
     lora_alpha: int = opt(32, "LoRA alpha for mode lora/qlora.")
+    method: Literal["finetune", "linear_probe"] = opt(
+        "finetune", "finetune: train the two-class classifier (the paper; reward_model.mode says how); linear_probe: "
+                    "a logistic regression on the frozen backbone's last-token state (a baseline that trains in seconds).")
+    hard_labels: Literal["pseudo", "verifier"] = opt(
+        "pseudo", "Labels of hard-constraint pairs in training: the pseudo-labels (the paper), or the verifier's truth "
+                  "(hard verifiers cost nothing and involve no external model). Soft pairs always keep pseudo-labels.")
+    balance_classes: bool = opt(False, "Weight the loss by inverse class frequency (matters with verifier labels, whose "
+                                       "classes are not balanced the way pseudo-labels are).")
+    probe_c: Optional[float] = opt(None, "Inverse regularisation strength C of the linear probe's logistic regression; "
+                                         "null: chosen by 5-fold cross-validation over the training instructions.")
+    learning_curve: list[int] = opt([], "Also train on the first N training pairs of a seeded shuffle (by instruction), "
+                                        "for each N, and report held-out AUC with bootstrap CIs: how much data the "
+                                        "RM needs. Empty: no curve.")
+    bootstrap: int = opt(1000, "Bootstrap resamples of the held-out pairs for confidence intervals.")
+    check_model: bool = opt(False, "Halve the training instructions: the RM trains on one half, a check RM (rm_check/) "
+                                   "on the other. GRPO's probe scores soft constraints with the check RM too: a "
+                                   "soft gain the trained-against RM cannot inflate.")
 
 
 @dataclass
@@ -128,6 +146,9 @@ class ScoringParams(_Section):
     rm_model: Optional[str] = opt(None, "Model name sent to a vLLM /classify endpoint; null asks the server's /v1/models.")
     batch_size: int = opt(16, "Pairs per reward-model forward pass.")
     n_groups: int = opt(20, "Ranking groups (responses satisfying 1..k hard constraints) for Kendall tau.")
+    group_size: int = opt(5, "Responses per ranking group (the paper's 5), spread over as many satisfied-constraint "
+                             "counts as the rollouts offer; 0 keeps one response per distinct count (no truth ties).")
+    bootstrap: int = opt(1000, "Bootstrap resamples of the groups for the confidence interval of Kendall tau.")
     judge_groups: int = opt(5, "Groups also scored by the generative judge, for the latency comparison.")
     judge_max_new_tokens: int = opt(24, "Token budget of the judge's short rationale and 1/0 verdict.")
 
@@ -242,6 +263,12 @@ class Params:
             self._reads.clear()
             self._reads.update(reads)
 
+    def flat(self) -> dict[str, Any]:
+        """Every field's value keyed ``section.field`` (not counted as reads)."""
+        return {(f"{name}.{key}" if isinstance(section, dict) else name): value
+                for name, section in self.to_dict().items()
+                for key, value in (section.items() if isinstance(section, dict) else [(None, section)])}
+
     def reads(self) -> list[str]:
         """The fields read since loading (or :meth:`forget_reads`), as ``section.field``, sorted."""
         return sorted(self._reads)
@@ -280,6 +307,9 @@ PATH_FIELDS = ("synthesis.reasoning_source", "grpo.accelerate_config", "evaluati
 PATH_OR_NAME_FIELDS = ("model.policy", "reward_model.backbone", "synthesis.seeds")
 
 
+_FLOAT_STRING = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")  # YAML 1.1 reads `5e-5` (no dot) as a string
+
+
 def _apply(obj: Any, data: dict, source: str, prefix: str = "") -> None:
     hints = typing.get_type_hints(type(obj))
     names = [f.name for f in dataclasses.fields(obj)]
@@ -298,6 +328,9 @@ def _apply(obj: Any, data: dict, source: str, prefix: str = "") -> None:
             continue
         if typing.get_origin(tp) is Literal and value is False and "off" in typing.get_args(tp):
             value = "off"  # YAML 1.1 reads a bare `off` as false
+        if isinstance(value, str) and _FLOAT_STRING.fullmatch(value.strip()) and (
+                tp is float or (typing.get_origin(tp) is typing.Union and float in typing.get_args(tp))):
+            value = float(value)  # what was meant; any other string is left for the type check to reject
         if not check_value(tp, value):
             raise InputError(f"{source}: key '{dotted}' must be {type_name(tp)}, got {value!r}")
         if tp is float or (typing.get_origin(tp) is typing.Union and float in typing.get_args(tp) and isinstance(value, int)):
@@ -372,6 +405,14 @@ def _validate(p: Params, source: str) -> None:
             raise InputError(f"{source}: key 'synthesis.hard_ids': {unknown[0]!r} is not a usable hard constraint id{hint}")
         if not s.hard_ids and s.hard_ratio > 0:
             raise InputError(f"{source}: key 'synthesis.hard_ids' is empty but 'synthesis.hard_ratio' is {s.hard_ratio}")
+    if any(not isinstance(n, int) or n < 2 for n in p.reward_model.learning_curve):
+        raise InputError(f"{source}: key 'reward_model.learning_curve' must list pair counts of at least 2, "
+                         f"got {p.reward_model.learning_curve}")
+    if p.scoring.group_size < 0 or p.scoring.group_size == 1 or p.scoring.bootstrap < 0:
+        raise InputError(f"{source}: key 'scoring.group_size' must be 0 or at least 2, and 'scoring.bootstrap' "
+                         "at least 0")
+    if (p.reward_model.probe_c is not None and p.reward_model.probe_c <= 0) or p.reward_model.bootstrap < 0:
+        raise InputError(f"{source}: key 'reward_model.probe_c' must be above 0 and 'reward_model.bootstrap' at least 0")
     for key, value in (("synthesis.reasoning_share", s.reasoning_share),
                        ("reward_model.eval_fraction", p.reward_model.eval_fraction)):
         if not 0.0 <= value < 1.0:

@@ -287,6 +287,22 @@ def load_sequence_classifier(spec: str, num_labels: int = 2, dtype: str = "auto"
     return model
 
 
+def load_backbone(spec: str, dtype: str = "auto", device: str = "auto", key: str = "model") -> Any:
+    """The spec's transformer without any head (``AutoModel``): what a linear probe reads hidden states from."""
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the causal LM's own head is dropped by design
+    try:
+        model = AutoModel.from_pretrained(resolve(spec, key), dtype=torch_dtype(dtype))
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    tokenizer = load_tokenizer(spec, key)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model.to(device_for(device))
+
+
 def release_memory() -> None:
     """Give back what a dropped model held: Python's cycles, and the CUDA cache when there is a GPU."""
     gc.collect()

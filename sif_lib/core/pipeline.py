@@ -12,6 +12,7 @@ import datetime as dt
 import importlib
 import importlib.metadata
 import json
+import logging
 import platform
 import shutil
 import sys
@@ -399,6 +400,9 @@ def _run_stages(stages: list[str], manifest: dict, manifest_path: Path, run_dir:
             error = f"{type(err).__name__}: {err}".strip()
         if interrupted:
             _stop_children()
+            # The kernel was stopped on purpose. nbclient's pending checks of it end in DeadKernelError, which
+            # asyncio would log with a traceback at exit, after the one line that says how to resume.
+            logging.getLogger("asyncio").setLevel(logging.CRITICAL + 1)
             record.update({"end": _now(), "seconds": round(time.monotonic() - began, 2), "status": "interrupted"})
             write_json(manifest_path, manifest)
             echo(f"[{stage}] interrupted after {record['seconds']:.1f} s")

@@ -42,7 +42,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("03_generate_pseudo_labels", "3. rollouts and self-supervised pseudo-labels",
           "sif_lib.stages.s03_generate_pseudo_labels", ("data/rollouts.jsonl", "data/pseudo_labels.jsonl")),
     Stage("04_train_reward_model", "4. the constraint-wise binary reward model",
-          "sif_lib.stages.s04_train_reward_model", ("rm",)),
+          "sif_lib.stages.s04_train_reward_model", ("rm", "rm_check")),
     Stage("05_score_rewards", "reward scoring: ranking agreement and cost against a judge",
           "sif_lib.stages.s05_score_rewards", ()),
     Stage("06_train_grpo", "5. GRPO on the composite reward", "sif_lib.stages.s06_train_grpo", ("grpo",)),

@@ -4,7 +4,9 @@
 * :func:`sign_test_p`: the exact two-sided sign test of paired flips (``scipy.stats.binomtest``);
 * :func:`roc_auc` (``sklearn.metrics.roc_auc_score``), :func:`accuracy`, and :func:`calibration` with its ECE
   (``sklearn.calibration.calibration_curve`` for the reliability bins);
-* :func:`kendall_tau_b` (``scipy.stats.kendalltau``, variant b).
+* :func:`kendall_tau_b` (``scipy.stats.kendalltau``, variant b);
+* :func:`mean_ci`: a percentile bootstrap interval of a mean (``scipy.stats.bootstrap``);
+* :func:`wilcoxon_p`: the Wilcoxon signed-rank test of paired differences (``scipy.stats.wilcoxon``).
 
 Written here, because no library has it: :func:`position_consistency`, the paper's share of responses ranked in
 the same place as the reference ranking (Table 6). Every function returns None where the statistic is undefined
@@ -97,6 +99,32 @@ def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float | None:
 
     tau = float(kendalltau(x, y, variant="b").statistic)
     return None if math.isnan(tau) else tau
+
+
+def mean_ci(values: Sequence[float], n_resamples: int = 1000, seed: int = 0) -> list[float] | None:
+    """95% percentile-bootstrap interval of the mean of ``values``: None with fewer than 2 values or no
+    resamples; zero width when every value is the same."""
+    if n_resamples <= 0 or len(values) < 2:
+        return None
+    if len(set(values)) < 2:
+        return [float(values[0]), float(values[0])]
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    result = bootstrap((np.asarray(values, dtype=float),), np.mean, n_resamples=n_resamples, method="percentile",
+                       random_state=seed)
+    low, high = result.confidence_interval
+    return [round(float(low), 4), round(float(high), 4)]
+
+
+def wilcoxon_p(differences: Sequence[float]) -> float | None:
+    """Two-sided Wilcoxon signed-rank p-value of paired differences (zeros dropped); None when all are zero."""
+    nonzero = [d for d in differences if d != 0]
+    if not nonzero:
+        return None
+    from scipy.stats import wilcoxon
+
+    return round(float(wilcoxon(nonzero).pvalue), 6)
 
 
 def rank_positions(scores: Sequence[float]) -> list[float]:

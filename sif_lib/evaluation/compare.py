@@ -47,16 +47,6 @@ class RunRecord:
     summary: dict
 
 
-def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def load_run(run_dir: str | Path) -> RunRecord:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -66,7 +56,7 @@ def load_run(run_dir: str | Path) -> RunRecord:
     if not params_file.is_file():
         raise InputError(f"{params_file}: missing; is {run_dir} a run directory?")
     params = load_params(params_file)
-    return RunRecord(run_dir, run_dir.name, params, _flatten(params.to_dict()), summary)
+    return RunRecord(run_dir, run_dir.name, params, params.flat(), summary)
 
 
 def differing_keys(runs: Sequence[RunRecord]) -> list[str]:

@@ -12,7 +12,7 @@ from sif_lib.constraints.repetition import is_repetitive, repetition_summary
 from sif_lib.core.answers import Policy, PolicyRunner
 from sif_lib.core.generation import Sampling
 from sif_lib.core.io import read_jsonl
-from sif_lib.core.stats import sign_test_p
+from sif_lib.core.stats import mean_ci, sign_test_p, wilcoxon_p
 from sif_lib.grpo.policy import grpo_dir
 from sif_lib.grpo.rl_set import curriculum_items
 from sif_lib.reward import heldout
@@ -113,8 +113,54 @@ def probe_repetition(before_rows: Sequence[dict], after_rows: Sequence[dict], an
                        **hard_check_flips([b for b, _ in fluent], [a for _, a in fluent])}}
 
 
-def probe_comparison(out: Path, answer_mode: str) -> dict:
-    """The saved probes paired: hard checks gained and lost, and repetition."""
+def check_model_shift(before_rows: Sequence[dict], after_rows: Sequence[dict], check_scorer: Any,
+                      answer_mode: str = "whole", n_resamples: int = 1000, seed: int = 0) -> dict:
+    """The probe's soft constraints paired before/after, scored by the *check* reward model (trained on the
+    other half of the instructions, never a training reward), next to the training RM's probabilities on the
+    same pairs. A soft gain that shows under the training RM but not under the check RM is the policy learning
+    that RM's quirks rather than the constraints. A missing answer scores 0, as in the reward."""
+    after_by_id = {r["id"]: r for r in after_rows}
+    keys, asks = [], {"before": [], "after": []}
+    trained = {"before": [], "after": []}
+    for row in before_rows:
+        other = after_by_id.get(row["id"])
+        if other is None:
+            continue
+        for b, a in zip(row["constraints"], other["constraints"]):
+            if b["kind"] != "soft" or b.get("id") != a.get("id"):
+                continue
+            keys.append((row["id"], b.get("id")))
+            for side, r, c in (("before", row, b), ("after", other, a)):
+                asks[side].append((extract(r["completion"], answer_mode), c.get("description", "")))
+                trained[side].append(float(c["prob"]) if c.get("prob") is not None else 0.0)
+    if not keys:
+        return {"pairs": 0}
+    checked = {}
+    for side, pairs in asks.items():
+        present = [(i, (answer, d)) for i, (answer, d) in enumerate(pairs) if answer is not None]
+        probs = check_scorer.score([p for _, p in present]) if present else []
+        values = [0.0] * len(pairs)
+        for (i, _), p in zip(present, probs):
+            values[i] = float(p)
+        checked[side] = values
+
+    def shift(before: list[float], after: list[float]) -> dict:
+        diffs = [a - b for b, a in zip(before, after)]
+        return {"before": round(sum(before) / len(before), 4), "after": round(sum(after) / len(after), 4),
+                "delta": round(sum(diffs) / len(diffs), 4), "delta_ci95": mean_ci(diffs, n_resamples, seed),
+                "wilcoxon_p": wilcoxon_p(diffs)}
+
+    return {"pairs": len(keys), "prompts": len({k[0] for k in keys}),
+            "check_rm": shift(checked["before"], checked["after"]),
+            "training_rm": shift(trained["before"], trained["after"])}
+
+
+def probe_comparison(out: Path, answer_mode: str, check_scorer: Any = None, n_resamples: int = 1000,
+                     seed: int = 0) -> dict:
+    """The saved probes paired: hard checks gained and lost, repetition, and (with a check RM) the soft shift
+    under both reward models."""
     before, after = read_jsonl(out / "probe_before.jsonl"), read_jsonl(out / "probe_after.jsonl")
     return {"hard_flips": hard_check_flips(before, after),
-            "repetition": probe_repetition(before, after, answer_mode)}
+            "repetition": probe_repetition(before, after, answer_mode),
+            "soft_check": (check_model_shift(before, after, check_scorer, answer_mode, n_resamples, seed)
+                           if check_scorer is not None else None)}

@@ -4,18 +4,22 @@ The paper builds 50 groups, each an instruction with 5 constraints and 5 respons
 ranks each group's responses with a scorer, and compares that ranking with the human one. Here the truth
 comes from the hard-constraint verifiers, which needs no annotator:
 
-* **Groups.** For an instruction with k >= 2 hard constraints, every response the policy wrote on its
+* **Groups.** For an instruction with k >= 2 hard constraints, every distinct response the policy wrote on its
   curriculum ladder (levels L0..Ln, all samples; stage 03's rollouts and pseudo-label responses) is checked
-  against those k constraints. The group keeps one response per distinct number of satisfied constraints
-  (the first in level order), so the truth ranking has no ties. The paper's groups span 1..5; we take what the
-  rollouts offer. Groups with the most distinct counts are used first, so groups of at least 3 responses are
-  preferred and 2-response groups only fill up when too few larger ones exist. ``scoring.n_groups`` caps the
-  number.
+  against those k constraints. A group takes ``scoring.group_size`` responses (5, as in the paper): first one
+  per distinct number of satisfied constraints, then more, round-robin over the counts, so that the group spreads
+  as widely as the rollouts allow. The paper's 5 responses satisfy 1..5 of 5 constraints, so its truth ranking
+  has no ties; here an instruction has 2-4 hard constraints and the policy's responses rarely span them all, so
+  a group's truth counts can tie (Kendall tau-b handles ties in both rankings). An instruction needs at least
+  two distinct counts and ``group_size`` distinct responses; groups with more distinct counts are used first,
+  and ``scoring.n_groups`` caps the number. (``group_size: 0`` keeps one response per distinct count instead:
+  no truth ties, smaller groups.)
 * **A scorer's ranking.** A response's score is the mean, over the instruction's hard constraints, of the
   scorer's per-constraint score: the RM probability (the paper's R if the RM judged hard constraints too) or
   the judge's 0/1 verdict.
 * **Kendall tau-b** between the scorer's scores and the truth counts, averaged over groups. A group where the
   scorer gives every response the same score has an undefined tau; it counts as 0 (no ordering information).
+  Its 95% interval is a percentile bootstrap over groups (:func:`~sif_lib.core.stats.mean_ci`).
 * **Position consistency**: the share of responses whose rank position under the scorer equals their position
   under the truth. Positions are 1-based in descending order; tied scores share the mean of the positions they
   span (so a tie never matches a distinct truth position: a scorer gets no credit for failing to separate).
@@ -35,7 +39,7 @@ from sif_lib.constraints import check_constraints, extract_answer
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import iter_jsonl
 from sif_lib.core.stages import producer
-from sif_lib.core.stats import kendall_tau_b, position_consistency
+from sif_lib.core.stats import kendall_tau_b, mean_ci, position_consistency
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -77,11 +81,29 @@ def _default_check() -> Callable[[str, list[dict], str], list[bool]]:
     return check_constraints
 
 
+def _pick(by_count: dict[int, list[tuple[str, str, list[bool]]]], size: int) -> list[tuple[str, str, list[bool]]]:
+    """``size`` responses, round-robin over the satisfied counts (highest count first, level order within a
+    count), sorted by count descending; all one-per-count picks when ``size`` is 0."""
+    counts = sorted(by_count, reverse=True)
+    if size <= 0:
+        return [by_count[c][0] for c in counts]
+    picked: list[tuple[int, tuple[str, str, list[bool]]]] = []
+    depth = 0
+    while len(picked) < size:
+        for c in counts:
+            if depth < len(by_count[c]) and len(picked) < size:
+                picked.append((c, by_count[c][depth]))
+        depth += 1
+    return [item for _, item in sorted(picked, key=lambda p: -p[0])]
+
+
 def build_groups(instructions: Iterable[dict], responses: dict[str, list[tuple[str, str]]], n_groups: int,
-                 answer_mode: str = "after_think", check: Callable | None = None) -> tuple[list[Group], GroupStats]:
+                 answer_mode: str = "after_think", check: Callable | None = None,
+                 group_size: int = 0) -> tuple[list[Group], GroupStats]:
     """Ranking groups from instructions (with their constraints) and ``{instruction id: [(source, response)]}``.
 
     ``check(response, hard_constraints, answer_mode) -> list[bool]`` defaults to the hard-constraint verifiers.
+    ``group_size`` responses per group (see the module docstring); 0 keeps one per distinct count.
     """
     check = check or _default_check()
     stats = GroupStats()
@@ -92,7 +114,7 @@ def build_groups(instructions: Iterable[dict], responses: dict[str, list[tuple[s
         if len(hard) < 2:
             continue
         stats.with_two_hard += 1
-        by_count: dict[int, tuple[str, str, list[bool]]] = {}
+        by_count: dict[int, list[tuple[str, str, list[bool]]]] = {}
         seen = set()
         for source, response in responses.get(inst["id"], []):
             if response in seen:
@@ -102,16 +124,16 @@ def build_groups(instructions: Iterable[dict], responses: dict[str, list[tuple[s
                 verdicts = [bool(v) for v in check(response, hard, answer_mode)]
             except ValueError as err:  # an unknown constraint id or bad arguments in the instructions file
                 raise InputError(f"instruction {inst['id']}: {err}") from None
-            by_count.setdefault(sum(verdicts), (source, response, verdicts))
-        if len(by_count) < 2:
+            by_count.setdefault(sum(verdicts), []).append((source, response, verdicts))
+        if len(by_count) < 2 or len(seen) < group_size:
             continue
-        kept = [by_count[c] for c in sorted(by_count, reverse=True)]
+        kept = _pick(by_count, group_size)
         eligible.append(Group(
             instruction_id=inst["id"], constraints=hard, responses=[r for _, r, _ in kept],
             answers=[extract_answer(r, answer_mode) for _, r, _ in kept], sources=[s for s, _, _ in kept],
             satisfied=[v for _, _, v in kept], candidates=len(seen)))
     stats.eligible = len(eligible)
-    eligible.sort(key=lambda g: (-len(g.responses), g.instruction_id))
+    eligible.sort(key=lambda g: (-len(set(g.truth)), -len(g.responses), g.instruction_id))
     used = eligible[:max(0, n_groups)]
     stats.used = len(used)
     for g in used:
@@ -176,8 +198,10 @@ def score_groups(groups: Sequence[Group], score_pairs: Callable[[list[tuple[str,
     return results
 
 
-def agreement(groups: Sequence[Group], results: Sequence[GroupScores], threshold: float = 0.5) -> dict:
-    """Mean Kendall tau-b, mean position consistency and per-pair accuracy against the verifier."""
+def agreement(groups: Sequence[Group], results: Sequence[GroupScores], threshold: float = 0.5,
+              n_resamples: int = 1000, seed: int = 0) -> dict:
+    """Mean Kendall tau-b (with its bootstrap 95% interval over groups), mean position consistency and per-pair
+    accuracy against the verifier."""
     taus, consistencies, correct, total = [], [], 0, 0
     for g, r in zip(groups, results):
         tau = kendall_tau_b(g.truth, r.response_scores)
@@ -191,7 +215,9 @@ def agreement(groups: Sequence[Group], results: Sequence[GroupScores], threshold
     seconds = [r.seconds for r in results]
     return {
         "kendall_tau": sum(taus) / n if n else None,
+        "kendall_tau_ci95": mean_ci(taus, n_resamples, seed),
         "position_consistency": sum(consistencies) / n if n else None,
+        "position_consistency_ci95": mean_ci(consistencies, n_resamples, seed),
         "truth_accuracy": correct / total if total else None,
         "pairs": total,
         "groups": n,

@@ -92,6 +92,24 @@ def encode_pairs(tokenizer: Any, pairs: Sequence[tuple[str, str]], max_length: i
     return ids
 
 
+def padded_batches(ids: Sequence[Sequence[int]], batch_size: int, pad_id: int):
+    """Token-id inputs in batches of similar length (shortest first), right-padded: yields ``(indices,
+    input_ids, attention_mask)`` with the indices into ``ids`` of each batch's rows. Batching by length keeps
+    padding, and so wasted compute, small; callers put results back in input order by the indices."""
+    import torch  # heavy: only where a model runs
+
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        width = max(len(ids[i]) for i in chunk)
+        input_ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, i in enumerate(chunk):
+            input_ids[row, :len(ids[i])] = torch.tensor(ids[i], dtype=torch.long)
+            mask[row, :len(ids[i])] = 1
+        yield chunk, input_ids, mask
+
+
 def read_meta(path: Path) -> dict:
     """A reward-model directory's ``sif_rm.json`` (its input settings and training record)."""
     meta_path = path / META_FILE

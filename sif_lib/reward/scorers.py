@@ -16,7 +16,8 @@ from sif_lib.core.errors import InputError
 from sif_lib.core.stages import producer
 from sif_lib.core.models import device_for, torch_dtype
 from sif_lib.reward.clients import HttpRewardScorer, VllmClassifyScorer
-from sif_lib.reward.rm_input import check_pair, encode_pairs, read_meta
+from sif_lib.reward.linear_probe import HEAD_TYPE, last_token_states, predict
+from sif_lib.reward.rm_input import META_FILE, check_pair, encode_pairs, padded_batches, read_meta
 
 class RewardScorer:
     """Scores (response, constraint description) pairs with a trained classifier: P(adheres) in [0, 1].
@@ -27,8 +28,10 @@ class RewardScorer:
     (up to float rounding).
     """
 
-    def __init__(self, model: Any, tokenizer: Any, max_length: int, batch_size: int = 16, info: dict | None = None):
+    def __init__(self, model: Any, tokenizer: Any, max_length: int, batch_size: int = 16, info: dict | None = None,
+                 head: dict | None = None):
         self.model = model
+        self.head = head  # a linear probe's logistic head over the backbone (sif_lib.reward.linear_probe), or None
         self.tokenizer = tokenizer
         self.tokenizer.padding_side = "right"
         if self.tokenizer.pad_token is None:
@@ -42,7 +45,7 @@ class RewardScorer:
     def from_dir(cls, path: str | Path, device: str = "auto", batch_size: int = 16, dtype: str = "auto") -> "RewardScorer":
         """Load a directory written by :func:`train_reward_model` (a run's ``rm/``)."""
         import torch  # heavy: only when a model is loaded
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
         path = Path(path)
         if not (path / "config.json").is_file():
@@ -52,12 +55,18 @@ class RewardScorer:
         # fp32 on CPU (its kernels are fastest there); bf16 or the requested dtype on a GPU.
         torch_type = torch.float32 if target == "cpu" else torch_dtype(dtype)
         tokenizer = AutoTokenizer.from_pretrained(str(path))
-        model = AutoModelForSequenceClassification.from_pretrained(str(path), dtype=torch_type)
+        head = meta.get("head") if isinstance(meta.get("head"), dict) else None
+        if head is not None and head.get("type") != HEAD_TYPE:
+            raise InputError(f"{path / 'sif_rm.json'}: key 'head.type' must be {HEAD_TYPE!r}, got {head.get('type')!r}")
+        # A linear probe reads the backbone's hidden states; a fine-tuned classifier has its own head.
+        loader = AutoModel if head is not None else AutoModelForSequenceClassification
+        model = loader.from_pretrained(str(path), dtype=torch_type)
         if model.config.pad_token_id is None:
             model.config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None \
                 else tokenizer.eos_token_id
         model.to(target)
-        return cls(model, tokenizer, meta["max_length"], batch_size=batch_size, info={**meta, "model_dir": str(path)})
+        return cls(model, tokenizer, meta["max_length"], batch_size=batch_size, info={**meta, "model_dir": str(path)},
+                   head=head)
 
     @property
     def fingerprint(self) -> str:
@@ -88,21 +97,17 @@ class RewardScorer:
                 raise InputError(f"input {i}: no token ids")
         if not ids:
             return []
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         device = next(self.model.parameters()).device
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         scores = [0.0] * len(ids)
         with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                chunk = order[start:start + self.batch_size]
-                width = max(len(ids[i]) for i in chunk)
-                input_ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-                mask = torch.zeros((len(chunk), width), dtype=torch.long)
-                for row, i in enumerate(chunk):
-                    input_ids[row, :len(ids[i])] = torch.tensor(ids[i], dtype=torch.long)
-                    mask[row, :len(ids[i])] = 1
-                logits = self.model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits
-                probs = torch.softmax(logits.float(), dim=-1)[:, 1].tolist()
+            for chunk, input_ids, mask in padded_batches(ids, self.batch_size, pad_id):
+                if self.head is not None:
+                    states = last_token_states(self.model, input_ids.to(device), mask.to(device)).cpu().numpy()
+                    probs = [float(p) for p in predict(self.head, states)]
+                else:
+                    logits = self.model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits
+                    probs = torch.softmax(logits.float(), dim=-1)[:, 1].tolist()
                 for i, p in zip(chunk, probs):
                     scores[i] = float(p)
         return scores
@@ -117,6 +122,9 @@ def make_scorer(params: Any, run_dir: str | Path):
     scoring = params.scoring
     rm_dir = Path(run_dir) / "rm"
     if scoring.rm_url and scoring.rm_api == "vllm":
+        if (rm_dir / META_FILE).is_file() and read_meta(rm_dir).get("head"):
+            raise InputError(f"{rm_dir}: a linear-probe reward model has a head vLLM's /classify cannot serve; "
+                             "use scoring.rm_api sif (sif serve-rm) or score in process")
         return VllmClassifyScorer.from_dir(scoring.rm_url, rm_dir, model=scoring.rm_model)
     if scoring.rm_url:
         return HttpRewardScorer(scoring.rm_url)

@@ -1,24 +1,20 @@
-"""Training the constraint-wise binary reward model on the pseudo-labels (stage 04), and its held-out figures.
+"""Training the constraint-wise binary reward model on the pseudo-labels (stage 04).
 
 Training reads the stage-03 pseudo-labels: ``(o_k, c_k)`` is labelled 1 and ``(o_{k-1}, c_k)`` is labelled 0.
-The loss is cross-entropy over the two classes, which for two classes is the paper's binary cross-entropy.
-Pairs are split into train and held-out by *parent instruction*, so that no held-out response or constraint
-was seen in training.
+Pairs are split into train and held-out by *parent instruction*, so that no held-out response or constraint was
+seen in training. Two methods (``reward_model.method``): fine-tuning the classifier, the paper's
+(:mod:`sif_lib.reward.finetune`), or a logistic regression on the frozen backbone
+(:mod:`sif_lib.reward.linear_probe`), the baseline that shows what fine-tuning adds. Beyond the paper,
+``reward_model.hard_labels: verifier`` trains hard-constraint pairs on the verifier's truth instead of their
+pseudo-labels. The held-out figures and the learning curve are :mod:`sif_lib.reward.rm_eval`'s.
 
-Simplifications against the paper:
-
-* the backbone is the policy's own (SmolLM2-135M on CPU) rather than a 7B model; ``reward_model.backbone``
-  points at any other spec;
-* the paper trains fully in fp16 with DeepSpeed; here full fine-tuning runs in fp32 on CPU and with bf16
-  autocast (fp32 master weights) on a GPU, and LoRA/QLoRA are offered for large backbones;
-* a LoRA run is merged into the backbone before saving, so every scorer loads one plain directory.
+The backbone is the policy's own (SmolLM2-135M on CPU) rather than the paper's 7B model;
+``reward_model.backbone`` points at any other spec.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
-import math
 import random
 import shutil
 import tempfile
@@ -28,10 +24,13 @@ from typing import Any
 
 from sif_lib.core import models
 from sif_lib.core.errors import InputError
-from sif_lib.core.io import atomic_write_text, iter_jsonl, write_json
-from sif_lib.core.stats import accuracy, calibration, roc_auc
+from sif_lib.core.io import atomic_write_text, iter_jsonl, write_json, write_jsonl
+from sif_lib.reward import finetune, linear_probe, rm_eval
 from sif_lib.reward.rm_input import CARD_FILE, META_FILE, RM_FORMAT, RM_TEMPLATE, answered_pairs, encode_pairs
 from sif_lib.reward.scorers import RewardScorer
+
+EVAL_SCORES_FILE = "eval_scores.jsonl"  # each held-out pair's probability, for paired comparisons
+
 
 def load_pairs(path: Path) -> list[dict]:
     """Validated pseudo-label rows; a bad row is an InputError naming file, line and key."""
@@ -87,157 +86,174 @@ def _counts(rows: list[dict]) -> dict:
     }
 
 
-def _check_mode(mode: str) -> None:
-    import torch
-
-    if mode not in ("full", "lora", "qlora"):
-        raise InputError(f"reward_model.mode: unknown mode {mode!r} (use full, lora or qlora)")
-    if mode == "qlora" and not (torch.cuda.is_available() and importlib.util.find_spec("bitsandbytes")):
-        raise InputError("reward_model.mode: qlora needs a CUDA GPU and the bitsandbytes package "
-                         "(pip install '.[gpu]'); use mode full or lora on this machine")
-
-
-class _PairDataset:
-    """Tokenized pairs for the Trainer; padding is left to the collator (dynamic, per batch)."""
-
-    def __init__(self, ids: list[list[int]], labels: list[int]):
-        self.items = [{"input_ids": i, "attention_mask": [1] * len(i), "labels": y} for i, y in zip(ids, labels)]
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> dict:
-        return self.items[index]
-
-
-def _lora_config(rm: Any):
-    from peft import LoraConfig, TaskType  # heavy: only for a LoRA reward model
-
-    # SEQ_CLS keeps the fresh classification head ("score") fully trainable; it is listed explicitly so that
-    # this holds for backbones whose head is named otherwise by peft's defaults.
-    return LoraConfig(task_type=TaskType.SEQ_CLS, r=rm.lora_r, lora_alpha=rm.lora_alpha, lora_dropout=0.05,
-                      target_modules="all-linear", modules_to_save=["score", "classifier"])
-
-
-def train_reward_model(rows: list[dict], out_dir: Path, params: Any, progress: bool = True) -> dict:
-    """Train on pseudo-label rows and write the model directory; returns the metrics dict.
-
-    ``out_dir`` is built in a temporary sibling and renamed into place, so a failed run never leaves a
-    half-written model that looks complete.
-    """
-    import torch  # heavy: only when training
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
-
+def prepare(rows: list[dict], params: Any) -> tuple[list[dict], list[dict], dict]:
+    """Train and held-out rows of the answered pairs (split by instruction), with the training labels the params
+    ask for (``reward_model.hard_labels``), and what the preparation dropped or relabelled."""
     rm = params.reward_model
-    _check_mode(rm.mode)
-    backbone = rm.backbone or params.model.policy
-    key = "reward_model.backbone" if rm.backbone else "model.policy"
-    device = models.device_for(params.run.device)
-    on_gpu = device.startswith("cuda")
-    if rm.mode == "qlora" and not on_gpu:
-        raise InputError("reward_model.mode: qlora needs run.device cuda (or auto with a GPU)")
-
     train_rows, eval_rows = split_by_parent(rows, rm.eval_fraction, params.run.seed)
     if not train_rows:
         raise InputError("pseudo-labels: no training pairs left after the held-out split")
-
-    tokenizer = models.load_tokenizer(backbone, key, padding_side="right")
     answer_mode = params.model.answer_mode
-    n_split = len(train_rows)
-    train_rows, train_pairs = answered_pairs(train_rows, answer_mode)
+    n_train, n_eval = len(train_rows), len(eval_rows)
+    train_rows, _ = answered_pairs(train_rows, answer_mode)
+    eval_rows, _ = answered_pairs(eval_rows, answer_mode)
     if not train_rows:
         raise InputError(f"pseudo-labels: no training pair has an answer under model.answer_mode {answer_mode!r}")
+    relabelled = 0
+    if rm.hard_labels == "verifier":
+        out = []
+        for r in train_rows:
+            if r["kind"] == "hard" and r["verifier"] is not None and int(r["verifier"]) != r["label"]:
+                r = {**r, "label": int(r["verifier"]), "pseudo_label": r["label"]}
+                relabelled += 1
+            out.append(r)
+        train_rows = out
+    return train_rows, eval_rows, {"train_pairs_without_answer": n_train - len(train_rows),
+                                   "eval_pairs_without_answer": n_eval - len(eval_rows),
+                                   "hard_labels": rm.hard_labels, "relabelled_by_verifier": relabelled}
+
+
+def split_halves(rows: list[dict], seed: int) -> tuple[list[dict], list[dict]]:
+    """Two halves of the training rows by instruction (seeded): the training RM's and the check RM's."""
+    parents = sorted({r["parent"] for r in rows})
+    random.Random(f"{seed}:check").shuffle(parents)
+    first = set(parents[:(len(parents) + 1) // 2])
+    return [r for r in rows if r["parent"] in first], [r for r in rows if r["parent"] not in first]
+
+
+def train_reward_model(rows: list[dict], out_dir: Path, params: Any, progress: bool = True,
+                       echo: Any = print, check_dir: Path | None = None) -> dict:
+    """Train on pseudo-label rows and write the model directory; returns the metrics dict.
+
+    ``out_dir`` is built in a temporary sibling and renamed into place, so a failed run never leaves a
+    half-written model that looks complete. The held-out figures come from the saved directory, so they describe
+    exactly what later stages load. With ``reward_model.learning_curve``, the same method is also trained on
+    nested subsets of the training pairs and evaluated on the same held-out pairs.
+
+    With ``reward_model.check_model`` (and a ``check_dir``), the training instructions are halved: the reward
+    model trains on one half, a *check* model with the same settings on the other, and it is written to
+    ``check_dir``. GRPO never sees the check model, so its soft scores of the trained policy are a figure the
+    training reward could not have inflated. The price: the training RM learns from half the pairs.
+    """
+    rm = params.reward_model
+    if rm.method == "finetune":
+        finetune.check_mode(rm.mode)
+    train_rows, eval_rows, prepared = prepare(rows, params)
+    if rm.check_model and check_dir is not None:
+        train_rows, check_rows = split_halves(train_rows, params.run.seed)
+        if not train_rows or not check_rows:
+            raise InputError("reward_model.check_model: needs training pairs from at least two instructions")
+        metrics = _train(rows, train_rows, eval_rows, prepared, Path(out_dir), params, progress, echo, curve=True)
+        echo(f"check model: training on the other {len(check_rows)} pairs")
+        check = _train(rows, check_rows, eval_rows, prepared, Path(check_dir), params, progress, echo, curve=False)
+        metrics["check_model"] = {k: check[k] for k in (
+            "eval_pairs", "eval_auc", "eval_auc_ci95", "hard_truth_pairs", "hard_truth_auc", "hard_truth_auc_ci95",
+            "eval_by_kind", "train_seconds", "final_train_loss", "counts")}
+        return metrics
+    return _train(rows, train_rows, eval_rows, prepared, Path(out_dir), params, progress, echo, curve=True)
+
+
+def _train(rows: list[dict], train_rows: list[dict], eval_rows: list[dict], prepared: dict, out_dir: Path,
+           params: Any, progress: bool, echo: Any, curve: bool) -> dict:
+    """Train one model on ``train_rows``, save it to ``out_dir`` and evaluate it on ``eval_rows``."""
+    rm = params.reward_model
+    backbone = rm.backbone or params.model.policy
+    key = "reward_model.backbone" if rm.backbone else "model.policy"
+    device = models.device_for(params.run.device)
+    if rm.method == "finetune" and rm.mode == "qlora" and not device.startswith("cuda"):
+        raise InputError("reward_model.mode: qlora needs run.device cuda (or auto with a GPU)")
+    tokenizer = models.load_tokenizer(backbone, key, padding_side="right")
     encode_stats: dict = {}
-    train_ids = encode_pairs(tokenizer, train_pairs, rm.max_length, encode_stats)
-    dataset = _PairDataset(train_ids, [r["label"] for r in train_rows])
+    # The rows all have an answer (prepare dropped the others): these are their (answer, constraint) pairs.
+    train_ids = encode_pairs(tokenizer, answered_pairs(train_rows, params.model.answer_mode)[1], rm.max_length,
+                             encode_stats)
+    labels = [r["label"] for r in train_rows]
+    seed, resamples = params.run.seed, rm.bootstrap
 
-    # Full fine-tuning keeps fp32 master weights (bf16 autocast on a GPU); LoRA freezes the base, so its base
-    # weights can sit in bf16; QLoRA loads them in 4 bits.
-    load_dtype = "float32" if (not on_gpu or rm.mode == "full") else params.run.dtype
-    model = models.load_sequence_classifier(backbone, num_labels=2, dtype=load_dtype, device=device,
-                                            load_in_4bit=rm.mode == "qlora", key=key)
-    model.config.pad_token_id = tokenizer.pad_token_id
-    if rm.mode in ("lora", "qlora"):
-        from peft import get_peft_model, prepare_model_for_kbit_training
-
-        if rm.mode == "qlora":
-            model = prepare_model_for_kbit_training(model)
-        model = get_peft_model(model, _lora_config(rm))
-
-    amp_bf16 = on_gpu and torch.cuda.is_bf16_supported()
-    steps_per_epoch = math.ceil(len(dataset) / (rm.batch_size * rm.grad_accum))
-    total_steps = max(1, math.ceil(steps_per_epoch * rm.epochs))
-    with tempfile.TemporaryDirectory(prefix="sif-rm-trainer-") as scratch:
-        args = TrainingArguments(
-            output_dir=scratch,
-            per_device_train_batch_size=rm.batch_size,
-            gradient_accumulation_steps=rm.grad_accum,
-            learning_rate=rm.learning_rate,
-            num_train_epochs=rm.epochs,
-            lr_scheduler_type="linear",
-            warmup_steps=0,
-            logging_steps=max(1, total_steps // 50),
-            logging_first_step=True,
-            save_strategy="no",
-            eval_strategy="no",
-            report_to=[],
-            seed=params.run.seed,
-            use_cpu=not on_gpu,
-            bf16=amp_bf16,
-            fp16=on_gpu and not amp_bf16,
-            optim="adamw_torch",
-            dataloader_pin_memory=on_gpu,
-            disable_tqdm=not progress,
-        )
-        trainer = Trainer(model=model, args=args, train_dataset=dataset,
-                          data_collator=DataCollatorWithPadding(tokenizer))
-        began = time.monotonic()
-        result = trainer.train()
-        train_seconds = time.monotonic() - began
-        loss_curve = [{"step": e["step"], "epoch": round(e.get("epoch", 0.0), 4), "loss": e["loss"]}
-                      for e in trainer.state.log_history if "loss" in e]
-
-    counts = {"all": _counts(rows), "train": _counts(train_rows), "eval": _counts(eval_rows)}
-    meta = {
-        "format": RM_FORMAT,
-        "backbone": backbone,
-        "mode": rm.mode,
-        "input_template": RM_TEMPLATE,
-        "answer_mode": answer_mode,
-        "max_length": rm.max_length,
-        "num_labels": 2,
-        "positive_label": 1,
-        "score": "softmax(logits)[1]",
-        "training": {"learning_rate": rm.learning_rate, "epochs": rm.epochs, "batch_size": rm.batch_size,
-                     "grad_accum": rm.grad_accum, "eval_fraction": rm.eval_fraction, "seed": params.run.seed,
-                     "lora_r": rm.lora_r if rm.mode != "full" else None,
-                     "lora_alpha": rm.lora_alpha if rm.mode != "full" else None,
-                     "train_seconds": round(train_seconds, 2), "device": device},
-        "data": {**counts, "eval_parents": sorted({r["parent"] for r in eval_rows})},
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-    out_dir = Path(out_dir)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=out_dir.name + ".tmp-"))
     try:
-        _save_model(model, tokenizer, tmp, rm.mode, backbone, key, device)
+        points = None
+        if rm.method == "linear_probe":
+            backbone_model = models.load_backbone(backbone, dtype="float32", device=device, key=key)
+            began = time.monotonic()
+            x_train = linear_probe.features(backbone_model, tokenizer, train_ids, batch_size=rm.batch_size)
+            groups = [r["parent"] for r in train_rows]
+            head = linear_probe.fit(x_train, labels, rm.probe_c, rm.balance_classes, seed, groups)
+            train_loss = round(linear_probe.log_loss(head, x_train, labels), 4)
+            fit_info = {"train_seconds": round(time.monotonic() - began, 2), "train_steps": None,
+                        "final_train_loss": train_loss, "mean_train_loss": train_loss, "loss_curve": []}
+            if curve and rm.learning_curve:
+                eval_ids = encode_pairs(tokenizer, answered_pairs(eval_rows, params.model.answer_mode)[1],
+                                        rm.max_length)
+                x_eval = linear_probe.features(backbone_model, tokenizer, eval_ids, batch_size=rm.batch_size)
+
+                def fit_and_score(subset: list[int]) -> list[float]:
+                    part = linear_probe.fit(x_train[subset], [labels[i] for i in subset], rm.probe_c,
+                                            rm.balance_classes, seed, [groups[i] for i in subset])
+                    return [float(p) for p in linear_probe.predict(part, x_eval)]
+
+                points = rm_eval.learning_curve(fit_and_score, train_rows, eval_rows, rm.learning_curve, resamples,
+                                                seed, echo)
+            backbone_model.save_pretrained(str(tmp))
+            tokenizer.padding_side = "right"
+            tokenizer.save_pretrained(str(tmp))
+        else:
+            model, fit_info = finetune.fit(train_ids, labels, params, tokenizer, backbone, key, device, progress)
+            finetune.save_model(model, tokenizer, tmp, rm.mode, backbone, key, device)
+            del model
+            head = None
+            if curve and rm.learning_curve:
+                def fit_and_score(subset: list[int]) -> list[float]:
+                    part, _ = finetune.fit([train_ids[i] for i in subset], [labels[i] for i in subset], params,
+                                           tokenizer, backbone, key, device, progress=False)
+                    scorer = RewardScorer(part, tokenizer, rm.max_length, batch_size=max(8, rm.batch_size))
+                    return scorer.score(answered_pairs(eval_rows, params.model.answer_mode)[1])
+
+                points = rm_eval.learning_curve(fit_and_score, train_rows, eval_rows, rm.learning_curve, resamples,
+                                                seed, echo)
+        counts = {"all": _counts(rows), "train": _counts(train_rows), "eval": _counts(eval_rows)}
+        meta = {
+            "format": RM_FORMAT,
+            "backbone": backbone,
+            "method": rm.method,
+            "mode": rm.mode if rm.method == "finetune" else None,
+            "input_template": RM_TEMPLATE,
+            "answer_mode": params.model.answer_mode,
+            "max_length": rm.max_length,
+            "num_labels": 2,
+            "positive_label": 1,
+            "score": "softmax(logits)[1]" if head is None else "sigmoid(coef . h_last + intercept)",
+            "training": {**({"learning_rate": rm.learning_rate, "epochs": rm.epochs, "batch_size": rm.batch_size,
+                            "grad_accum": rm.grad_accum} if rm.method == "finetune" else {}),
+                         "eval_fraction": rm.eval_fraction, "seed": seed,
+                         "hard_labels": rm.hard_labels, "balance_classes": rm.balance_classes,
+                         "lora_r": rm.lora_r if rm.method == "finetune" and rm.mode != "full" else None,
+                         "lora_alpha": rm.lora_alpha if rm.method == "finetune" and rm.mode != "full" else None,
+                         "train_seconds": fit_info["train_seconds"], "device": device},
+            "data": {**counts, "eval_parents": sorted({r["parent"] for r in eval_rows})},
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        if head is not None:
+            meta["head"] = head
         write_json(tmp / META_FILE, meta)
-        # The held-out figures come from the saved directory, so they describe exactly what later stages load.
         scorer = RewardScorer.from_dir(tmp, device=device, batch_size=max(8, rm.batch_size))
-        metrics = evaluate_pairs(scorer, eval_rows, answer_mode)
+        metrics = rm_eval.evaluate_pairs(scorer, eval_rows, params.model.answer_mode, n_resamples=resamples,
+                                         seed=seed)
+        write_jsonl(tmp / EVAL_SCORES_FILE, metrics.pop("eval_scores"))
         metrics.update({
             "backbone": backbone,
-            "mode": rm.mode,
+            "method": rm.method,
+            "mode": meta["mode"],
             "max_length": rm.max_length,
-            "train_seconds": round(train_seconds, 2),
-            "train_steps": int(result.global_step),
-            "final_train_loss": loss_curve[-1]["loss"] if loss_curve else None,
-            "mean_train_loss": float(result.training_loss),
+            **{k: v for k, v in fit_info.items()},
             "counts": counts,
             "truncated_train_inputs": encode_stats["truncated"],
-            "train_pairs_without_answer": n_split - len(train_rows),
-            "loss_curve": loss_curve,
+            **prepared,
+            "hard_label_noise_floor": rm_eval.label_noise_floor(train_rows),
+            "learning_curve": points,
         })
-        meta["metrics"] = {k: v for k, v in metrics.items() if k not in ("loss_curve", "reliability", "counts")}
+        meta["metrics"] = {k: v for k, v in metrics.items()
+                           if k not in ("loss_curve", "reliability", "counts", "learning_curve")}
         write_json(tmp / META_FILE, meta)
         atomic_write_text(tmp / CARD_FILE, model_card(meta))
         _replace_dir(tmp, out_dir)
@@ -245,26 +261,6 @@ def train_reward_model(rows: list[dict], out_dir: Path, params: Any, progress: b
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return metrics
-
-
-def _save_model(model: Any, tokenizer: Any, target: Path, mode: str, backbone: str, key: str, device: str) -> None:
-    if mode == "lora":
-        model = model.merge_and_unload()
-    elif mode == "qlora":
-        # A 4-bit base cannot absorb the adapter exactly; reload the base in bf16 and merge into that.
-        import torch
-        from peft import PeftModel
-
-        with tempfile.TemporaryDirectory(prefix="sif-rm-adapter-") as adapter_dir:
-            model.save_pretrained(adapter_dir)
-            base = models.load_sequence_classifier(backbone, num_labels=2, dtype="bfloat16", device=device, key=key)
-            base.config.pad_token_id = tokenizer.pad_token_id
-            model = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
-            model.to(torch.bfloat16)
-    model.config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(str(target))
-    tokenizer.padding_side = "right"
-    tokenizer.save_pretrained(str(target))
 
 
 def _replace_dir(new: Path, target: Path) -> None:
@@ -277,38 +273,6 @@ def _replace_dir(new: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def evaluate_pairs(scorer: Any, rows: list[dict], answer_mode: str = "after_think", n_bins: int = 10) -> dict:
-    """Held-out figures against the pseudo-labels, plus hard pairs judged by the verifier's truth, on the pairs
-    whose response has an answer (:func:`answered_pairs`)."""
-    n_rows = len(rows)
-    rows, pairs = answered_pairs(rows, answer_mode)
-    probs = scorer.score(pairs) if pairs else []
-    labels = [r["label"] for r in rows]
-    cal = calibration(probs, labels, n_bins)
-    by_kind = {}
-    for kind in ("hard", "soft"):
-        idx = [i for i, r in enumerate(rows) if r["kind"] == kind]
-        by_kind[kind] = {"pairs": len(idx), "accuracy": accuracy([probs[i] for i in idx], [labels[i] for i in idx]),
-                         "auc": roc_auc([probs[i] for i in idx], [labels[i] for i in idx])}
-    truth = [i for i, r in enumerate(rows) if r["kind"] == "hard" and r["verifier"] is not None]
-    truth_labels = [int(rows[i]["verifier"]) for i in truth]
-    return {
-        "eval_pairs": len(rows),
-        "eval_pairs_without_answer": n_rows - len(rows),
-        "eval_accuracy": accuracy(probs, labels),
-        "eval_auc": roc_auc(probs, labels),
-        "eval_ece": cal["ece"],
-        "eval_by_kind": by_kind,
-        "hard_truth_pairs": len(truth),
-        "hard_truth_accuracy": accuracy([probs[i] for i in truth], truth_labels),
-        "hard_truth_auc": roc_auc([probs[i] for i in truth], truth_labels),
-        # How often the pseudo-label itself equals the verifier on those pairs: the ceiling a model that
-        # learned the pseudo-labels perfectly would reach against the truth.
-        "hard_pseudo_label_agreement": accuracy([float(rows[i]["label"]) for i in truth], truth_labels),
-        "reliability": cal["bins"],
-    }
-
-
 def fmt(value: Any, digits: int = 3) -> str:
     if value is None:
         return "n/a"
@@ -317,21 +281,32 @@ def fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def _method_line(meta: dict) -> str:
+    train = meta["training"]
+    if meta.get("method") == "linear_probe":
+        how = "chosen by 5-fold cross-validation over instructions" if meta["head"].get("c_cv_auc") else "set"
+        return ("a linear probe: logistic regression (C = "
+                f"{meta['head']['c']}, {how}) on the frozen backbone's last-token state; "
+                "score sigmoid(coef . h + intercept).")
+    return (f"fine-tuned ({meta['mode']}; LoRA adapters are merged into this directory), cross-entropy over two "
+            f"classes, learning rate {train['learning_rate']}, {train['epochs']} epochs, batch {train['batch_size']} "
+            f"x accumulation {train['grad_accum']}.")
+
+
 def model_card(meta: dict) -> str:
     m, data, train = meta["metrics"], meta["data"], meta["training"]
     return f"""# Constraint-wise binary reward model
 
-A two-class sequence classifier that reads one response and one constraint and outputs the probability
-that the response adheres to the constraint (`softmax(logits)[1]`). It reproduces the reward model of
-arXiv 2508.02150 at a small scale.
+A binary classifier that reads one response and one constraint and outputs the probability that the response
+adheres to the constraint (`{meta['score']}`). It reproduces the reward model of arXiv 2508.02150 at a small
+scale.
 
 ## Backbone and training
-- Backbone: `{meta['backbone']}`; mode: {meta['mode']} (LoRA adapters are merged into this directory).
+- Backbone: `{meta['backbone']}`; {_method_line(meta)}
 - Input (at most {meta['max_length']} tokens; a long response is cut, the constraint never is):
   `{meta['input_template']}`
-- Cross-entropy over two classes; learning rate {train['learning_rate']}, {train['epochs']} epochs,
-  batch {train['batch_size']} x accumulation {train['grad_accum']}, seed {train['seed']},
-  {train['train_seconds']} s on {train['device']}.
+- Labels of hard-constraint pairs: {train.get('hard_labels', 'pseudo')}; class weighting: {train.get('balance_classes', False)};
+  seed {train['seed']}, {train['train_seconds']} s on {train['device']}.
 
 ## Data
 Self-supervised pseudo-labels: the policy's response to an instruction with constraints c1..ck is a positive for
@@ -347,6 +322,7 @@ ck, its response to c1..c(k-1) a negative. No human or teacher labels.
 | ROC-AUC vs pseudo-labels | {fmt(m.get('eval_auc'))} |
 | expected calibration error | {fmt(m.get('eval_ece'))} |
 | accuracy on hard pairs vs the verifier's truth ({m.get('hard_truth_pairs')} pairs) | {fmt(m.get('hard_truth_accuracy'))} |
+| ROC-AUC on hard pairs vs the verifier's truth (95% CI) | {fmt(m.get('hard_truth_auc'))} {m.get('hard_truth_auc_ci95') or ''} |
 | pseudo-label agreement with the verifier on those pairs | {fmt(m.get('hard_pseudo_label_agreement'))} |
 
 ## Intended use and limits
@@ -355,7 +331,7 @@ ck, its response to c1..c(k-1) a negative. No human or teacher labels.
 - It never sees the instruction, only the response and one constraint.
 - Pseudo-labels are noisy: a response written with a constraint in its prompt need not satisfy it. The hard-pair
   figures above measure how noisy.
-- A small backbone and a few hundred pairs give a weak judge; use its scores for relative ranking within this
+- A small backbone and a few thousand pairs give a weak judge; use its scores for relative ranking within this
   workbench, not as a general-purpose evaluator. Hard (code-verifiable) constraints should be scored by their
   verifiers, which the paper found better and harder to game.
 """

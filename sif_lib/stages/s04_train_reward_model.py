@@ -1,12 +1,14 @@
 """Stage 04 (notebook 04): train the constraint-wise binary reward model on the pseudo-labels.
 
-Writes ``rm/`` (the model, its tokenizer, ``sif_rm.json`` and a model card). The logic is
+Writes ``rm/`` (the model, its tokenizer, ``sif_rm.json`` and a model card), and with
+``reward_model.check_model`` a second model trained on the other half of the instructions in ``rm_check/``. The logic is
 :mod:`sif_lib.reward.training`; its input is :mod:`sif_lib.reward.rm_input`.
 """
 
 from __future__ import annotations
 
 import math
+import shutil
 
 from sif_lib.core.stages import stage_of_module
 from sif_lib.reward.training import fmt as _fmt
@@ -18,7 +20,11 @@ STAGE = stage_of_module(__name__)
 def run(ctx, progress: bool = True) -> dict:
     """Read ``data/pseudo_labels.jsonl``, write ``rm/`` and ``metrics/04_train_reward_model.json``."""
     rows = load_pairs(ctx.require("data", "pseudo_labels.jsonl"))
-    metrics = train_reward_model(rows, ctx.path("rm"), ctx.params, progress=progress)
+    check_dir = ctx.path("rm_check")
+    if not ctx.params.reward_model.check_model and check_dir.exists():
+        shutil.rmtree(check_dir)  # an earlier run's check model would no longer match this RM's data
+    metrics = train_reward_model(rows, ctx.path("rm"), ctx.params, progress=progress,
+                                 echo=print if progress else (lambda *_: None), check_dir=check_dir)
     ctx.write_metrics(STAGE.name, metrics)
     return metrics
 
@@ -32,21 +38,33 @@ def metrics_table(metrics: dict):
     import pandas as pd  # heavy: only where a table is shown
 
     counts = metrics["counts"]
+
+    def ci(value, interval):
+        return _fmt(value) + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+
     rows = [
-        ("backbone / mode", f"{metrics['backbone']} / {metrics['mode']}"),
+        ("backbone / method", f"{metrics['backbone']} / {metrics.get('method', 'finetune')}"
+                              + (f" ({metrics['mode']})" if metrics.get("mode") else "")),
+        ("labels of hard pairs", metrics.get("hard_labels", "pseudo")),
         ("training pairs (instructions)", f"{counts['train']['pairs']} ({counts['train']['parents']})"),
         ("held-out pairs (instructions)", f"{counts['eval']['pairs']} ({counts['eval']['parents']})"),
         ("hard-constraint share of pairs", _fmt(counts["all"]["hard_share"])),
         ("positive share (label balance)", _fmt(counts["all"]["positive_share"])),
         ("held-out accuracy", _fmt(metrics["eval_accuracy"])),
-        ("held-out ROC-AUC", _fmt(metrics["eval_auc"])),
+        ("held-out ROC-AUC vs pseudo-labels (95% CI)", ci(metrics["eval_auc"], metrics.get("eval_auc_ci95"))),
+        ("soft pairs: ROC-AUC vs pseudo-labels", ci(metrics["eval_by_kind"]["soft"]["auc"],
+                                                     metrics["eval_by_kind"]["soft"].get("auc_ci95"))),
+        (f"hard pairs: ROC-AUC vs verifier truth ({metrics['hard_truth_pairs']})",
+         ci(metrics.get("hard_truth_auc"), metrics.get("hard_truth_auc_ci95"))),
         ("held-out ECE", _fmt(metrics["eval_ece"])),
         ("held-out accuracy, soft pairs", _fmt(metrics["eval_by_kind"]["soft"]["accuracy"])),
         ("held-out accuracy, hard pairs (pseudo-labels)", _fmt(metrics["eval_by_kind"]["hard"]["accuracy"])),
         (f"hard pairs vs verifier truth ({metrics['hard_truth_pairs']})", _fmt(metrics["hard_truth_accuracy"])),
         ("pseudo-label = verifier on those pairs", _fmt(metrics["hard_pseudo_label_agreement"])),
         ("train steps / seconds", f"{metrics['train_steps']} / {metrics['train_seconds']}"),
-        ("final train loss", _fmt(metrics["final_train_loss"], 4)),
+        ("final train loss (ln 2 = 0.693 is chance)", _fmt(metrics["final_train_loss"], 4)),
+        ("lowest loss a truth-knowing model could reach on the hard pairs' labels",
+         _fmt((metrics.get("hard_label_noise_floor") or {}).get("loss_floor"), 4)),
     ]
     return pd.DataFrame(rows, columns=["metric", "value"]).set_index("metric")
 
@@ -79,4 +97,25 @@ def loss_figure(metrics: dict):
                                name="train loss"))
     fig.update_layout(title="Training loss (cross-entropy)", xaxis_title="optimizer step", yaxis_title="loss",
                       width=640, height=380)
+    return fig
+
+
+def learning_curve_figure(metrics: dict):
+    """Held-out ROC-AUC against the number of training pairs: on hard pairs against the verifier's truth, on soft
+    pairs against the pseudo-labels, with 95% bootstrap intervals; 0.5 is chance."""
+    import plotly.graph_objects as go  # heavy: only where a figure is drawn
+
+    points = metrics.get("learning_curve") or []
+    fig = go.Figure()
+    for key, name, colour in (("hard_truth_auc", "hard pairs vs verifier truth", "#c0392b"),
+                              ("soft_auc", "soft pairs vs pseudo-labels", "#2471a3")):
+        shown = [p for p in points if p[key] is not None]
+        lows = [p[key] - p[key + "_ci95"][0] if p[key + "_ci95"] else 0 for p in shown]
+        highs = [p[key + "_ci95"][1] - p[key] if p[key + "_ci95"] else 0 for p in shown]
+        fig.add_trace(go.Scatter(x=[p["pairs"] for p in shown], y=[p[key] for p in shown], name=name,
+                                 mode="lines+markers", line_color=colour,
+                                 error_y=dict(type="data", array=highs, arrayminus=lows, visible=True)))
+    fig.add_hline(y=0.5, line_dash="dot", line_color="#888", annotation_text="chance")
+    fig.update_layout(title="Reward model: held-out ROC-AUC by training pairs", xaxis_title="training pairs",
+                      xaxis_type="log", yaxis_title="ROC-AUC", yaxis_range=[0.3, 1.0], height=400)
     return fig

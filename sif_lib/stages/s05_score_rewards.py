@@ -24,7 +24,10 @@ def run(ctx, scorer: Any = None, progress: bool = True) -> dict:
     """Ranking agreement of the RM with the verifier, and its cost against a generative judge."""
     params = ctx.params
     instructions, responses = load_run_responses(ctx)
-    groups, stats = build_groups(instructions, responses, params.scoring.n_groups, params.model.answer_mode)
+    sc = params.scoring
+    groups, stats = build_groups(instructions, responses, sc.n_groups, params.model.answer_mode,
+                                 group_size=sc.group_size)
+    boot = {"n_resamples": sc.bootstrap, "seed": params.run.seed}
     scorer = scorer or make_scorer(params, ctx.root)
     say = print if progress else (lambda *a, **k: None)
     say(f"{stats.used} ranking groups (of {stats.eligible} eligible; sizes {dict(sorted(stats.sizes.items()))})")
@@ -33,29 +36,34 @@ def run(ctx, scorer: Any = None, progress: bool = True) -> dict:
         "n_groups": stats.used,
         "groups_eligible": stats.eligible,
         "instructions_with_2plus_hard": stats.with_two_hard,
+        "group_size": sc.group_size,
         "group_sizes": {str(k): v for k, v in sorted(stats.sizes.items())},
+        "group_distinct_truth_counts": _distinct_counts(groups),
         "scorer": "http" if params.scoring.rm_url else "in-process",
     }
     if groups:
         scorer.score([(groups[0].responses[0], groups[0].constraints[0].get("description", ""))])  # warm-up, untimed
     rm_results = score_groups(groups, scorer.score)
-    rm = agreement(groups, rm_results)
+    rm = agreement(groups, rm_results, **boot)
     # Groups from instructions the RM never trained on are the fair test; report them apart.
     heldout = _rm_heldout_parents(ctx.root / "rm")
     fresh = [i for i, g in enumerate(groups) if heldout is not None and g.instruction_id in heldout]
-    rm_fresh = agreement([groups[i] for i in fresh], [rm_results[i] for i in fresh])
+    rm_fresh = agreement([groups[i] for i in fresh], [rm_results[i] for i in fresh], **boot)
     metrics.update({
         "kendall_tau": rm["kendall_tau"],
+        "kendall_tau_ci95": rm["kendall_tau_ci95"],
         "position_consistency": rm["position_consistency"],
+        "position_consistency_ci95": rm["position_consistency_ci95"],
         "rm_truth_accuracy": rm["truth_accuracy"],
         "rm_pairs": rm["pairs"],
         "n_groups_rm_heldout": len(fresh) if heldout is not None else None,
         "kendall_tau_rm_heldout": rm_fresh["kendall_tau"],
+        "kendall_tau_rm_heldout_ci95": rm_fresh["kendall_tau_ci95"],
         "position_consistency_rm_heldout": rm_fresh["position_consistency"],
     })
 
     judged = groups[:max(0, params.scoring.judge_groups)]
-    rm_judged = agreement(judged, rm_results[:len(judged)])
+    rm_judged = agreement(judged, rm_results[:len(judged)], **boot)
     judge_summary: dict[str, Any] = {"groups": 0}
     judge_unparsable = None
     judge_results: list[GroupScores] = []
@@ -65,7 +73,7 @@ def run(ctx, scorer: Any = None, progress: bool = True) -> dict:
         judge.score([(judged[0].responses[0], judged[0].constraints[0].get("description", ""))])  # warm-up, untimed
         judge.unparsable = judge.judged = 0
         judge_results = score_groups(judged, judge.score)
-        judge_summary = agreement(judged, judge_results)
+        judge_summary = agreement(judged, judge_results, **boot)
         judge_unparsable = judge.unparsable
     ratio = None
     if judge_summary.get("seconds_per_group") and rm_judged["seconds_per_group"]:
@@ -82,7 +90,9 @@ def run(ctx, scorer: Any = None, progress: bool = True) -> dict:
         "rm_truth_accuracy_judged": rm_judged["truth_accuracy"],
         "judge_truth_accuracy": judge_summary.get("truth_accuracy"),
         "rm_kendall_tau_judged": rm_judged["kendall_tau"],
+        "rm_kendall_tau_judged_ci95": rm_judged["kendall_tau_ci95"],
         "judge_kendall_tau": judge_summary.get("kendall_tau"),
+        "judge_kendall_tau_ci95": judge_summary.get("kendall_tau_ci95"),
         "rm_position_consistency_judged": rm_judged["position_consistency"],
         "judge_position_consistency": judge_summary.get("position_consistency"),
         "judge_pairs": judge_summary.get("pairs", 0),
@@ -96,6 +106,15 @@ def run(ctx, scorer: Any = None, progress: bool = True) -> dict:
                            "them; agreement figures are undefined for this run")
     ctx.write_metrics(STAGE.name, metrics)
     return metrics
+
+
+def _distinct_counts(groups: list[Group]) -> dict[str, int]:
+    """How many groups have 2, 3, ... distinct truth counts: how far they are from the paper's 1..5 spread."""
+    out: dict[str, int] = {}
+    for g in groups:
+        key = str(len(set(g.truth)))
+        out[key] = out.get(key, 0) + 1
+    return dict(sorted(out.items()))
 
 
 def _rm_heldout_parents(rm_dir: Path) -> set[str] | None:
@@ -132,24 +151,30 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
+def _ci(interval: Any) -> str:
+    return f"[{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "n/a"
+
+
 def ranking_table(metrics: dict):
     """Kendall tau, position consistency and truth accuracy of each scorer, next to the paper's Table 6 row."""
     import pandas as pd  # heavy: only where a table is shown
 
+    def row(scorer, tau, tau_ci, consistency, accuracy):
+        return {"scorer": scorer, "Kendall tau": tau, "tau 95% CI": _ci(tau_ci), "position consistency": consistency,
+                "pair accuracy vs verifier": accuracy}
+
+    m = metrics
     rows = [
-        {"scorer": f"reward model, all {metrics['n_groups']} groups", "Kendall tau": metrics["kendall_tau"],
-         "position consistency": metrics["position_consistency"], "pair accuracy vs verifier": metrics["rm_truth_accuracy"]},
-        {"scorer": f"reward model, {metrics.get('n_groups_rm_heldout') or 0} groups held out of its training",
-         "Kendall tau": metrics.get("kendall_tau_rm_heldout"),
-         "position consistency": metrics.get("position_consistency_rm_heldout"), "pair accuracy vs verifier": None},
-        {"scorer": f"reward model, {metrics['judge_groups']} judged groups", "Kendall tau": metrics["rm_kendall_tau_judged"],
-         "position consistency": metrics["rm_position_consistency_judged"],
-         "pair accuracy vs verifier": metrics["rm_truth_accuracy_judged"]},
-        {"scorer": f"generative judge, {metrics['judge_groups']} judged groups", "Kendall tau": metrics["judge_kendall_tau"],
-         "position consistency": metrics["judge_position_consistency"],
-         "pair accuracy vs verifier": metrics["judge_truth_accuracy"]},
-        {"scorer": "paper: constraint-wise binary RM (human truth)", "Kendall tau": 0.612,
-         "position consistency": 0.834, "pair accuracy vs verifier": None},
+        row(f"reward model, all {m['n_groups']} groups", m["kendall_tau"], m.get("kendall_tau_ci95"),
+            m["position_consistency"], m["rm_truth_accuracy"]),
+        row(f"reward model, {m.get('n_groups_rm_heldout') or 0} groups held out of its training",
+            m.get("kendall_tau_rm_heldout"), m.get("kendall_tau_rm_heldout_ci95"),
+            m.get("position_consistency_rm_heldout"), None),
+        row(f"reward model, {m['judge_groups']} judged groups", m["rm_kendall_tau_judged"],
+            m.get("rm_kendall_tau_judged_ci95"), m["rm_position_consistency_judged"], m["rm_truth_accuracy_judged"]),
+        row(f"generative judge, {m['judge_groups']} judged groups", m["judge_kendall_tau"],
+            m.get("judge_kendall_tau_ci95"), m["judge_position_consistency"], m["judge_truth_accuracy"]),
+        row("paper: constraint-wise binary RM (human truth)", 0.612, None, 0.834, None),
     ]
     return pd.DataFrame(rows).set_index("scorer").map(_fmt)
 

@@ -20,7 +20,7 @@ from sif_lib.grpo.policy import export_merged, grpo_dir, remove_stale_outputs, t
 from sif_lib.grpo.probe import probe_comparison, probe_delta, probe_items, run_probe
 from sif_lib.grpo.series import series_from_history, timing, window_means
 from sif_lib.grpo.trainer import train_grpo
-from sif_lib.reward.scorers import make_scorer
+from sif_lib.reward.scorers import RewardScorer, make_scorer
 
 STAGE = stage_of_module(__name__)
 
@@ -94,14 +94,23 @@ def run(ctx, echo=print) -> dict:
         "trend": window_means(series),
         "series": series,
         "probe": {"size": len(probe), "before": before, "after": after, "delta": probe_delta(before, after),
-                  **(probe_comparison(out, params.model.answer_mode) if before and after
-                     else {"hard_flips": None, "repetition": None})},
+                  **(probe_comparison(out, params.model.answer_mode, check_scorer(ctx),
+                                      params.reward_model.bootstrap, params.run.seed) if before and after
+                     else {"hard_flips": None, "repetition": None, "soft_check": None})},
         "artifacts": {name: f"grpo/{name}" for name in ("adapter", "merged", "model") if (out / name).is_dir()},
         # The runner copies this into the stage's record in manifest.json.
         "manifest_record": {"grpo_config": read_json(out / "grpo_config.json", f"rerun stage {STAGE.name}")},
     }
     ctx.write_metrics(STAGE.name, metrics)
     return metrics
+
+
+def check_scorer(ctx):
+    """The check reward model of stage 04 (``rm_check/``, with ``reward_model.check_model``), or None."""
+    path = ctx.root / "rm_check"
+    if not (path / "config.json").is_file():
+        return None
+    return RewardScorer.from_dir(path, device=ctx.params.run.device, batch_size=ctx.params.scoring.batch_size)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -194,4 +203,13 @@ def summary_table(metrics: dict):
         rows["probe hard, non-repetitive pairs before → after"] = (
             f"{fluent['hard_before']} → {fluent['hard_after']} ({fluent['prompts']} prompts, "
             f"{fluent['gained']} gained / {fluent['lost']} lost)")
+    soft = metrics["probe"].get("soft_check")
+    if soft and soft.get("pairs"):
+        for name, key in (("training RM", "training_rm"), ("check RM (never trained against)", "check_rm")):
+            s = soft[key]
+            ci = s["delta_ci95"]
+            rows[f"probe soft P(adheres), {name}"] = (
+                f"{s['before']} → {s['after']} (Δ {s['delta']:+.4f}, 95% CI "
+                f"{'n/a' if not ci else f'[{ci[0]:+.4f}, {ci[1]:+.4f}]'}, Wilcoxon p = {s['wilcoxon_p']}; "
+                f"{soft['pairs']} pairs)")
     return pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=list(rows))
