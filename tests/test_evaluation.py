@@ -312,6 +312,73 @@ def test_stage_writes_summary_and_metrics(evaluated):
         assert set(summary["repetition"][name]) == {"ifeval", "holdout", "math_synthetic"}
     md = (ctx.root / "eval" / "summary.md").read_text()
     assert "IFEval prompt-level loose" in md and "Hold-out L3" in md and "61.7 → 71.7" in md
+    # Every delta carries its paired interval, which contains the delta itself.
+    for metric in ("prompt_strict", "inst_strict", "prompt_loose", "inst_loose"):
+        low, high = summary["ifeval"]["delta_ci95"][metric]
+        assert low <= summary["ifeval"]["delta"][metric] + 1e-9 and summary["ifeval"]["delta"][metric] <= high + 1e-9
+    for key in ("hard", "soft", "composite"):
+        low, high = holdout["delta_ci95"][key]
+        assert low <= holdout["delta"][key] + 1e-9 and holdout["delta"][key] <= high + 1e-9
+    assert set(holdout["delta_ci95"]["levels"]) == {"L1", "L2", "L3"}
+    assert summary["reasoning"]["synthetic"]["delta_ci95"] is not None
+    flips = summary["ifeval"]["flips"]["prompt_strict"]
+    assert flips["gained"] - flips["lost"] == round(6 * summary["ifeval"]["delta"]["prompt_strict"])
+    assert "Paired pass/fail changes" in md and "IFEval prompts, strict:" in md
+
+
+def _prompt(key, strict, loose=None):
+    from sif_lib.evaluation.ifeval import PromptResult
+
+    return PromptResult(key=key, prompt="p", response="r", instruction_id_list=["x"] * len(strict), strict=strict,
+                        loose=loose if loose is not None else strict)
+
+
+def test_paired_intervals_tell_a_real_change_from_noise():
+    from sif_lib.evaluation import paired
+
+    # 40 prompts: 20 flip from fail to pass, none back. The interval of prompt-level strict excludes 0.
+    base = [_prompt(i, [False, True]) for i in range(40)]
+    trained = [_prompt(i, [i < 20, True]) for i in range(40)]
+    found = paired.ifeval_intervals(base, trained, n_resamples=500)
+    low, high = found["intervals"]["prompt_strict"]
+    assert 0 < low <= 0.5 <= high < 1
+    assert found["flips"]["prompt_strict"] == {"paired": 40, "gained": 20, "lost": 0,
+                                               "sign_test_p": pytest.approx(2 * 0.5 ** 20, rel=1e-3)}
+    # Instruction level counts instructions: 20 of 80 more followed is +0.25.
+    low, high = found["intervals"]["inst_strict"]
+    assert low <= 0.25 <= high and low > 0
+    # Ten gained and ten lost: the same totals, an interval around 0.
+    noisy = [_prompt(i, [i < 10 or 20 <= i < 30, True]) for i in range(40)]
+    mixed = [_prompt(i, [10 <= i < 30, True]) for i in range(40)]
+    low, high = paired.ifeval_intervals(noisy, mixed, n_resamples=500)["intervals"]["prompt_strict"]
+    assert low < 0 < high
+    with pytest.raises(ValueError, match="different prompts"):
+        paired.ifeval_intervals(base, trained[:-1])
+
+
+def test_holdout_and_math_intervals_pair_by_prompt_and_item():
+    from sif_lib.evaluation import paired
+
+    def verdicts(passed):
+        return [{"id": f"p{i}", "level": 1 + i % 2, "kind": "hard", "score": float(ok)}
+                for i, ok in enumerate(passed)] + [{"id": f"p{i}", "level": 1 + i % 2, "kind": "soft", "score": 0.5}
+                                                   for i in range(len(passed))]
+
+    found = paired.holdout_intervals(verdicts([False] * 30), verdicts([True] * 15 + [False] * 15), n_resamples=500)
+    assert found["flips"]["hard"]["gained"] == 15 and found["flips"]["hard"]["lost"] == 0
+    assert found["intervals"]["hard"][0] > 0
+    assert found["intervals"]["soft"] == [0.0, 0.0]  # the soft scores did not move
+    assert set(found["intervals"]["levels"]) == {"L1", "L2"}
+    same = paired.accuracy_intervals([True, False, False], [True, False, False])
+    assert same == {"interval": [0.0, 0.0], "flips": {"paired": 3, "gained": 0, "lost": 0, "sign_test_p": 1.0}}
+
+
+def test_report_labels_a_delta_whose_interval_contains_zero():
+    from sif_lib.evaluation.report import _delta
+
+    assert _delta(0.05, [-0.02, 0.12]) == "+5.0 [-2.0, +12.0] (interval contains 0)"
+    assert _delta(0.05, [0.01, 0.09]) == "+5.0 [+1.0, +9.0]"
+    assert _delta(0.05, None) == "+5.0"
 
 
 def test_holdout_summary_recomputes_from_saved_verdicts(evaluated):

@@ -232,6 +232,7 @@ class EvaluationParams(_Section):
     holdout_limit: int = opt(40, "Held-out curriculum prompts (levels L1..L5, balanced across levels) answered by base and "
                                  "trained; -1 for all.")
     math_max_new_tokens: int = opt(256, "Token budget per math response (reasoning retention needs room to work).")
+    bootstrap: int = opt(1000, "Paired bootstrap resamples (over prompts or items) for the interval of each before/after delta.")
 
 
 @dataclass

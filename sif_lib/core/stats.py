@@ -6,6 +6,7 @@
   (``sklearn.calibration.calibration_curve`` for the reliability bins);
 * :func:`kendall_tau_b` (``scipy.stats.kendalltau``, variant b);
 * :func:`mean_ci`: a percentile bootstrap interval of a mean (``scipy.stats.bootstrap``);
+* :func:`paired_bootstrap_ci`: the same for a before/after difference, resampling units in pairs;
 * :func:`wilcoxon_p`: the Wilcoxon signed-rank test of paired differences (``scipy.stats.wilcoxon``).
 
 Written here, because no library has it: :func:`position_consistency`, the paper's share of responses ranked in
@@ -16,7 +17,7 @@ the same place as the reference ranking (Table 6). Every function returns None w
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 
 def wilson(successes: int, n: int, confidence: float = 0.95) -> list[float] | None:
@@ -30,13 +31,14 @@ def wilson(successes: int, n: int, confidence: float = 0.95) -> list[float] | No
 
 
 def sign_test_p(gained: int, lost: int) -> float:
-    """Exact two-sided sign test: under no change, each flip is equally likely to go either way."""
+    """Exact two-sided sign test: under no change, each flip is equally likely to go either way. Four significant
+    digits: a tiny p stays tiny rather than rounding to 0."""
     flips = gained + lost
     if flips == 0:
         return 1.0
     from scipy.stats import binomtest
 
-    return round(float(binomtest(int(gained), flips, 0.5).pvalue), 5)
+    return float(f"{binomtest(int(gained), flips, 0.5).pvalue:.4g}")
 
 
 def accuracy(probs: Sequence[float], labels: Sequence[int], threshold: float = 0.5) -> float | None:
@@ -115,6 +117,26 @@ def mean_ci(values: Sequence[float], n_resamples: int = 1000, seed: int = 0) -> 
                        random_state=seed)
     low, high = result.confidence_interval
     return [round(float(low), 4), round(float(high), 4)]
+
+
+def paired_bootstrap_ci(statistic: Callable[[Any], float], n_units: int, n_resamples: int = 1000,
+                        seed: int = 0) -> list[float] | None:
+    """95% percentile-bootstrap interval of a paired statistic: ``statistic(indices)`` computes the difference
+    (after minus before) over the units at ``indices``, so before and after are resampled together, unit by unit.
+    None with fewer than 2 units or no resamples; zero width when every resample gives the same value."""
+    if n_resamples <= 0 or n_units < 2:
+        return None
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    index = np.arange(n_units)
+    full = float(statistic(index))
+    result = bootstrap((index,), statistic, vectorized=False, n_resamples=n_resamples, method="percentile",
+                       random_state=seed)
+    low, high = (float(v) for v in result.confidence_interval)
+    if math.isnan(low) or math.isnan(high):  # every resample equal: scipy has no interval to give
+        low = high = full
+    return [round(low, 4), round(high, 4)]
 
 
 def wilcoxon_p(differences: Sequence[float]) -> float | None:

@@ -54,6 +54,15 @@ def _pts(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:+.1f}"
 
 
+def _delta(value: float | None, interval: list | None) -> str:
+    """A delta in points with its paired 95% interval, labelled when the interval contains 0."""
+    if value is None or not interval:
+        return _pts(value)
+    low, high = interval
+    text = f"{_pts(value)} [{_pts(low)}, {_pts(high)}]"
+    return text + " (interval contains 0)" if low <= 0 <= high else text
+
+
 def _arrow(before: float, after: float, digits: int | None = None) -> str:
     """``before → after (delta)``, numbers as the paper prints them unless ``digits`` is given."""
     fmt = (lambda v: f"{v:.{digits}f}") if digits is not None else (lambda v: f"{v:g}")
@@ -85,7 +94,7 @@ def summary_rows(summary: dict) -> list[dict]:
         rows.append({
             "benchmark": f"{label} (n={ifeval['n_prompts']})",
             "base": _pct(ifeval["base"][metric]), "trained": _pct(ifeval["trained"][metric]),
-            "Δ points": _pts(ifeval["delta"][metric]),
+            "Δ points": _delta(ifeval["delta"][metric], (ifeval.get("delta_ci95") or {}).get(metric)),
             "paper, R1-Distill-Qwen-7B": _arrow(*paper_7b["ifeval_pr_loose"]) if metric == "prompt_loose" else "",
         })
     holdout = summary.get("holdout")
@@ -94,13 +103,15 @@ def summary_rows(summary: dict) -> list[dict]:
             b, t = holdout["base"]["levels"][level], holdout["trained"]["levels"].get(level, {})
             rows.append({"benchmark": f"Hold-out {level} composite reward (n={b['n_prompts']})",
                          "base": _pct(b["composite"]), "trained": _pct(t.get("composite")),
-                         "Δ points": _pts(holdout["delta"]["levels"][level]["composite"]),
+                         "Δ points": _delta(holdout["delta"]["levels"][level]["composite"],
+                                            ((holdout.get("delta_ci95") or {}).get("levels") or {}).get(level)),
                          "paper, R1-Distill-Qwen-7B": ""})
         for key, label in (("hard", "hard constraints satisfied (verifier)"),
                            ("soft", "soft constraints, mean RM probability"),
                            ("composite", "composite reward, all levels")):
             rows.append({"benchmark": f"Hold-out {label}", "base": _pct(holdout["base"][key]),
-                         "trained": _pct(holdout["trained"][key]), "Δ points": _pts(holdout["delta"][key]),
+                         "trained": _pct(holdout["trained"][key]),
+                         "Δ points": _delta(holdout["delta"][key], (holdout.get("delta_ci95") or {}).get(key)),
                          "paper, R1-Distill-Qwen-7B": ""})
     repetition = summary.get("repetition") or {}
     for key, label in (("ifeval", "IFEval"), ("holdout", "hold-out")):
@@ -116,7 +127,7 @@ def summary_rows(summary: dict) -> list[dict]:
         label = "held-out synthetic math" if name == "synthetic" else "GSM8K"
         rows.append({"benchmark": f"Reasoning: {label} accuracy (n={entry['n']})",
                      "base": _pct(entry["base"]["accuracy"]), "trained": _pct(entry["trained"]["accuracy"]),
-                     "Δ points": _pts(entry["delta"]),
+                     "Δ points": _delta(entry["delta"], entry.get("delta_ci95")),
                      "paper, R1-Distill-Qwen-7B": paper_reasoning if name == reasoning_key(summary) else ""})
     return rows
 
@@ -176,9 +187,24 @@ def summary_markdown(summary: dict) -> str:
         lines.append("| " + " | ".join(str(row[h]).replace("|", "\\|") for h in header) + " |")
     if summary.get("holdout", {}).get("note"):
         lines += ["", f"Note: {summary['holdout']['note']}."]
-    lines += ["", "Values are percentages; Δ is trained minus base in points. The paper's column is for scale only.",
-              ""]
+    lines += ["", "Values are percentages; Δ is trained minus base in points, with its paired 95% bootstrap interval "
+              "(over prompts; over items for math). The paper's column is for scale only.", ""]
+    flipped = flips_lines(summary)
+    if flipped:
+        lines += ["Paired pass/fail changes (gained, lost, exact sign test):", ""] + [f"- {x}" for x in flipped] + [""]
     return "\n".join(lines)
+
+
+def flips_lines(summary: dict) -> list[str]:
+    """One line per paired pass/fail figure: IFEval prompts, hold-out hard constraints, math items."""
+    found = []
+    for key, label in (("prompt_strict", "IFEval prompts, strict"), ("prompt_loose", "IFEval prompts, loose")):
+        found.append((label, (summary["ifeval"].get("flips") or {}).get(key)))
+    found.append(("hold-out hard constraints", ((summary.get("holdout") or {}).get("flips") or {}).get("hard")))
+    for name, entry in (summary.get("reasoning") or {}).items():
+        found.append((f"{'synthetic math' if name == 'synthetic' else 'GSM8K'} items", entry.get("flips")))
+    return [f"{label}: {f['gained']} gained, {f['lost']} lost of {f['paired']} (p = {f['sign_test_p']:.3g})"
+            for label, f in found if f]
 
 
 # ---------------------------------------------------------------------------------------------------------------

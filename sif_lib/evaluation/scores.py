@@ -1,5 +1,6 @@
 """Stage 07's scores: IFEval (strict and loose, prompt and instruction level), the curriculum hold-out (by the
-held-out scorer), math accuracy, the repetition diagnostic, and the deltas trained minus base.
+held-out scorer), math accuracy, the repetition diagnostic, and the deltas trained minus base with their paired
+intervals and flips (:mod:`sif_lib.evaluation.paired`).
 
 IFEval folders also hold ``responses.jsonl`` (``prompt``, ``response``): the part of each output that is scored
 (``model.answer_mode``: the text after ``</think>`` for reasoning models, the whole output otherwise), in the
@@ -17,7 +18,7 @@ from sif_lib.core.answers import read_record
 from sif_lib.core.io import write_jsonl
 from sif_lib.core.runs import RunContext
 from sif_lib.evaluation import holdout as holdout_eval
-from sif_lib.evaluation import math_accuracy
+from sif_lib.evaluation import math_accuracy, paired
 from sif_lib.evaluation.benchmarks import IFEvalTask, rescore_command, score_ifeval
 from sif_lib.evaluation.generate import EVAL_DIR
 from sif_lib.reward.scorers import make_scorer
@@ -60,14 +61,18 @@ def ifeval_figures(report) -> dict:
 def score_ifeval_stage(ctx: RunContext, task: IFEvalTask, outputs: dict) -> dict:
     """Write each policy's ``responses.jsonl`` (the scored answers) and score it as ``sif ifeval score`` does."""
     out: dict = {"source": task.source, "n_prompts": len(task.rows), "input_data": str(task.input_path)}
+    rows = {}
     for name in POLICIES:
         folder = ctx.root / EVAL_DIR / f"ifeval_{name}"
         answers = scored_answers(outputs[name]["ifeval"], ctx.params.model.answer_mode)
         write_jsonl(folder / RESPONSES, [{"prompt": p, "response": a} for p, a in zip(task.prompts, answers)])
         report = score_ifeval(task.input_path, folder / RESPONSES, folder)
+        rows[name] = report.rows
         out[name] = ifeval_figures(report)
         out[name]["rescore"] = rescore_command(task.input_path, folder / RESPONSES, folder / "rescored")
     out["delta"] = {m: delta(out["base"][m], out["trained"][m]) for m in IFEVAL_METRICS}
+    found = paired.ifeval_intervals(rows["base"], rows["trained"], ctx.params.evaluation.bootstrap, ctx.params.run.seed)
+    out["delta_ci95"], out["flips"] = found["intervals"], found["flips"]
     return out
 
 
@@ -76,6 +81,7 @@ def score_reasoning_stage(ctx: RunContext, tasks: list[math_accuracy.MathTask], 
     out = {}
     for task in tasks:
         entry: dict = {"source": task.source, "n": len(task.items)}
+        verdicts = {}
         for name in POLICIES:
             texts = outputs[name][f"math_{task.name}"]
             correct = math_accuracy.score_responses(task, texts, ctx.params.model.answer_mode)
@@ -83,7 +89,11 @@ def score_reasoning_stage(ctx: RunContext, tasks: list[math_accuracy.MathTask], 
                         [{"id": item.get("id"), "answer": item["answer"], "correct": ok}
                          for item, ok in zip(task.items, correct)])
             entry[name] = math_accuracy.accuracy(correct)
+            verdicts[name] = correct
         entry["delta"] = delta(entry["base"]["accuracy"], entry["trained"]["accuracy"])
+        found = paired.accuracy_intervals(verdicts["base"], verdicts["trained"], ctx.params.evaluation.bootstrap,
+                                          ctx.params.run.seed)
+        entry["delta_ci95"], entry["flips"] = found["interval"], found["flips"]
         out[task.name] = entry
     return out
 
@@ -99,12 +109,15 @@ def score_holdout_stage(ctx: RunContext, rows: list[dict], responses: dict) -> d
             note = f"{ctx.root / 'rm'} is absent: soft constraints are unscored and composites cover hard ones only"
     out: dict = {"n_prompts": len(rows), "soft_scorer": "reward_model" if scorer is not None else None,
                  "note": note}
+    verdicts = {}
     for name in POLICIES:
-        verdicts = holdout_eval.constraint_verdicts(params, rows, responses[name]["holdout"], scorer,
-                                                    cache=ctx.root / EVAL_DIR / f"holdout_{name}" / "scores.jsonl")
-        write_jsonl(ctx.root / EVAL_DIR / f"holdout_{name}" / "verdicts.jsonl", verdicts)
-        out[name] = holdout_eval.aggregate(verdicts)
+        verdicts[name] = holdout_eval.constraint_verdicts(params, rows, responses[name]["holdout"], scorer,
+                                                          cache=ctx.root / EVAL_DIR / f"holdout_{name}" / "scores.jsonl")
+        write_jsonl(ctx.root / EVAL_DIR / f"holdout_{name}" / "verdicts.jsonl", verdicts[name])
+        out[name] = holdout_eval.aggregate(verdicts[name])
     out["delta"] = holdout_eval.compare(out["base"], out["trained"])
+    found = paired.holdout_intervals(verdicts["base"], verdicts["trained"], params.evaluation.bootstrap, params.run.seed)
+    out["delta_ci95"], out["flips"] = found["intervals"], found["flips"]
     return out
 
 
