@@ -1,4 +1,5 @@
-"""Small HTML pieces the stage views share (tables and constraint badges), escaped and dependency-free."""
+"""Small pieces the stage views and comparison commands share: HTML tables and constraint badges (escaped and
+dependency-free), plain-text tables, and which parameters set runs apart."""
 
 from __future__ import annotations
 
@@ -19,3 +20,17 @@ def table_html(header: Sequence[str], rows: Iterable[Sequence[Any]], style: str 
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table style='{style}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def format_table(rows: list[dict[str, str]]) -> str:
+    """A plain-text table with aligned columns, headed by the rows' keys."""
+    header = list(rows[0])
+    widths = [max(len(h), *(len(r[h]) for r in rows)) for h in header]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line([r[h] for h in header]) for r in rows])
+
+
+def differing_keys(flats: Sequence[dict[str, Any]], ignore: Iterable[str] = ()) -> list[str]:
+    """The keys, sorted, whose value is not the same in all of ``flats`` (runs' ``Params.flat()``)."""
+    keys = sorted({k for flat in flats for k in flat} - set(ignore))
+    return [k for k in keys if len({repr(flat.get(k)) for flat in flats}) > 1]

@@ -1,7 +1,8 @@
 """The statistics the workbench reports, from scipy and scikit-learn (imported when first used: they are heavy).
 
 * :func:`wilson`: a binomial proportion's Wilson interval (``scipy.stats.binomtest(...).proportion_ci``);
-* :func:`sign_test_p`: the exact two-sided sign test of paired flips (``scipy.stats.binomtest``);
+* :func:`sign_test_p`: the exact two-sided sign test of paired flips (``scipy.stats.binomtest``), and
+  :func:`paired_flips`, which counts them;
 * :func:`roc_auc` (``sklearn.metrics.roc_auc_score``), :func:`accuracy`, and :func:`calibration` with its ECE
   (``sklearn.calibration.calibration_curve`` for the reliability bins);
 * :func:`kendall_tau_b` (``scipy.stats.kendalltau``, variant b);
@@ -39,6 +40,14 @@ def sign_test_p(gained: int, lost: int) -> float:
     from scipy.stats import binomtest
 
     return float(f"{binomtest(int(gained), flips, 0.5).pvalue:.4g}")
+
+
+def paired_flips(before: Sequence[bool], after: Sequence[bool]) -> dict:
+    """Paired pass/fail outcomes: how many became passes (``gained``), how many became fails (``lost``), and the
+    sign test's p of that split."""
+    gained = sum(1 for b, a in zip(before, after) if a and not b)
+    lost = sum(1 for b, a in zip(before, after) if b and not a)
+    return {"paired": len(before), "gained": gained, "lost": lost, "sign_test_p": sign_test_p(gained, lost)}
 
 
 def accuracy(probs: Sequence[float], labels: Sequence[int], threshold: float = 0.5) -> float | None:
@@ -116,7 +125,9 @@ def mean_ci(values: Sequence[float], n_resamples: int = 1000, seed: int = 0) -> 
     result = bootstrap((np.asarray(values, dtype=float),), np.mean, n_resamples=n_resamples, method="percentile",
                        random_state=seed)
     low, high = result.confidence_interval
-    return [round(float(low), 4), round(float(high), 4)]
+    # Rounded to 4 places, but never past the values: a percentile interval of a mean lies within their range.
+    floor, ceiling = float(min(values)), float(max(values))
+    return [max(round(float(low), 4), floor), min(round(float(high), 4), ceiling)]
 
 
 def paired_bootstrap_ci(statistic: Callable[[Any], float], n_units: int, n_resamples: int = 1000,

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from sif_lib.core.config import Params, load_params
+from sif_lib.core.display import differing_keys as shared_differing_keys
+from sif_lib.core.display import format_table
 from sif_lib.core.errors import InputError
 from sif_lib.core.plots import TEMPLATE
 from sif_lib.evaluation.report import IFEVAL_LABELS, load_summary, reasoning_key
@@ -61,9 +63,7 @@ def load_run(run_dir: str | Path) -> RunRecord:
 
 def differing_keys(runs: Sequence[RunRecord]) -> list[str]:
     """Every parameter whose value is not the same in all runs (beyond the key parameters)."""
-    shown = {key for _, key in KEY_PARAMS} | _IGNORED
-    keys = sorted({k for r in runs for k in r.flat} - shown)
-    return [k for k in keys if len({repr(r.flat.get(k)) for r in runs}) > 1]
+    return shared_differing_keys([r.flat for r in runs], {key for _, key in KEY_PARAMS} | _IGNORED)
 
 
 def paper_ablation(reference: RunRecord, run: RunRecord) -> str:
@@ -124,14 +124,6 @@ def table_rows(runs: Sequence[RunRecord]) -> list[dict[str, str]]:
         for row in rows:
             del row["other params"]
     return rows
-
-
-def format_table(rows: list[dict[str, str]]) -> str:
-    """A plain-text table with aligned columns."""
-    header = list(rows[0])
-    widths = [max(len(h), *(len(r[h]) for r in rows)) for h in header]
-    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line([r[h] for h in header]) for r in rows])
 
 
 # ---------------------------------------------------------------------------------------------------------------

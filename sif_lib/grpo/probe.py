@@ -12,7 +12,7 @@ from sif_lib.constraints.repetition import is_repetitive, repetition_summary
 from sif_lib.core.answers import Policy, PolicyRunner
 from sif_lib.core.generation import Sampling
 from sif_lib.core.io import read_jsonl
-from sif_lib.core.stats import mean_ci, sign_test_p, wilcoxon_p
+from sif_lib.core.stats import mean_ci, paired_flips, wilcoxon_p
 from sif_lib.grpo.policy import grpo_dir
 from sif_lib.grpo.rl_set import curriculum_items
 from sif_lib.reward import heldout
@@ -75,18 +75,16 @@ def hard_check_flips(before_rows: Sequence[dict], after_rows: Sequence[dict]) ->
     and constraint are scored twice: it separates a real change from noise far better than two independent
     proportions of a few hundred checks."""
     after_by_id = {r["id"]: r for r in after_rows}
-    gained = lost = paired = 0
+    before, after = [], []
     for row in before_rows:
         other = after_by_id.get(row["id"])
         if other is None:
             continue
         for b, a in zip(row["constraints"], other["constraints"]):
-            if b["kind"] != "hard" or b["id"] != a["id"]:
-                continue
-            paired += 1
-            gained += bool(a["verdict"]) and not b["verdict"]
-            lost += bool(b["verdict"]) and not a["verdict"]
-    return {"paired": paired, "gained": gained, "lost": lost, "sign_test_p": sign_test_p(gained, lost)}
+            if b["kind"] == "hard" and b["id"] == a["id"]:
+                before.append(bool(b["verdict"]))
+                after.append(bool(a["verdict"]))
+    return paired_flips(before, after)
 
 
 def probe_repetition(before_rows: Sequence[dict], after_rows: Sequence[dict], answer_mode: str = "whole") -> dict:

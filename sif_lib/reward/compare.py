@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from sif_lib.core.config import load_params
+from sif_lib.core.display import differing_keys, format_table
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import iter_jsonl, read_json
 from sif_lib.reward.rm_eval import paired_auc_difference
@@ -65,8 +66,7 @@ def paired_versus(reference: dict | None, scores: dict | None, n_resamples: int 
 
 
 def table_rows(runs: Sequence[tuple[str, dict, dict, dict | None]]) -> list[dict[str, str]]:
-    keys = sorted({k for _, flat, _, _ in runs for k in flat} - {"description"})
-    differing = [k for k in keys if len({repr(flat.get(k)) for _, flat, _, _ in runs}) > 1]
+    differing = differing_keys([flat for _, flat, _, _ in runs], {"description"})
     rows = []
     for name, flat, m, scores in runs:
         soft = m["eval_by_kind"]["soft"]
@@ -83,14 +83,6 @@ def table_rows(runs: Sequence[tuple[str, dict, dict, dict | None]]) -> list[dict
             "train s": str(m.get("train_seconds")),
         })
     return rows
-
-
-def format_table(rows: list[dict[str, str]]) -> str:
-    columns = list(rows[0])
-    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in columns}
-    lines = ["  ".join(c.ljust(widths[c]) for c in columns), "  ".join("-" * widths[c] for c in columns)]
-    lines += ["  ".join(r[c].ljust(widths[c]) for c in columns) for r in rows]
-    return "\n".join(lines)
 
 
 def compare_reward_models(run_dirs: Sequence[str | Path]) -> list[dict[str, str]]:

@@ -35,15 +35,18 @@ def bootstrap_ci(scores: Sequence[float], labels: Sequence[int], statistic: Call
         warnings.simplefilter("ignore")  # resamples with one class only are NaN; they are left out below
         result = bootstrap((np.asarray(scores, dtype=float), np.asarray(labels, dtype=int)), stat, paired=True,
                            vectorized=False, n_resamples=n_resamples, method="percentile", random_state=seed)
-    # A resample with one class has no AUC; the interval is taken over the resamples that have one (scipy's own
-    # percentile would turn NaN). With few pairs of the rarer class this drops many resamples: then the interval
-    # is not to be trusted, and the pair counts beside it say so.
-    distribution = result.bootstrap_distribution
+    return _interval(result.bootstrap_distribution)
+
+
+def _interval(distribution) -> list[float] | None:
+    """The 95% percentile interval of a bootstrap distribution of AUCs. A resample with one class has no AUC
+    (NaN); the interval is taken over the resamples that have one (scipy's own percentile would turn NaN). With
+    few pairs of the rarer class this drops many resamples: past half of them, there is no interval to trust."""
+    import numpy as np
+
     if np.isnan(distribution).mean() > 0.5:
         return None
     low, high = np.nanpercentile(distribution, [2.5, 97.5])
-    if math.isnan(low) or math.isnan(high):
-        return None
     return [round(float(low), 4), round(float(high), 4)]
 
 
@@ -70,11 +73,7 @@ def paired_auc_difference(reference: Sequence[float], scores: Sequence[float], l
         result = bootstrap((np.asarray(reference, dtype=float), np.asarray(scores, dtype=float),
                             np.asarray(labels, dtype=int)), diff, paired=True, vectorized=False,
                            n_resamples=n_resamples, method="percentile", random_state=seed)
-    distribution = result.bootstrap_distribution
-    if np.isnan(distribution).mean() > 0.5:
-        return round(point, 4), None
-    low, high = np.nanpercentile(distribution, [2.5, 97.5])
-    return round(point, 4), [round(float(low), 4), round(float(high), 4)]
+    return round(point, 4), _interval(result.bootstrap_distribution)
 
 
 def figures(probs: Sequence[float], rows: Sequence[dict], n_resamples: int = 1000, seed: int = 0) -> dict:
@@ -156,26 +155,31 @@ def curve_subsets(rows: Sequence[dict], sizes: Sequence[int], seed: int = 0) -> 
     return [(n, order[:n]) for n in sorted(set(sizes)) if n <= len(rows)]
 
 
+def curve_point(pairs: int, instructions: int, found: dict, seconds: float | None) -> dict:
+    """One learning-curve point from held-out :func:`figures`."""
+    soft = found["eval_by_kind"]["soft"]
+    return {"pairs": pairs, "instructions": instructions, "hard_truth_auc": found["hard_truth_auc"],
+            "hard_truth_auc_ci95": found["hard_truth_auc_ci95"], "soft_auc": soft["auc"],
+            "soft_auc_ci95": soft["auc_ci95"], "eval_auc": found["eval_auc"], "fit_seconds": seconds}
+
+
 def learning_curve(fit_and_score: Callable[[list[int]], list[float]], train_rows: Sequence[dict],
                    eval_rows: Sequence[dict], sizes: Sequence[int], n_resamples: int = 1000, seed: int = 0,
                    echo: Callable[[str], None] = print) -> list[dict]:
-    """One point per size: the model trained on that subset (``fit_and_score(indices)`` returns its held-out
-    probabilities on ``eval_rows``), its AUC against the verifier on hard pairs and against the pseudo-labels on
-    soft pairs, each with a bootstrap CI, and the seconds its fit and scoring took (for a probe: the fit only,
-    the features are computed once)."""
+    """One point per size below the number of training pairs: the model trained on that subset
+    (``fit_and_score(indices)`` returns its held-out probabilities on ``eval_rows``), its AUC against the verifier
+    on hard pairs and against the pseudo-labels on soft pairs, each with a bootstrap CI, and the seconds its fit
+    and scoring took (for a probe: the fit only, the features are computed once). The point of all pairs is the
+    trained model itself, which the caller adds (:func:`curve_point`)."""
     points = []
-    for n, subset in curve_subsets(train_rows, sizes, seed) + [(len(train_rows), list(range(len(train_rows))))]:
-        if points and points[-1]["pairs"] == n:
+    for n, subset in curve_subsets(train_rows, sizes, seed):
+        if n >= len(train_rows):
             continue
         began = time.monotonic()
         probs = fit_and_score(subset)
         seconds = round(time.monotonic() - began, 1)
         found = figures(probs, list(eval_rows), n_resamples, seed)
-        points.append({"pairs": n, "instructions": len({train_rows[i]["parent"] for i in subset}),
-                       "hard_truth_auc": found["hard_truth_auc"], "hard_truth_auc_ci95": found["hard_truth_auc_ci95"],
-                       "soft_auc": found["eval_by_kind"]["soft"]["auc"],
-                       "soft_auc_ci95": found["eval_by_kind"]["soft"]["auc_ci95"],
-                       "eval_auc": found["eval_auc"], "fit_seconds": seconds})
+        points.append(curve_point(n, len({train_rows[i]["parent"] for i in subset}), found, seconds))
         echo(f"learning curve: {n} pairs -> hard AUC vs truth {found['hard_truth_auc']}, "
              f"soft AUC vs pseudo-labels {found['eval_by_kind']['soft']['auc']}")
     return points

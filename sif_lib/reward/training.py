@@ -172,7 +172,8 @@ def _train(rows: list[dict], train_rows: list[dict], eval_rows: list[dict], prep
 
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=out_dir.name + ".tmp-"))
     try:
-        points = None
+        fit_and_score = None  # with a learning curve: retrain on a subset of training pairs, score the held-out
+        eval_pairs = answered_pairs(eval_rows, params.model.answer_mode)[1]
         if rm.method == "linear_probe":
             backbone_model = models.load_backbone(backbone, dtype="float32", device=device, key=key)
             began = time.monotonic()
@@ -183,17 +184,15 @@ def _train(rows: list[dict], train_rows: list[dict], eval_rows: list[dict], prep
             fit_info = {"train_seconds": round(time.monotonic() - began, 2), "train_steps": None,
                         "final_train_loss": train_loss, "mean_train_loss": train_loss, "loss_curve": []}
             if curve and rm.learning_curve:
-                eval_ids = encode_pairs(tokenizer, answered_pairs(eval_rows, params.model.answer_mode)[1],
-                                        rm.max_length)
-                x_eval = linear_probe.features(backbone_model, tokenizer, eval_ids, batch_size=rm.batch_size)
+                x_eval = linear_probe.features(backbone_model, tokenizer,
+                                               encode_pairs(tokenizer, eval_pairs, rm.max_length),
+                                               batch_size=rm.batch_size)
 
-                def fit_and_score(subset: list[int]) -> list[float]:
+                def probe_subset(subset: list[int]) -> list[float]:
                     part = linear_probe.fit(x_train[subset], [labels[i] for i in subset], rm.probe_c,
                                             rm.balance_classes, seed, [groups[i] for i in subset])
                     return [float(p) for p in linear_probe.predict(part, x_eval)]
-
-                points = rm_eval.learning_curve(fit_and_score, train_rows, eval_rows, rm.learning_curve, resamples,
-                                                seed, echo)
+                fit_and_score = probe_subset
             backbone_model.save_pretrained(str(tmp))
             tokenizer.padding_side = "right"
             tokenizer.save_pretrained(str(tmp))
@@ -203,14 +202,14 @@ def _train(rows: list[dict], train_rows: list[dict], eval_rows: list[dict], prep
             del model
             head = None
             if curve and rm.learning_curve:
-                def fit_and_score(subset: list[int]) -> list[float]:
+                def finetune_subset(subset: list[int]) -> list[float]:
                     part, _ = finetune.fit([train_ids[i] for i in subset], [labels[i] for i in subset], params,
                                            tokenizer, backbone, key, device, progress=False)
                     scorer = RewardScorer(part, tokenizer, rm.max_length, batch_size=max(8, rm.batch_size))
-                    return scorer.score(answered_pairs(eval_rows, params.model.answer_mode)[1])
-
-                points = rm_eval.learning_curve(fit_and_score, train_rows, eval_rows, rm.learning_curve, resamples,
-                                                seed, echo)
+                    return scorer.score(eval_pairs)
+                fit_and_score = finetune_subset
+        points = (rm_eval.learning_curve(fit_and_score, train_rows, eval_rows, rm.learning_curve, resamples, seed, echo)
+                  if fit_and_score is not None else None)
         counts = {"all": _counts(rows), "train": _counts(train_rows), "eval": _counts(eval_rows)}
         meta = {
             "format": RM_FORMAT,
@@ -245,12 +244,14 @@ def _train(rows: list[dict], train_rows: list[dict], eval_rows: list[dict], prep
             "method": rm.method,
             "mode": meta["mode"],
             "max_length": rm.max_length,
-            **{k: v for k, v in fit_info.items()},
+            **fit_info,
             "counts": counts,
             "truncated_train_inputs": encode_stats["truncated"],
             **prepared,
             "hard_label_noise_floor": rm_eval.label_noise_floor(train_rows),
-            "learning_curve": points,
+            # The curve ends with the model just saved and evaluated: all training pairs, not fitted twice.
+            "learning_curve": None if points is None else points + [rm_eval.curve_point(
+                len(train_rows), len({r["parent"] for r in train_rows}), metrics, fit_info["train_seconds"])],
         })
         meta["metrics"] = {k: v for k, v in metrics.items()
                            if k not in ("loss_curve", "reliability", "counts", "learning_curve")}

@@ -8,6 +8,7 @@ judge on the policy's backbone (:mod:`sif_lib.reward.judge`) for the latency com
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -110,11 +111,7 @@ def run(ctx, scorer: Any = None, progress: bool = True) -> dict:
 
 def _distinct_counts(groups: list[Group]) -> dict[str, int]:
     """How many groups have 2, 3, ... distinct truth counts: how far they are from the paper's 1..5 spread."""
-    out: dict[str, int] = {}
-    for g in groups:
-        key = str(len(set(g.truth)))
-        out[key] = out.get(key, 0) + 1
-    return dict(sorted(out.items()))
+    return dict(sorted(Counter(str(len(set(g.truth))) for g in groups).items()))
 
 
 def _rm_heldout_parents(rm_dir: Path) -> set[str] | None:
