@@ -3,13 +3,15 @@
     sif run PARAMS.yaml [--run-id ID] [--from STAGE] [--to STAGE]    run the notebook pipeline
             [--only STAGE]
             [--set SECTION.KEY=VALUE ...] [--reuse RUN_DIR]           (override params; copy earlier stages)
+            [--seeds 0,1,2]                                           (GRPO and evaluation once per seed)
     sif status RUN_DIR                                                one line per stage: state, times, memory
     sif params [PARAMS.yaml]                                          check a params file, or list every field
     sif model prepare [SPEC]                                          convert/cache a model spec
     sif ifeval score --input-data F --responses F --output-dir D     score IFEval responses
     sif serve-rm --model DIR [--host 127.0.0.1 --port N]              serve the reward model over HTTP
-    sif bench verifiers | reward | grpo | serve-rm                    print speed and memory figures
-    sif compare RUN_DIR RUN_DIR...                                    compare runs (table and HTML)
+    sif bench verifiers | reward | grpo | serve-rm | generate         print speed and memory figures
+    sif compare RUN_DIR RUN_DIR...                                    compare runs (table and HTML), across seeds too
+    sif report RUN_DIR... --markdown [--output FILE]                  the measured tables as Markdown
     sif compare-rm RUN_DIR RUN_DIR...                                 compare their reward models (stage 04)
 
 Bad input ends with one line on stderr naming the file, line or key, and exit status 2.
@@ -24,6 +26,7 @@ from pathlib import Path
 
 from sif_lib.core.config import describe_params, load_params
 from sif_lib.core.errors import InputError
+from sif_lib.core.seed_runs import compare_command, display_path
 
 # Each subcommand imports the module it runs when it runs: `sif params` or `sif status` must answer in a moment,
 # not after importing the training, serving and benchmarking code (and their imports) they never use.
@@ -34,21 +37,32 @@ def _terminate_as_interrupt(signum, frame) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from sif_lib.core.pipeline import RunInterrupted, StageFailed, parse_overrides, run_pipeline
+    from sif_lib.core.pipeline import RunInterrupted, StageFailed, parse_overrides, run_pipeline, run_seeds
 
     overrides = parse_overrides(args.set) if args.set else None
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
-        run_dir = run_pipeline(args.params, run_id=args.run_id, from_stage=args.from_stage, to_stage=args.to_stage,
-                               only=args.only, outputs=args.outputs, log_output=args.verbose, overrides=overrides,
-                               reuse=args.reuse)
+        if args.seeds is not None:
+            run_dirs = run_seeds(args.params, args.seeds, run_id=args.run_id, outputs=args.outputs,
+                                 overrides=overrides, reuse=args.reuse, log_output=args.verbose,
+                                 from_stage=args.from_stage, to_stage=args.to_stage, only=args.only)
+        else:
+            run_dir = run_pipeline(args.params, run_id=args.run_id, from_stage=args.from_stage,
+                                   to_stage=args.to_stage, only=args.only, outputs=args.outputs,
+                                   log_output=args.verbose, overrides=overrides, reuse=args.reuse)
     except StageFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except RunInterrupted as err:
         print(err, file=sys.stderr)
         return 130
-    print(f"run finished: {run_dir}")
+    if args.seeds is None:
+        print(f"run finished: {run_dir}")
+        return 0
+    print("seed runs finished:")
+    print("\n".join(f"  {display_path(d)}" for d in run_dirs))
+    print("compare them with:")
+    print(f"  {compare_command(run_dirs)}")
     return 0
 
 
@@ -108,6 +122,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
         bench_serve_rm(args.params, rm_dir=args.rm, clients=tuple(args.clients),
                        pairs_per_request=args.pairs_per_request, n_requests=args.requests)
+    elif args.what == "generate":
+        from sif_lib.bench.generate import bench_generate
+
+        bench_generate(args.params, workload=args.workload, n_prompts=args.prompts,
+                       methods=args.methods.split(",") if args.methods else None)
     else:
         from sif_lib.bench.grpo import bench_grpo
 
@@ -119,6 +138,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from sif_lib.evaluation.compare import compare_runs
 
     compare_runs(args.run_dirs, output=args.output)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from sif_lib.evaluation.markdown import write_markdown_report
+
+    write_markdown_report(args.run_dirs, output=args.output)
     return 0
 
 
@@ -155,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--reuse", metavar="RUN_DIR",
                      help="with --from STAGE: start a new run whose stages before STAGE are copied from RUN_DIR "
                           "(same data and reward model; for ablations). Their params must match")
+    run.add_argument("--seeds", metavar="N,N,...",
+                     help="stages 01-05 once (or from --reuse RUN_DIR), then GRPO and evaluation once per seed, "
+                          "each in <run-id>-seed<N> with grpo.seed=N; prints the runs and the sif compare command")
     run.add_argument("--verbose", action="store_true", help="stream notebook cell output")
     run.set_defaults(func=_cmd_run)
 
@@ -204,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_cmd_serve_rm)
 
     bench = sub.add_parser("bench", help="print speed and memory figures")
-    bench.add_argument("what", choices=["verifiers", "reward", "grpo", "serve-rm"])
+    bench.add_argument("what", choices=["verifiers", "reward", "grpo", "serve-rm", "generate"])
     bench.add_argument("--repeats", type=int, default=3, help="verifiers: passes over the golden GPT-4 response set")
     bench.add_argument("--params", default="params/smoke.yaml", help="reward/grpo/serve-rm: params file")
     bench.add_argument("--rm", help="reward/serve-rm: a trained reward-model directory "
@@ -214,14 +243,27 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--clients", type=_int_list, default=[1, 32, 200],
                        help="serve-rm: comma-separated numbers of concurrent clients (default 1,32,200)")
     bench.add_argument("--pairs-per-request", type=int, default=4, help="serve-rm: pairs each batched request carries")
+    bench.add_argument("--workload", choices=["eval", "rollouts"], default="eval",
+                       help="generate: stage 07's greedy IFEval answers, or GRPO's sampled rollouts")
+    bench.add_argument("--prompts", type=int, default=64, help="generate: prompts of the workload")
+    bench.add_argument("--methods", help="generate: comma-separated subset of the methods (default: all)")
     bench.add_argument("--requests", type=int, default=800,
                        help="serve-rm: requests per batched setting (at least two per client)")
     bench.set_defaults(func=_cmd_bench)
 
-    compare = sub.add_parser("compare", help="compare run directories: a table and an HTML report")
+    compare = sub.add_parser("compare", help="compare run directories: a table and an HTML report; runs that "
+                                             "differ only in their seed are summarised per setting, with paired "
+                                             "tests across seeds")
     compare.add_argument("run_dirs", nargs="+")
     compare.add_argument("--output", help="HTML file (default: outputs/compare-<timestamp>.html)")
     compare.set_defaults(func=_cmd_compare)
+
+    report = sub.add_parser("report", help="the measured tables of run directories as Markdown: stage times, "
+                                           "memory and before/after figures per run; settings across seeds")
+    report.add_argument("run_dirs", nargs="+")
+    report.add_argument("--markdown", action="store_true", required=True, help="write Markdown (the one format)")
+    report.add_argument("--output", help="write to this file instead of printing")
+    report.set_defaults(func=_cmd_report)
 
     compare_rm = sub.add_parser("compare-rm", help="compare the reward models of run directories (stage 04's "
                                                    "held-out AUCs with bootstrap intervals)")

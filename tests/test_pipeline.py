@@ -75,6 +75,8 @@ def test_smoke_run_writes_every_stage(smoke_run):
         assert record["status"] == "ok", (stage, record)
         assert record["seconds"] > 0 and record["start"] <= record["end"]
         assert (smoke_run / "notebooks" / f"{stage}.ipynb").is_file()
+        log = smoke_run / "logs" / f"{stage}.log"  # the stage's own output, under a header naming it
+        assert log.is_file() and log.stat().st_size > 0 and log.read_text().startswith(f"===== {stage} started")
         metrics = json.loads((smoke_run / "metrics" / f"{stage}.json").read_text())
         # Each stage's own kernel peak, as the kernel recorded it with its metrics.
         assert record["peak_rss_mb"] == metrics["peak_rss_mb"] > 50

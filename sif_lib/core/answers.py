@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from sif_lib.core import progress
 from sif_lib.core.config import Params
 from sif_lib.core.generation import ChatGenerator, Sampling
 from sif_lib.core.io import append_jsonl, atomic_write_text, iter_jsonl, read_jsonl, write_json, write_jsonl
@@ -128,6 +129,7 @@ class PolicyRunner:
         rest = list(prompts[len(done):])
         offset = len(done)
         generator = self.generator if rest else None  # loaded before the clock starts
+        progress.update(offset, len(prompts), "answers", set=out_dir.name)
         began = time.monotonic()
 
         def save(start: int, batch: list[str]) -> None:
@@ -136,6 +138,7 @@ class PolicyRunner:
                 index = offset + start + i
                 rows.append({"prompt": prompts[index], "response": response, **(extra[index] if extra else {})})
             append_jsonl(partial, rows)
+            progress.update(offset + start + len(batch), len(prompts), "answers", set=out_dir.name)
             self.echo(f"[{self.policy.name}] {out_dir.name}: {offset + start + len(batch)}/{len(prompts)}")
 
         new = generator.generate(rest, sampling, batch_size=batch_size, on_batch=save) if rest else []

@@ -102,7 +102,7 @@ class RolloutParams(_Section):
     max_new_tokens: int = opt(128, "Token budget per response.")
     temperature: float = opt(0.7, "Sampling temperature; 0 means greedy.")
     top_p: float = opt(1.0, "Nucleus sampling mass.")
-    batch_size: int = opt(16, "Prompts per generate() call.")
+    batch_size: int = opt(32, "Prompts decoded together (rollouts and the GRPO probe); on CPU, 32 beat 16 (sif bench generate).")
     backend: Literal["auto", "hf", "vllm"] = opt("auto", "'auto' uses vLLM when installed with a GPU present, else transformers generate().")
     hard_pairs: bool = opt(True, "Also make pseudo-label pairs for hard constraints (needed for the audit and RM hard-pair accuracy).")
 
@@ -216,6 +216,7 @@ class GRPOParams(_Section):
     vllm_gpu_memory_utilization: float = opt(0.3, "GPU memory share vLLM may take in colocate mode.")
     vllm_tensor_parallel_size: int = opt(1, "vLLM tensor parallelism in colocate mode (the paper: 2).")
     vllm_server_url: Optional[str] = opt(None, "Base URL of 'trl vllm-serve' for vllm_mode server; null means http://localhost:8000.")
+    seed: Optional[int] = opt(None, "Seed of GRPO training (TRL's seed, the curriculum order); null follows run.seed. Only training reads it: stages 01-05, the probe and the evaluation keep run.seed (sif run --seeds).")
 
 
 @dataclass
@@ -225,7 +226,7 @@ class EvaluationParams(_Section):
     ifeval_hub_id: Optional[str] = opt(None, "Hub dataset id for IFEval prompts, used when ifeval_path is null (online users).")
     limit: int = opt(60, "Evaluate the first N IFEval prompts (a fixed subset); -1 for all 541.")
     max_new_tokens: int = opt(192, "Token budget per evaluation response (greedy decoding).")
-    batch_size: int = opt(16, "Prompts per generate() call.")
+    batch_size: int = opt(64, "Prompts decoded together; on CPU, larger batches of live answers are faster (sif bench generate).")
     math_items: int = opt(40, "Held-out synthetic math items for reasoning retention.")
     gsm8k_path: Optional[str] = opt(None, "Optional GSM8K-format JSONL scored as well.")
     gsm8k_limit: int = opt(100, "Items of the GSM8K file to score.")

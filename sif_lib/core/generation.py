@@ -10,7 +10,11 @@ import importlib.util
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from sif_lib.core import models
+from sif_lib.core import decoding, models
+
+# Batches per window of prompts that is sorted by prompt length; also the unit of progress and resume.
+WINDOW_BATCHES = 4
+DECODINGS = ("shrinking", "generate")
 
 
 @dataclass
@@ -57,12 +61,18 @@ def vllm_available() -> bool:
 
 
 class ChatGenerator:
-    """Answers user prompts with a causal LM. ``backend`` is 'hf', 'vllm' or 'auto'."""
+    """Answers user prompts with a causal LM. ``backend`` is 'hf', 'vllm' or 'auto'. With 'hf', ``decoding`` is
+    'shrinking' (:mod:`sif_lib.core.decoding`, the same greedy tokens as ``generate``, measured faster) or
+    'generate' (``model.generate`` on static batches, kept for comparison and for models the loop does not take)."""
 
     def __init__(self, spec: str, backend: str = "auto", dtype: str = "auto", device: str = "auto",
                  system_prompt: str | None = None, adapter: str | None = None, model=None, tokenizer=None,
-                 enable_thinking: bool | None = None):
+                 enable_thinking: bool | None = None, decoding: str = "shrinking"):
+        if decoding not in DECODINGS:
+            raise ValueError(f"decoding must be one of {DECODINGS}, got {decoding!r}")
         self.spec = spec
+        self.decoding = decoding
+        self.stats: dict = {}  # rows_decoded: batch rows summed over decoding steps (the work done)
         self.system_prompt = system_prompt
         self.enable_thinking = enable_thinking
         self.backend = ("vllm" if vllm_available() and adapter is None and model is None else "hf") \
@@ -101,28 +111,58 @@ class ChatGenerator:
         return self._generate_hf(prompts, sampling, batch_size, on_batch)
 
     def _generate_hf(self, prompts, sampling, batch_size, on_batch):
+        """Prompts in windows of ``WINDOW_BATCHES`` batches; inside a window, batches of similar prompt length
+        (less left padding), decoded by :func:`sif_lib.core.decoding.decode` (finished answers leave the batch).
+        ``on_batch`` is called once per window, in prompt order, so resuming works on whole windows."""
         import torch
 
-        outputs: list[str] = []
         device = next(self.model.parameters()).device
-        generator_seed = sampling.seed
-        for start in range(0, len(prompts), batch_size):
-            texts = [self.render(p) for p in prompts[start:start + batch_size]]
-            enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-            kwargs = dict(max_new_tokens=sampling.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id)
-            if sampling.temperature > 0:
-                kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
-                torch.manual_seed(generator_seed + start)
-            else:
-                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-            with torch.no_grad():
-                out = self.model.generate(**enc, **kwargs)
-            batch = self.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-            batch = [text.strip() for text in batch]
-            outputs.extend(batch)
+        shrinking = self.decoding == "shrinking" and decoding.supports(self.model)
+        outputs: list[str] = []
+        window = batch_size * WINDOW_BATCHES
+        for start in range(0, len(prompts), window):
+            texts = [self.render(p) for p in prompts[start:start + window]]
+            lengths = [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+            order = sorted(range(len(texts)), key=lambda i: lengths[i], reverse=True)
+            answers: list[str] = [""] * len(texts)
+            for b in range(0, len(order), batch_size):
+                rows = order[b:b + batch_size]
+                enc = self.tokenizer([texts[i] for i in rows], return_tensors="pt", padding=True,
+                                     add_special_tokens=False).to(device)
+                # One seed per batch, from the batch's place: reruns draw the same samples.
+                seed = sampling.seed + start + b
+                if shrinking:
+                    generator = None
+                    if sampling.temperature > 0:
+                        generator = torch.Generator(device=device).manual_seed(seed)
+                    ids = decoding.decode(self.model, enc["input_ids"], enc["attention_mask"],
+                                          sampling.max_new_tokens, sampling.temperature, sampling.top_p,
+                                          generator, self.stats)
+                else:
+                    ids = self._static_batch(enc, sampling, seed)
+                for i, new in zip(rows, ids):
+                    answers[i] = self.tokenizer.decode(new, skip_special_tokens=True).strip()
+            outputs.extend(answers)
             if on_batch:
-                on_batch(start, batch)
+                on_batch(start, answers)
         return outputs
+
+    def _static_batch(self, enc, sampling, seed):
+        """``model.generate`` on one batch: every row decodes until the longest ends (other models than
+        :func:`~sif_lib.core.decoding.supports` takes, and ``decoding='generate'``)."""
+        import torch
+
+        kwargs = dict(max_new_tokens=sampling.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id)
+        if sampling.temperature > 0:
+            kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
+            torch.manual_seed(seed)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        with torch.no_grad():
+            out = self.model.generate(**enc, **kwargs)
+        new = out[:, enc["input_ids"].shape[1]:]
+        self.stats["rows_decoded"] = self.stats.get("rows_decoded", 0) + new.numel()
+        return new.tolist()
 
     def _generate_vllm(self, prompts, sampling, batch_size, on_batch):
         from vllm import SamplingParams

@@ -8,11 +8,13 @@ marked ``failed``; what earlier stages wrote stays, and ``--from`` resumes.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib
 import importlib.metadata
 import json
 import logging
+import os
 import platform
 import shutil
 import sys
@@ -22,10 +24,12 @@ from pathlib import Path
 
 import yaml
 
+from sif_lib.core import progress
 from sif_lib.core.config import load_params, read_params_file
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import atomic_write_text, notebooks_dir, outputs_dir, read_json, write_json
 from sif_lib.core.models import parse_spec
+from sif_lib.core.seed_runs import first_unfinished, plan_seeds, seed_step
 from sif_lib.core.stages import STAGE_NAMES, select
 from sif_lib.core.stages import stage as stage_entry
 
@@ -358,6 +362,61 @@ def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage:
     return run_dir
 
 
+def run_seeds(params_file: str | Path, seeds, run_id: str | None = None, outputs: str | Path | None = None,
+              overrides: dict | None = None, reuse: str | Path | None = None, log_output: bool = False, echo=print,
+              **stage_options) -> list[Path]:
+    """``sif run --seeds``: stages 01-05 once, then GRPO and evaluation once per seed, each seed in its own run
+    directory (:func:`~sif_lib.core.seed_runs.plan_seeds`); returns those directories. Rerun with the same
+    ``--run-id``, it keeps what finished and resumes what stopped. A failing stage raises StageFailed, and no later
+    seed runs. ``stage_options``: ``from_stage``, ``to_stage``, ``only``, which the plan checks."""
+    read_params_file(Path(params_file))
+    plan = plan_seeds(params_file, seeds, Path(outputs) if outputs else outputs_dir(), run_id, overrides, reuse,
+                      **stage_options)
+    todo = first_unfinished(plan.base_dir, plan.base_stages) if plan.run_base else None
+    if todo:
+        echo(f"== stages {plan.base_stages[0][:2]}-{plan.base_stages[-1][:2]}, once: {plan.base_dir}")
+        run_pipeline(params_file, run_id=plan.base_dir.name, from_stage=todo, outputs=plan.base_dir.parent,
+                     log_output=log_output, overrides=plan.base_overrides, echo=echo, to_stage=plan.base_stages[-1])
+    for run in plan.runs:
+        step = seed_step(run, plan.seed_stages, load_params(params_file, run.overrides).to_dict())
+        echo(f"== seed {run.seed}: {run.run_dir}" + ("" if step else " (finished already: kept)"))
+        if step:
+            run_pipeline(params_file, run_id=run.run_dir.name, from_stage=step[0], outputs=run.run_dir.parent,
+                         log_output=log_output, overrides=run.overrides, reuse=step[1], echo=echo)
+    return [run.run_dir for run in plan.runs]
+
+
+@contextlib.contextmanager
+def _stage_output(run_dir: Path, stage: str, plain: bool):
+    """While a stage runs: its log file ``logs/<stage>.log`` (appended to, each attempt under a header line),
+    :data:`progress.ENV` pointing its kernel (which inherits this environment) at a fresh progress file, and the
+    :class:`progress.Watcher` that shows that file's counter (as plain lines when ``plain``)."""
+    logs = run_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    counter = logs / f"{stage}.progress.json"
+    counter.unlink(missing_ok=True)  # a counter left by an earlier attempt is not this one's
+    previous = os.environ.get(progress.ENV)
+    os.environ[progress.ENV] = str(counter.resolve())
+    try:
+        with open(logs / f"{stage}.log", "a", encoding="utf-8") as log, progress.Watcher(stage, counter, plain=plain):
+            log.write(f"===== {stage} started {_now()} =====\n")
+            log.flush()
+            yield log
+    finally:
+        if previous is None:
+            os.environ.pop(progress.ENV, None)
+        else:
+            os.environ[progress.ENV] = previous
+
+
+def _append_log(run_dir: Path, stage: str, text: str) -> None:
+    try:
+        with open(run_dir / "logs" / f"{stage}.log", "a", encoding="utf-8") as log:
+            log.write(text.rstrip() + "\n")
+    except OSError:
+        pass
+
+
 def _run_stages(stages: list[str], manifest: dict, manifest_path: Path, run_dir: Path, resolved: Path,
                 params_path: Path, timeout: float | None, log_output: bool, socket_dir: Path, echo) -> None:
     """Execute each stage's notebook in order, keeping its manifest record current."""
@@ -377,17 +436,21 @@ def _run_stages(stages: list[str], manifest: dict, manifest_path: Path, run_dir:
         metrics_file.unlink(missing_ok=True)
         error, interrupted = None, False
         try:
-            papermill.execute_notebook(
-                str(notebooks_dir() / f"{stage}.ipynb"),
-                str(run_dir / "notebooks" / f"{stage}.ipynb"),
-                parameters={"run_dir": str(run_dir.resolve()), "params_file": str(resolved.resolve())},
-                cwd=str(notebooks_dir()),
-                progress_bar=False,
-                log_output=log_output,
-                execution_timeout=timeout,
-                kernel_name="python3",
-                kernel_manager_class=_ipc_kernel_manager_class(socket_dir),
-            )
+            # --verbose streams cell output to the terminal as well, which a line redrawn in place would garble.
+            with _stage_output(run_dir, stage, plain=log_output) as log:
+                papermill.execute_notebook(
+                    str(notebooks_dir() / f"{stage}.ipynb"),
+                    str(run_dir / "notebooks" / f"{stage}.ipynb"),
+                    parameters={"run_dir": str(run_dir.resolve()), "params_file": str(resolved.resolve())},
+                    cwd=str(notebooks_dir()),
+                    progress_bar=False,
+                    log_output=log_output,
+                    stdout_file=log,
+                    stderr_file=log,
+                    execution_timeout=timeout,
+                    kernel_name="python3",
+                    kernel_manager_class=_ipc_kernel_manager_class(socket_dir),
+                )
             if not metrics_file.is_file():
                 error = f"stage finished without writing metrics/{stage}.json"
         except KeyboardInterrupt:
@@ -396,8 +459,10 @@ def _run_stages(stages: list[str], manifest: dict, manifest_path: Path, run_dir:
             # Ctrl-C reaches the kernel too (one process group), which may report it before this process does.
             interrupted = err.ename == "KeyboardInterrupt"
             error = f"{err.ename}: {err.evalue}".strip()
+            _append_log(run_dir, stage, str(err))  # the traceback is no stream output: papermill did not log it
         except Exception as err:  # a kernel that died, a timeout, a missing notebook
             error = f"{type(err).__name__}: {err}".strip()
+            _append_log(run_dir, stage, error)
         if interrupted:
             _stop_children()
             # The kernel was stopped on purpose. nbclient's pending checks of it end in DeadKernelError, which

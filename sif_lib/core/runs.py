@@ -7,6 +7,8 @@ Layout (each stage reads only what earlier stages wrote; :mod:`sif_lib.core.stag
       params.yaml                the resolved params every notebook of the run reads
       notebooks/NN_<stage>.ipynb the executed notebooks
       metrics/NN_<stage>.json    each stage's figures, the params fields it read, and its peak memory
+      logs/NN_<stage>.log        everything the stage printed (each attempt appended under a header line)
+      logs/NN_<stage>.progress.json  the stage's live counter, which 'sif run' displays while it runs
       data/instructions.jsonl    01  synthesized instructions (train and held-out splits)
       data/reasoning.jsonl       01  math items for the reasoning mix (train and held-out splits)
       data/curriculum.jsonl      02  sub-instructions L0..Ln of every instruction

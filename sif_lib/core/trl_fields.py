@@ -33,7 +33,7 @@ TRL_TYPED = {
     "gradient_checkpointing": "grpo.gradient_checkpointing", "use_vllm": "grpo.use_vllm",
     "vllm_mode": "grpo.vllm_mode", "vllm_gpu_memory_utilization": "grpo.vllm_gpu_memory_utilization",
     "vllm_tensor_parallel_size": "grpo.vllm_tensor_parallel_size",
-    "vllm_server_base_url": "grpo.vllm_server_url", "seed": "run.seed", "use_cpu": "run.device",
+    "vllm_server_base_url": "grpo.vllm_server_url", "seed": "grpo.seed", "use_cpu": "run.device",
     "bf16": "run.dtype", "fp16": "run.dtype", "chat_template_kwargs": "model.enable_thinking",
 }
 

@@ -7,7 +7,9 @@ binary soft rewards −1.8, the RM judging hard constraints −4.2). Where a run
 one of those switches, the paper's figure is shown beside ours.
 
 The table is printed, and an HTML page (the table and plotly charts, plotly.js inline, so it opens offline) is
-written to ``--output`` or ``outputs/compare-<timestamp>.html``.
+written to ``--output`` or ``outputs/compare-<timestamp>.html``. When some runs differ only in their seed, both
+also show each setting's mean ± standard deviation over its seeds and, between settings, paired tests across seeds
+(:mod:`sif_lib.evaluation.replicates`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sif_lib.core.display import differing_keys as shared_differing_keys
 from sif_lib.core.display import format_table
 from sif_lib.core.errors import InputError
 from sif_lib.core.plots import TEMPLATE
+from sif_lib.evaluation import replicates
 from sif_lib.evaluation.report import IFEVAL_LABELS, load_summary, reasoning_key
 from sif_lib.core.io import atomic_write_text, outputs_dir
 
@@ -177,11 +180,31 @@ def _color(i: int) -> str:
     return palette[i % len(palette)]
 
 
-def render_html(runs: Sequence[RunRecord], rows: list[dict[str, str]]) -> str:
-    from plotly.offline import get_plotlyjs
+def seed_sections(runs: Sequence[RunRecord]) -> list[tuple[list[str], list[dict[str, str]]]]:
+    """The across-seeds view, as (lines above a table, its rows): per setting, then each paired comparison. Empty
+    when no setting has more than one run."""
+    settings = replicates.group_settings(runs)
+    if not replicates.has_replicates(settings):
+        return []
+    sections = [(["Settings across seeds: mean ± sample standard deviation (n runs); after in percent, Δ (after − "
+                  "before) in points."] + replicates.legend_lines(settings), replicates.settings_rows(settings))]
+    for reference, other in replicates.comparisons(settings):
+        sections.append(([replicates.paired_heading(reference, other)], replicates.paired_rows(reference, other)))
+    return sections
 
+
+def _html_table(rows: list[dict[str, str]]) -> str:
     header = "".join(f"<th>{html.escape(h)}</th>" for h in rows[0])
     body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row.values()) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render_html(runs: Sequence[RunRecord], rows: list[dict[str, str]], sections: Sequence = ()) -> str:
+    from plotly.offline import get_plotlyjs
+
+    seeds = "".join("".join(f"<p class=\"note\">{html.escape(line)}</p>" for line in lines) + _html_table(table)
+                    for lines, table in sections)
+    seeds = f"<h2>Across seeds</h2>{seeds}" if seeds else ""
     figs = figures(runs)
     for fig in figs:
         fig.update_layout(template=TEMPLATE)
@@ -206,7 +229,8 @@ p.note {{ color: #555; max-width: 60em; }}
 points); "Pr(L) vs ref" is the trained prompt-level loose accuracy minus the reference's, the way the paper's
 Table 5 reports ablations, whose figures stand beside ours where a run differs from the reference in exactly one
 ablation switch. Runs evaluated on different IFEval subsets (column "IFEval n") are not directly comparable.</p>
-<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>
+{_html_table(rows)}
+{seeds}
 {charts}
 <h2>Runs</h2><ul>{dirs}</ul>
 </body></html>
@@ -221,7 +245,10 @@ def compare_runs(run_dirs: Sequence[str | Path], output: str | Path | None = Non
     runs = [load_run(d) for d in run_dirs]
     rows = table_rows(runs)
     echo(format_table(rows))
+    sections = seed_sections(runs)
+    for lines, table in sections:
+        echo("\n".join(["", *lines, format_table(table)]))
     target = Path(output) if output else outputs_dir() / f"compare-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.html"
-    atomic_write_text(target, render_html(runs, rows))
+    atomic_write_text(target, render_html(runs, rows, sections))
     echo(f"wrote {target}")
     return target

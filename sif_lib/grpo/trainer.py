@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from sif_lib.core import generation, models
+from sif_lib.core import progress as stage_progress
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import write_json
 from sif_lib.grpo.checkpoints import checkpoint_step, latest_checkpoint, prune_incomplete_checkpoints, trim_rollout_log
@@ -117,7 +118,7 @@ def train_grpo(ctx, scorer: Any = None, callbacks: Sequence[Any] | None = None) 
         raise InputError(f"key 'grpo.max_prompt_length': every instruction prompt is longer than {g.max_prompt_length} tokens")
     n_rollouts = math.ceil(g.max_steps / layout["steps_per_rollout"])
     rows = build_order(items, g.curriculum, n_rollouts, layout["rollout_prompts"], layout["steps_per_rollout"],
-                       g.max_steps, g.staged_boundaries, seed=params.run.seed)
+                       g.max_steps, g.staged_boundaries, seed=params.run.seed if g.seed is None else g.seed)
     dataset = Dataset.from_list([
         {"prompt": prompt_messages(r["prompt"], params.model.system_prompt), "kind": r["kind"], "level": r["level"],
          "constraints": json.dumps(r["constraints"], ensure_ascii=False), "answer": r["answer"], "id": r["id"]}
@@ -128,7 +129,8 @@ def train_grpo(ctx, scorer: Any = None, callbacks: Sequence[Any] | None = None) 
     trainer = trainer_class()(
         model=models.resolve(params.model.policy, key="model.policy"), reward_funcs=reward, args=args,
         train_dataset=dataset, processing_class=tokenizer, peft_config=make_peft_config(g),
-        quantization_config=quantization, callbacks=list(callbacks or []))
+        quantization_config=quantization,
+        callbacks=[*(callbacks or []), stage_progress.trainer_callback("reward")])
     trainer.merge_lora_for_generation = (g.merge_lora_for_generation and g.finetune == "lora"
                                          and args.world_size == 1)
 

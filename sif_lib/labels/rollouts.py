@@ -30,6 +30,7 @@ from typing import Iterable
 
 from tqdm.auto import tqdm
 
+from sif_lib.core import progress as stage_progress
 from sif_lib.core.errors import InputError
 from sif_lib.core.generation import ChatGenerator, Sampling, vllm_available
 from sif_lib.core.io import append_jsonl, iter_jsonl
@@ -260,6 +261,7 @@ def run_rollouts(ctx, generator=None, progress: bool = True) -> dict:
         backend = getattr(generator, "backend", None)
         tokenizer = getattr(generator, "tokenizer", None)
         bar = tqdm(total=len(jobs), initial=resumed, desc="rollouts", unit="prompt", disable=not progress)
+        stage_progress.update(resumed, len(jobs), "rollouts")
         try:
             for b, chunk in pending_batches:
                 def write(start: int, outputs: list[str], chunk=chunk) -> None:
@@ -273,6 +275,7 @@ def run_rollouts(ctx, generator=None, progress: bool = True) -> dict:
                     counted = _count_tokens(tokenizer, outputs)
                     tokens = None if counted is None or tokens is None else tokens + counted
                     bar.update(len(rows))
+                    stage_progress.update(resumed + generated, len(jobs), "rollouts")
 
                 sampling = Sampling(max_new_tokens=r.max_new_tokens, temperature=r.temperature, top_p=r.top_p,
                                     seed=params.run.seed + b * batch)

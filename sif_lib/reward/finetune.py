@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sif_lib.core import models
+from sif_lib.core import progress as stage_progress
 from sif_lib.core.errors import InputError
 
 def check_mode(mode: str) -> None:
@@ -138,7 +139,8 @@ def fit(train_ids: list[list[int]], labels: list[int], params: Any, tokenizer: A
             disable_tqdm=not progress,
         )
         trainer = WeightedTrainer(model=model, args=args, train_dataset=dataset,
-                                  data_collator=DataCollatorWithPadding(tokenizer))
+                                  data_collator=DataCollatorWithPadding(tokenizer),
+                                  callbacks=[stage_progress.trainer_callback("loss")])
         began = time.monotonic()
         result = trainer.train()
         seconds = time.monotonic() - began

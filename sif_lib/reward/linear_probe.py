@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from sif_lib.core import progress
 from sif_lib.reward.rm_input import padded_batches
 
 HEAD_TYPE = "logistic"
@@ -38,6 +39,7 @@ def features(model: Any, tokenizer: Any, ids: Sequence[Sequence[int]], batch_siz
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     out = None
+    done = 0
     model.eval()
     with torch.inference_mode():
         for chunk, input_ids, mask in padded_batches(ids, batch_size, pad_id):
@@ -45,6 +47,8 @@ def features(model: Any, tokenizer: Any, ids: Sequence[Sequence[int]], batch_siz
             if out is None:
                 out = np.zeros((len(ids), states.shape[1]), dtype=np.float32)
             out[chunk] = states
+            done += len(chunk)
+            progress.update(done, len(ids), "features")
     return out
 
 

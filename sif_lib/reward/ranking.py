@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 from sif_lib.constraints import check_constraints, extract_answer
+from sif_lib.core import progress
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import iter_jsonl
 from sif_lib.core.stages import producer
@@ -195,6 +196,7 @@ def score_groups(groups: Sequence[Group], score_pairs: Callable[[list[tuple[str,
             table[i][j] = float(s)
         means = [sum(row) / len(row) for row in table]
         results.append(GroupScores(table, means, seconds))
+        progress.update(len(results), len(groups), "groups")
     return results
 
 

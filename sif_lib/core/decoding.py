@@ -1,0 +1,188 @@
+"""Batched decoding that keeps only live sequences in the batch: the CPU path of :class:`ChatGenerator`.
+
+``model.generate`` decodes a static batch until its longest member ends: every finished sequence keeps costing
+a row of every matrix product (on the evaluation workload of the demo, 30% of the decoded rows). Its default
+KV cache also concatenates the whole cache at every step. This loop differs in three ways, and in nothing else:
+
+* a finished sequence leaves the batch (its rows of the KV cache are dropped), so the batch shrinks as
+  answers end;
+* grouped-query attention shares its key/value heads inside torch's kernel also under a padding mask
+  (:func:`sdpa_gqa_attention`), instead of copying them to every query head;
+* the KV cache grows in place: keys and values are views into a buffer that doubles when full
+  (:class:`GrowingCache`), instead of a new concatenated tensor per step and layer.
+
+Greedy decoding picks the same tokens as ``generate`` does on the same batch (``tests/test_generation.py`` checks
+token-for-token equality on the embedded model). Sampling uses transformers' own temperature and top-p warpers
+and a seeded ``torch.Generator``; its draws are as random as ``generate``'s but not the same draws.
+
+Why by hand: transformers' continuous batching (``generate_batch``) and its static cache were measured on this
+workload and were not faster on CPU than plain ``generate`` (``sif bench generate`` prints all of them).
+
+Simplification: only models whose every layer attends to the full context (no sliding-window layers); others
+fall back to ``generate`` (:func:`supports`).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from transformers import AttentionInterface
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
+from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+
+
+GQA_SDPA = "sif_sdpa_gqa"
+
+
+def sdpa_gqa_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None,
+                       **kwargs):
+    """transformers' SDPA attention, except that grouped-query heads are shared inside torch's kernel
+    (``enable_gqa``) also when there is a padding mask. transformers copies every key and value head to each
+    query head whenever a mask is given (its fused GQA path is for masks on CUDA); on a padded CPU batch of 32
+    that copy took as long as the attention itself."""
+    if attention_mask is not None:
+        attention_mask = attention_mask[:, :, :, : key.shape[-2]]
+    if is_causal is None:
+        is_causal = query.shape[2] > 1 and attention_mask is None and getattr(module, "is_causal", True)
+    out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=dropout,
+                                         scale=scaling, is_causal=is_causal, enable_gqa=True)
+    return out.transpose(1, 2).contiguous(), None
+
+
+AttentionInterface.register(GQA_SDPA, sdpa_gqa_attention)
+# The mask must be built exactly as for "sdpa": an attention name without a mask function gets no padding mask.
+AttentionMaskInterface.register(GQA_SDPA, sdpa_mask)
+
+
+@contextmanager
+def gqa_attention(model):
+    """Decode with :func:`sdpa_gqa_attention` when the model uses SDPA; the model's setting is restored after."""
+    before = getattr(model.config, "_attn_implementation", None)
+    if before != "sdpa":
+        yield
+        return
+    model.set_attn_implementation(GQA_SDPA)
+    try:
+        yield
+    finally:
+        model.set_attn_implementation(before)
+
+
+class GrowingLayer(DynamicLayer):
+    """A cache layer whose keys and values are views into a buffer that doubles when full."""
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+            self._keys_buffer = self._values_buffer = None
+        length = self.keys.shape[-2] if self.keys.numel() else 0
+        new = key_states.shape[-2]
+        buffer = self._keys_buffer
+        if buffer is None or buffer.shape[0] != key_states.shape[0] or length + new > buffer.shape[-2] \
+                or self.keys.data_ptr() != buffer.data_ptr():
+            self._allocate(key_states, value_states, max(2 * (length + new), 256), length)
+        self._keys_buffer[..., length:length + new, :] = key_states
+        self._values_buffer[..., length:length + new, :] = value_states
+        self.keys = self._keys_buffer[..., :length + new, :]
+        self.values = self._values_buffer[..., :length + new, :]
+        return self.keys, self.values
+
+    def _allocate(self, key_states, value_states, capacity: int, length: int) -> None:
+        shape = (*key_states.shape[:-2], capacity, key_states.shape[-1])
+        keys, values = key_states.new_empty(shape), value_states.new_empty(shape)
+        if length:  # what is cached so far (also after a crop or a row selection replaced the views)
+            keys[..., :length, :] = self.keys
+            values[..., :length, :] = self.values
+        self._keys_buffer, self._values_buffer = keys, values
+
+    def keep_rows(self, rows: torch.Tensor) -> None:
+        if not self.is_initialized or self.keys.numel() == 0:
+            return
+        length = self.keys.shape[-2]
+        self._keys_buffer = self._keys_buffer.index_select(0, rows)
+        self._values_buffer = self._values_buffer.index_select(0, rows)
+        self.keys = self._keys_buffer[..., :length, :]
+        self.values = self._values_buffer[..., :length, :]
+
+
+class GrowingCache(DynamicCache):
+    """A ``DynamicCache`` of :class:`GrowingLayer`; ``keep_rows`` drops finished sequences."""
+
+    def __init__(self):
+        Cache.__init__(self, layer_class_to_replicate=GrowingLayer)
+
+    def keep_rows(self, rows: torch.Tensor) -> None:
+        for layer in self.layers:
+            layer.keep_rows(rows)
+
+
+def supports(model) -> bool:
+    """Decoder-only models with full attention in every layer (Llama, Qwen2/3 without sliding windows, ...)."""
+    config = model.config
+    if getattr(config, "is_encoder_decoder", False):
+        return False
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types and any(kind != "full_attention" for kind in layer_types):
+        return False
+    return not (getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True))
+
+
+def eos_ids(model) -> set[int]:
+    eos = model.generation_config.eos_token_id
+    if eos is None:
+        eos = model.config.eos_token_id
+    return set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
+
+
+def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
+           temperature: float = 0.0, top_p: float = 1.0, generator: torch.Generator | None = None,
+           stats: dict | None = None) -> list[list[int]]:
+    """New token ids for each row of a left-padded batch, each ending at its first end-of-sequence token (kept,
+    as ``generate`` keeps it) or after ``max_new_tokens``. ``stats`` (optional) receives ``rows_decoded``: the
+    batch rows summed over steps, the work done."""
+    with torch.no_grad(), gqa_attention(model):
+        return _decode(model, input_ids, attention_mask, max_new_tokens, temperature, top_p, generator, stats)
+
+
+def _decode(model, input_ids, attention_mask, max_new_tokens, temperature, top_p, generator, stats):
+    eos = eos_ids(model)
+    warpers = [TemperatureLogitsWarper(temperature), TopPLogitsWarper(top_p)] if temperature > 0 else []
+    cache = GrowingCache()
+    mask = attention_mask
+    positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+    logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                   use_cache=True, logits_to_keep=1).logits[:, -1]
+    next_position = positions[:, -1:] + 1
+    live = torch.arange(input_ids.shape[0])  # the original row of each row still in the batch
+    out: list[list[int]] = [[] for _ in range(input_ids.shape[0])]
+    rows_decoded = 0
+    for step in range(max_new_tokens):
+        rows_decoded += len(live)
+        if warpers:
+            scores = logits.float()
+            for warp in warpers:
+                scores = warp(None, scores)
+            tokens = torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=generator).squeeze(1)
+        else:
+            tokens = logits.argmax(dim=-1)
+        keep = []
+        for i, (row, token) in enumerate(zip(live.tolist(), tokens.tolist())):
+            out[row].append(token)
+            if token not in eos:
+                keep.append(i)
+        if not keep or step == max_new_tokens - 1:
+            break
+        if len(keep) < len(live):
+            rows = torch.tensor(keep)
+            cache.keep_rows(rows)
+            live, tokens, mask, next_position = live[rows], tokens[rows], mask[rows], next_position[rows]
+        mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=1)
+        logits = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_position,
+                       past_key_values=cache, use_cache=True).logits[:, -1]
+        next_position = next_position + 1
+    if stats is not None:
+        stats["rows_decoded"] = stats.get("rows_decoded", 0) + rows_decoded
+    return out

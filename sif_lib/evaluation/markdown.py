@@ -1,0 +1,185 @@
+"""``sif report RUN_DIR... --markdown``: the measured tables of the README, made from run directories.
+
+Every figure is read from the runs' ``manifest.json``, ``metrics/*.json`` and ``eval/summary.json``, so a table in
+the README can be regenerated rather than retyped. Two tables:
+
+* per run: each stage's time, the total and the peak memory (manifest), the GRPO probe's hard constraints before →
+  after with the sign test of the flips (stage 06's metrics), the hold-out's hard constraints and the four IFEval
+  figures before → after with their paired 95% intervals (``eval/summary.json``);
+* with several runs, the settings across seeds and the paired tests between them
+  (:mod:`sif_lib.evaluation.replicates`, as ``sif compare`` prints them).
+
+Each table says which run directories it came from, on which machine (the manifest's ``platform``) and when.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Callable, Sequence
+
+from sif_lib.core.errors import InputError
+from sif_lib.core.io import atomic_write_text, read_json
+from sif_lib.core.stages import STAGE_NAMES, stage
+from sif_lib.evaluation import replicates
+from sif_lib.evaluation.compare import load_run
+from sif_lib.evaluation.report import IFEVAL_LABELS
+
+PROBE_STAGE = stage("train_grpo").name
+
+
+def md_table(rows: list[dict[str, str]]) -> list[str]:
+    header = list(rows[0])
+    cell = lambda value: str(value).replace("|", "\\|")  # noqa: E731
+    return (["| " + " | ".join(cell(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+            + ["| " + " | ".join(cell(row[h]) for h in header) + " |" for row in rows])
+
+
+def _pct(value) -> str:
+    return "–" if not isinstance(value, (int, float)) else f"{100 * value:.1f}"
+
+
+def _p(value) -> str:
+    return f"{value:.2g}" if value >= 1e-4 else f"{value:.1e}"
+
+
+def _seconds(value) -> str:
+    if not isinstance(value, (int, float)):
+        return "–"
+    return f"{value:.1f} s" if value < 10 else f"{value:,.0f} s"
+
+
+def _duration(value) -> str:
+    if not isinstance(value, (int, float)):
+        return "–"
+    minutes, seconds = divmod(round(value), 60)
+    return f"{_seconds(value)} ({minutes} min {seconds} s)" if minutes else _seconds(value)
+
+
+class RunFiles:
+    """What one run directory holds for the tables: its manifest, its stage 06 metrics and its summary."""
+
+    def __init__(self, run_dir: str | Path):
+        self.path = Path(run_dir)
+        if not self.path.is_dir():
+            raise InputError(f"{self.path}: not a run directory")
+        self.manifest = read_json(self.path / "manifest.json", "not a run directory made by 'sif run'")
+        probe = self.path / "metrics" / f"{PROBE_STAGE}.json"
+        self.probe = ((read_json(probe, "") or {}).get("probe") or {}) if probe.is_file() else {}
+        summary = self.path / "eval" / "summary.json"
+        self.summary = read_json(summary, "") if summary.is_file() else {}
+        self.holdout = self.summary.get("holdout") or {}
+        self.ifeval = self.summary.get("ifeval") or {}
+
+
+def provenance(paths: Sequence[Path], manifests: Sequence[dict], today: dt.date | None = None) -> str:
+    """The line above a table: its run directories, their machine(s) and the dates they were made."""
+    machines = sorted({", ".join(str(v) for v in ((m.get("platform") or {}).get(k) for k in
+                                                   ("machine", "system")) if v)
+                       + (f", Python {m['platform']['python']}" if (m.get("platform") or {}).get("python") else "")
+                       for m in manifests} - {""})
+    dates = sorted({str(m.get("created", ""))[:10] for m in manifests} - {""})
+    made = (today or dt.date.today()).isoformat()
+    return (f"Runs: {', '.join(f'`{p}`' for p in paths)}. Machine: {'; '.join(machines) or 'not recorded'} "
+            f"(manifest.json). Run on {', '.join(dates) or 'an unrecorded date'}; table made {made} by "
+            f"`sif report`.")
+
+
+def _before_after(before, after, delta=None, ci=None, flips=None) -> str:
+    if not isinstance(before, (int, float)) or not isinstance(after, (int, float)):
+        return "–"
+    text = f"{_pct(before)} → {_pct(after)}"
+    extra = []
+    if isinstance(delta, (int, float)):
+        extra.append(f"{100 * delta:+.1f}" + (f" [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else ""))
+    if flips and all(isinstance(flips.get(k), (int, float)) for k in ("gained", "lost", "sign_test_p")):
+        extra.append(f"{flips['gained']} gained, {flips['lost']} lost; sign test p = {_p(flips['sign_test_p'])}")
+    return text + (f" ({'; '.join(extra)})" if extra else "")
+
+
+def demo_rows(runs: Sequence[RunFiles]) -> list[dict[str, str]]:
+    """One row per figure, one column per run (the README's demo table)."""
+    names = [r.path.name for r in runs]
+    rows: list[dict[str, str]] = []
+
+    def add(label: str, value: Callable[[RunFiles], str]) -> None:
+        rows.append({"": label, **{name: value(run) for name, run in zip(names, runs)}})
+
+    for name in STAGE_NAMES:
+        def stage_time(run, name=name):
+            record = (run.manifest.get("stages") or {}).get(name) or {}
+            if record.get("status", "pending") != "ok":
+                return record.get("status", "pending")
+            return _seconds(record.get("seconds")) + (" (reused)" if record.get("reused_from") else "")
+        add(f"stage {name}", stage_time)
+    add("total", lambda run: _duration(run.manifest.get("total_seconds")))
+
+    def peak(run):
+        stages = run.manifest.get("stages") or {}
+        value = run.manifest.get("peak_rss_mb")
+        if not isinstance(value, (int, float)) or not value:
+            return "–"
+        where = [n[:2] for n in STAGE_NAMES if (stages.get(n) or {}).get("peak_rss_mb") == value]
+        return f"{value / 1024:.1f} GB" + (f" (stage {where[0]})" if where else "")
+    add("peak memory", peak)
+    add("GRPO probe: hard constraints satisfied, % (stage 06)",
+        lambda run: _before_after((run.probe.get("before") or {}).get("hard_satisfaction"),
+                                  (run.probe.get("after") or {}).get("hard_satisfaction"),
+                                  flips=run.probe.get("hard_flips")))
+    add("hold-out: hard constraints satisfied, % (stage 07)", lambda run: _figure(run.holdout, "hard"))
+    n_prompts = " / ".join(sorted({str(r.ifeval.get("n_prompts", "?")) for r in runs}))
+    for metric, label in IFEVAL_LABELS.items():
+        add(f"{label}, % (n = {n_prompts} prompts)", lambda run, metric=metric: _figure(run.ifeval, metric))
+    return rows
+
+
+def _figure(section: dict, key: str) -> str:
+    """Before → after of one figure of a summary section (``ifeval``, ``holdout``), with its interval and flips."""
+    def part(name: str):
+        return (section.get(name) or {}).get(key)
+
+    return _before_after(part("base"), part("trained"), part("delta"), part("delta_ci95"), part("flips"))
+
+
+def demo_section(runs: Sequence[RunFiles], today: dt.date | None = None) -> list[str]:
+    lines = ["### Per run", "", provenance([r.path for r in runs], [r.manifest for r in runs], today), ""]
+    lines += md_table(demo_rows(runs))
+    lines += ["", "Before → after (Δ in points [paired 95% bootstrap interval]; flips with the exact sign test). "
+              "A reused stage was copied from another run: its time, and the total, are that run's."]
+    return lines
+
+
+def seeds_section(run_dirs: Sequence[Path], runs: Sequence[RunFiles], today: dt.date | None = None) -> list[str]:
+    """The settings across seeds and the paired tests between them (every run needs ``eval/summary.json``)."""
+    settings = replicates.group_settings([load_run(d) for d in run_dirs])
+    lines = ["### Settings across seeds", "", provenance([r.path for r in runs], [r.manifest for r in runs], today),
+             "", "Mean ± sample standard deviation (n runs); after in percent, Δ (after − before) in points.", ""]
+    lines += [f"- {line}" for line in replicates.legend_lines(settings)] + [""]
+    lines += md_table(replicates.settings_rows(settings))
+    for reference, other in replicates.comparisons(settings):
+        lines += ["", replicates.paired_heading(reference, other), ""]
+        lines += md_table(replicates.paired_rows(reference, other))
+    return lines
+
+
+def markdown_report(run_dirs: Sequence[str | Path], today: dt.date | None = None) -> str:
+    if not run_dirs:
+        raise InputError("report: name at least one run directory")
+    paths = [Path(d) for d in run_dirs]
+    runs = [RunFiles(p) for p in paths]
+    lines = demo_section(runs, today)
+    if len(runs) > 1:
+        lines += [""] + seeds_section(paths, runs, today)
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown_report(run_dirs: Sequence[str | Path], output: str | Path | None = None,
+                          echo: Callable[[str], None] = print) -> str:
+    """Print the Markdown, or write it to ``output``; returns it."""
+    text = markdown_report(run_dirs)
+    if output:
+        atomic_write_text(Path(output), text)
+        echo(f"wrote {output}")
+    else:
+        echo(text.rstrip("\n"))
+    return text

@@ -1,0 +1,95 @@
+"""The shrinking decoder (sif_lib/core/decoding.py) writes what ``model.generate`` writes.
+
+Greedy equality is checked on the embedded SmolLM2-135M-Instruct, on prompts of different lengths, against
+``generate`` on static batches in prompt order (what every stage did before). The decoder batches differently
+(length-sorted, rows leave as they finish), so equality here is the claim the stages rely on.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sif_lib.core import decoding
+from sif_lib.core.generation import ChatGenerator, Sampling
+
+PROMPTS = [
+    "Write a haiku about rain.",
+    "List three uses of a paperclip. Use bullet points.",
+    "What is 17 + 25? Answer with the number only.",
+    "Explain in two sentences why the sky is blue, and end your answer with the phrase 'That is all.'",
+    "Write a title for a blog post about learning Rust, wrapped in double angular brackets like <<title>>.",
+    "Say hello.",
+    "Describe a cat without using any commas, in at most 40 words.",
+    "Give a short motivational quote, in all capital letters.",
+    "Translate 'good morning' into French and Spanish.",
+    "Write a limerick about a programmer who never sleeps. Highlight one line with markdown, like *this*.",
+]
+
+
+def _static(generator: ChatGenerator, prompts, max_new_tokens: int, batch: int) -> list[str]:
+    tok, answers = generator.tokenizer, []
+    for start in range(0, len(prompts), batch):
+        enc = tok([generator.render(p) for p in prompts[start:start + batch]], return_tensors="pt", padding=True,
+                  add_special_tokens=False)
+        with torch.no_grad():
+            out = generator.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, temperature=None,
+                                           top_p=None, top_k=None, pad_token_id=tok.pad_token_id)
+        answers += [t.strip() for t in tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)]
+    return answers
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    return ChatGenerator("smollm2-135m-instruct", backend="hf", dtype="float32", device="cpu")
+
+
+def test_shrinking_greedy_equals_generate_on_the_embedded_model(smollm2):
+    assert smollm2.decoding == "shrinking" and decoding.supports(smollm2.model)
+    expected = _static(smollm2, PROMPTS, max_new_tokens=48, batch=4)
+    for batch in (3, 4, 10):  # other batch compositions than the reference's
+        smollm2.stats.clear()
+        got = smollm2.generate(PROMPTS, Sampling(max_new_tokens=48), batch_size=batch)
+        assert got == expected, batch
+    # Answers that end early left the batch: fewer decoded rows than answers x budget (the static batches' work).
+    assert smollm2.stats["rows_decoded"] < len(PROMPTS) * 48
+    assert smollm2.model.config._attn_implementation == "sdpa"  # the decoder's attention setting was restored
+
+
+def test_generate_method_is_kept_and_equal(smollm2):
+    static = ChatGenerator("smollm2-135m-instruct", backend="hf", model=smollm2.model, tokenizer=smollm2.tokenizer,
+                           decoding="generate")
+    assert static.generate(PROMPTS[:4], Sampling(max_new_tokens=24), batch_size=2) == \
+        smollm2.generate(PROMPTS[:4], Sampling(max_new_tokens=24), batch_size=2)
+    with pytest.raises(ValueError, match="decoding must be one of"):
+        ChatGenerator("tiny", backend="hf", decoding="beam")
+
+
+def test_sampling_is_seeded_and_draws_differ_between_seeds(smollm2):
+    hot = Sampling(max_new_tokens=24, temperature=1.0, seed=3)
+    first = smollm2.generate(PROMPTS[:4], hot, batch_size=4)
+    assert smollm2.generate(PROMPTS[:4], hot, batch_size=4) == first
+    other = smollm2.generate(PROMPTS[:4], Sampling(max_new_tokens=24, temperature=1.0, seed=4), batch_size=4)
+    assert other != first
+
+
+def test_windows_call_back_in_prompt_order():
+    gen = ChatGenerator("tiny", backend="hf", dtype="float32", device="cpu")
+    calls = []
+    out = gen.generate(PROMPTS, Sampling(max_new_tokens=4), batch_size=2,
+                       on_batch=lambda start, batch: calls.append((start, len(batch))))
+    assert calls == [(0, 8), (8, 2)]  # windows of 4 batches, in order
+    assert len(out) == len(PROMPTS)
+
+
+def test_growing_cache_keeps_what_was_written():
+    cache = decoding.GrowingCache()
+    keys = [torch.randn(3, 2, n, 4) for n in (5, 1, 300)]  # the last outgrows the first buffer
+    for k in keys:
+        cache.update(k, -k, layer_idx=0)
+    whole = torch.cat(keys, dim=2)
+    assert torch.equal(cache.layers[0].keys, whole) and torch.equal(cache.layers[0].values, -whole)
+    cache.keep_rows(torch.tensor([2, 0]))
+    assert torch.equal(cache.layers[0].keys, whole[[2, 0]])
+    cache.update(keys[1][:2], keys[1][:2], layer_idx=0)
+    assert cache.get_seq_length() == whole.shape[2] + 1
