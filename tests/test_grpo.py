@@ -165,6 +165,10 @@ def test_two_grpo_steps(base_run, tmp_path, overrides):
 
     rows = read_jsonl(run / "grpo" / "rollouts.jsonl")
     assert Counter(r["step"] for r in rows) == {1: 4, 2: 4}  # 2 prompts x 2 completions per step
+    # One process on CPU: the rollouts came from the shrinking decoder, not TRL's generate().
+    history = json.loads((run / "grpo" / "train_result.json").read_text())["log_history"]
+    used = [h["timing/shrinking_decoder"] for h in history if "timing/shrinking_decoder" in h]
+    assert used and all(u == 1.0 for u in used)
     # The logged reward of each step is the mean of the rewards the function returned.
     for step, logged in zip((1, 2), saved["series"]["reward"]):
         assert logged == pytest.approx(sum(r["reward"] for r in rows if r["step"] == step) / 4, abs=1e-5)

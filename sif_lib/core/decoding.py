@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from transformers import AttentionInterface
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
-from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+from transformers.generation.logits_process import (MinPLogitsWarper, TemperatureLogitsWarper, TopKLogitsWarper,
+                                                    TopPLogitsWarper)
 
 
 GQA_SDPA = "sif_sdpa_gqa"
@@ -139,17 +140,39 @@ def eos_ids(model) -> set[int]:
 
 def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
            temperature: float = 0.0, top_p: float = 1.0, generator: torch.Generator | None = None,
-           stats: dict | None = None) -> list[list[int]]:
+           stats: dict | None = None, top_k: int | None = None, min_p: float | None = None,
+           eos: set[int] | None = None) -> list[list[int]]:
     """New token ids for each row of a left-padded batch, each ending at its first end-of-sequence token (kept,
-    as ``generate`` keeps it) or after ``max_new_tokens``. ``stats`` (optional) receives ``rows_decoded``: the
-    batch rows summed over steps, the work done."""
+    as ``generate`` keeps it) or after ``max_new_tokens``. Sampling (``temperature`` > 0) applies transformers'
+    warpers in ``generate``'s order: temperature, top-k, top-p, min-p. ``eos`` defaults to the model's.
+    ``stats`` (optional) receives ``rows_decoded``: the batch rows summed over steps, the work done."""
+    warpers = []
+    if temperature > 0:
+        warpers.append(TemperatureLogitsWarper(temperature))
+        if top_k:
+            warpers.append(TopKLogitsWarper(top_k))
+        if top_p is not None and top_p < 1.0:
+            warpers.append(TopPLogitsWarper(top_p))
+        if min_p:
+            warpers.append(MinPLogitsWarper(min_p))
     with torch.no_grad(), gqa_attention(model):
-        return _decode(model, input_ids, attention_mask, max_new_tokens, temperature, top_p, generator, stats)
+        return _decode(model, input_ids, attention_mask, max_new_tokens, warpers, temperature > 0, generator, stats,
+                       eos if eos is not None else eos_ids(model))
 
 
-def _decode(model, input_ids, attention_mask, max_new_tokens, temperature, top_p, generator, stats):
-    eos = eos_ids(model)
-    warpers = [TemperatureLogitsWarper(temperature), TopPLogitsWarper(top_p)] if temperature > 0 else []
+def left_pad(rows: list[list[int]], pad_id: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token id lists as a left-padded batch and its attention mask."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        if row:
+            ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
+            mask[i, width - len(row):] = 1
+    return ids.to(device), mask.to(device)
+
+
+def _decode(model, input_ids, attention_mask, max_new_tokens, warpers, sample, generator, stats, eos):
     cache = GrowingCache()
     mask = attention_mask
     positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
@@ -161,7 +184,7 @@ def _decode(model, input_ids, attention_mask, max_new_tokens, temperature, top_p
     rows_decoded = 0
     for step in range(max_new_tokens):
         rows_decoded += len(live)
-        if warpers:
+        if sample:
             scores = logits.float()
             for warp in warpers:
                 scores = warp(None, scores)
@@ -176,9 +199,10 @@ def _decode(model, input_ids, attention_mask, max_new_tokens, temperature, top_p
         if not keep or step == max_new_tokens - 1:
             break
         if len(keep) < len(live):
-            rows = torch.tensor(keep)
+            rows = torch.tensor(keep, device=tokens.device)
             cache.keep_rows(rows)
-            live, tokens, mask, next_position = live[rows], tokens[rows], mask[rows], next_position[rows]
+            live = live[rows.cpu()]
+            tokens, mask, next_position = tokens[rows], mask[rows], next_position[rows]
         mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=1)
         logits = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_position,
                        past_key_values=cache, use_cache=True).logits[:, -1]

@@ -133,6 +133,8 @@ def train_grpo(ctx, scorer: Any = None, callbacks: Sequence[Any] | None = None) 
         callbacks=[*(callbacks or []), stage_progress.trainer_callback("reward")])
     trainer.merge_lora_for_generation = (g.merge_lora_for_generation and g.finetune == "lora"
                                          and args.world_size == 1)
+    # One process: the rollouts go through sif_lib.core.decoding where TRL would call generate() (trl_hooks).
+    trainer.shrinking_decoder = args.world_size == 1
 
     distributed = _distributed_setup(trainer)
     start = time.perf_counter()

@@ -2,13 +2,16 @@
 metrics store ``_metrics`` it appends to).
 
 Written against TRL 1.16.0, whose signature is pinned in :data:`HOOKED` and checked by
-``tests/test_trl_hooks.py``. Two things need the moment between "completions are generated" and "the loss is
+``tests/test_trl_hooks.py``. Three things need the moment between "completions are generated" and "the loss is
 computed", which no callback or reward function sees:
 
 * timing the rollouts (``timing/generate_s``, ``timing/rollout_tokens`` in the log history): TRL reports its
   own profiling only to external trackers (wandb, trackio);
 * generating with the LoRA update merged into the weights (:func:`lora_merged`, ``grpo.merge_lora_for_generation``),
   9% faster rollouts on 2 CPU cores; the exact base weights are restored before the loss.
+
+* decoding the rollouts with :func:`sif_lib.core.decoding.decode` (finished completions leave the batch) where
+  TRL would call ``model.generate`` in a single process; anything else goes to TRL's own path.
 
 What uses public surface instead: reward scoring is timed by the reward function itself (``timing/reward_s``
 through TRL's ``log_metric``), and the reward components are logged the same way.
@@ -23,6 +26,8 @@ from __future__ import annotations
 import contextlib
 import inspect
 import time
+
+from sif_lib.core import decoding
 
 # The private method and the parameters it had in the TRL release this module was written for.
 HOOKED = {"_generate_single_turn": ["self", "prompt_ids", "images", "multimodal_fields", "num_generations",
@@ -71,18 +76,54 @@ def trainer_class():
         """GRPOTrainer plus generation timings in the log history and, optionally, LoRA-merged generation."""
 
         merge_lora_for_generation = False  # set by train_grpo when the params allow it
+        shrinking_decoder = False  # set by train_grpo: rollouts by sif_lib.core.decoding where TRL would generate()
 
         def _metric_store(self):
             return self._metrics["train" if self.model.training else "eval"]
 
-        def _generate_single_turn(self, prompt_ids, *args, **kwargs):
+        def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations,
+                                  has_tool_images=False):
             store = self._metric_store()
             start = time.perf_counter()
             with self._lora_merged():
-                completion_ids, logprobs = super()._generate_single_turn(prompt_ids, *args, **kwargs)
+                shrinking = self.shrinking_decoder and self._plain_sampling(images, multimodal_fields, has_tool_images)
+                store["timing/shrinking_decoder"].append(float(shrinking))
+                if shrinking:
+                    completion_ids, logprobs = self._decode_shrinking(prompt_ids), None
+                else:
+                    completion_ids, logprobs = super()._generate_single_turn(
+                        prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
             store["timing/generate_s"].append(time.perf_counter() - start)
             store["timing/rollout_tokens"].append(float(sum(len(c) for c in completion_ids)))
             return completion_ids, logprobs
+
+        def _plain_sampling(self, images, multimodal_fields, has_tool_images) -> bool:
+            """Whether TRL would take its plain ``model.generate`` path on a text-only, single-process model,
+            with sampling settings that :func:`sif_lib.core.decoding.decode` applies the same way."""
+            config = self.generation_config
+            return (not self.use_vllm and not self.use_transformers_continuous_batching and images is None
+                    and not multimodal_fields and not has_tool_images and not self.is_deepspeed_enabled
+                    and not self.is_fsdp_enabled and self.args.generation_kwargs is None
+                    and config.repetition_penalty in (None, 1.0) and config.cache_implementation is None
+                    and decoding.supports(self.accelerator.unwrap_model(self.model)))
+
+        def _decode_shrinking(self, prompt_ids) -> list[list[int]]:
+            """TRL's rollouts, decoded by :func:`sif_lib.core.decoding.decode`: finished completions leave the
+            batch. Same sampling distribution as TRL's ``generate`` call (its temperature, top-k, top-p, min-p
+            and end-of-sequence ids), other random draws; each completion ends at its first EOS, kept, as TRL
+            keeps it."""
+            import torch
+            from trl.models.utils import unwrap_model_for_generation
+
+            config = self.generation_config
+            ids, mask = decoding.left_pad(prompt_ids, self._tokenizer.pad_token_id, self.accelerator.device)
+            with unwrap_model_for_generation(self.model_wrapped, self.accelerator,
+                                             generation_kwargs=self.generation_kwargs,
+                                             gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs
+                                             ) as model, torch.no_grad():
+                return decoding.decode(model, ids, mask, config.max_new_tokens, temperature=config.temperature,
+                                       top_p=config.top_p, top_k=config.top_k, min_p=config.min_p,
+                                       eos=set(self.eos_token_ids))
 
         def _lora_merged(self):
             model = self.accelerator.unwrap_model(self.model)
