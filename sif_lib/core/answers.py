@@ -141,7 +141,9 @@ class PolicyRunner:
             progress.update(offset + start + len(batch), len(prompts), "answers", set=out_dir.name)
             self.echo(f"[{self.policy.name}] {out_dir.name}: {offset + start + len(batch)}/{len(prompts)}")
 
-        new = generator.generate(rest, sampling, batch_size=batch_size, on_batch=save) if rest else []
+        new = generator.generate(rest, sampling, batch_size=batch_size, on_batch=save,
+                                 on_progress=lambda n: progress.update(offset + n, len(prompts), "answers",
+                                                                       set=out_dir.name)) if rest else []
         seconds = time.monotonic() - began
         rows = done + [{"prompt": p, "response": r, **(extra[offset + i] if extra else {})}
                        for i, (p, r) in enumerate(zip(rest, new))]

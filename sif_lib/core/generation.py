@@ -104,13 +104,15 @@ class ChatGenerator:
         return render_prompt(self.tokenizer, prompt, self.system_prompt, self.enable_thinking)
 
     def generate(self, prompts: Sequence[str], sampling: Sampling, batch_size: int = 16,
-                 on_batch: Callable[[int, list[str]], None] | None = None) -> list[str]:
-        """One completion per prompt, in order. ``on_batch(start, outputs)`` is called after each batch."""
+                 on_batch: Callable[[int, list[str]], None] | None = None,
+                 on_progress: Callable[[int], None] | None = None) -> list[str]:
+        """One completion per prompt, in order. ``on_batch(start, outputs)`` is called with each finished run of
+        consecutive prompts; ``on_progress(done)`` after every decoded batch, with the answers done so far."""
         if self.backend == "vllm":
             return self._generate_vllm(prompts, sampling, batch_size, on_batch)
-        return self._generate_hf(prompts, sampling, batch_size, on_batch)
+        return self._generate_hf(prompts, sampling, batch_size, on_batch, on_progress)
 
-    def _generate_hf(self, prompts, sampling, batch_size, on_batch):
+    def _generate_hf(self, prompts, sampling, batch_size, on_batch, on_progress=None):
         """Prompts in windows of ``WINDOW_BATCHES`` batches; inside a window, batches of similar prompt length
         (less left padding), decoded by :func:`sif_lib.core.decoding.decode` (finished answers leave the batch).
         ``on_batch`` is called once per window, in prompt order, so resuming works on whole windows."""
@@ -142,6 +144,8 @@ class ChatGenerator:
                     ids = self._static_batch(enc, sampling, seed)
                 for i, new in zip(rows, ids):
                     answers[i] = self.tokenizer.decode(new, skip_special_tokens=True).strip()
+                if on_progress:
+                    on_progress(start + b + len(rows))
             outputs.extend(answers)
             if on_batch:
                 on_batch(start, answers)
