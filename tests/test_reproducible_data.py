@@ -2,6 +2,9 @@
 
 The hashes were taken from the code before that redesign; a change here means the data itself changed (a new
 seed order, another sampling path), which must be deliberate and said in the commit that updates them.
+The rollouts and pseudo-labels were re-pinned when sampling moved to ``sif_lib.core.decoding`` (a seeded
+``torch.Generator`` per batch instead of the global generator inside ``generate``: the same distribution, other
+draws); instructions, math items and the curriculum kept their bytes.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ PINNED = {
     "instructions.jsonl": "1939bd569d89bb0e541d01232c0d32d66306fa666483fe20c12d94450c0d8ae7",
     "reasoning.jsonl": "5e0a1101435b8ab44cc45d10c950c2d6e2fb69708dad870456f94247ba3d12cb",
     "curriculum.jsonl": "b4b025ce6cfaa43afc34655cb0306474a377693371e0c662b9cdb3ece2499481",
-    "rollouts.jsonl": "b43048a4d4960a43c0860b8231098cb01d3a0dfbb0b42a42f6be214e28b04db8",
-    "pseudo_labels.jsonl": "25a1867c7ff7959788368a380547d0e4a6e3c6de79ba2db0112fba766746b349",
+    "rollouts.jsonl": "dd20582ffed650f257776ebf83a300cc636ab801f08141ed2436e2adcf0d0f6c",
+    "pseudo_labels.jsonl": "870fe7ed4683763b68c589cce414db04ef089075a89ba4f8b4e0925e3ef249e3",
 }
 
 
