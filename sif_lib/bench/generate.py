@@ -77,27 +77,17 @@ def _rollout_workload(params_path: Path, n: int) -> tuple[list[str], Sampling]:
 
 
 def _static(generator: ChatGenerator, prompts, sampling, batch: int, order, **generate_kwargs) -> tuple[list[str], int]:
-    """``model.generate`` on fixed batches, as the stages did before the shrinking decoder."""
-    import torch
-
-    tok, model = generator.tokenizer, generator.model
+    """``model.generate`` on fixed batches in ``order``, as the stages did before the shrinking decoder."""
+    tok = generator.tokenizer
     texts = [generator.render(p) for p in prompts]
-    answers, rows_decoded = [""] * len(prompts), 0
+    answers = [""] * len(prompts)
+    generator.stats.clear()
     for start in range(0, len(order), batch):
         rows = order[start:start + batch]
         enc = tok([texts[i] for i in rows], return_tensors="pt", padding=True, add_special_tokens=False)
-        kwargs = dict(max_new_tokens=sampling.max_new_tokens, pad_token_id=tok.pad_token_id, **generate_kwargs)
-        if sampling.temperature > 0:
-            kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
-            torch.manual_seed(sampling.seed + start)
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        with torch.no_grad():
-            out = model.generate(**enc, **kwargs)[:, enc["input_ids"].shape[1]:]
-        rows_decoded += out.numel()
-        for i, ids in zip(rows, out):
+        for i, ids in zip(rows, generator._static_batch(enc, sampling, sampling.seed + start, **generate_kwargs)):
             answers[i] = tok.decode(ids, skip_special_tokens=True).strip()
-    return answers, rows_decoded
+    return answers, generator.stats.get("rows_decoded", 0)
 
 
 def _continuous(generator: ChatGenerator, prompts, sampling) -> tuple[list[str], int]:

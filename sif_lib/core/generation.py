@@ -151,12 +151,14 @@ class ChatGenerator:
                 on_batch(start, answers)
         return outputs
 
-    def _static_batch(self, enc, sampling, seed):
+    def _static_batch(self, enc, sampling, seed, **generate_kwargs):
         """``model.generate`` on one batch: every row decodes until the longest ends (other models than
-        :func:`~sif_lib.core.decoding.supports` takes, and ``decoding='generate'``)."""
+        :func:`~sif_lib.core.decoding.supports` takes, ``decoding='generate'``, and the benchmark's reference);
+        ``generate_kwargs`` go to ``generate`` as well (the benchmark's static cache)."""
         import torch
 
-        kwargs = dict(max_new_tokens=sampling.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id)
+        kwargs = dict(max_new_tokens=sampling.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
+                      **generate_kwargs)
         if sampling.temperature > 0:
             kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
             torch.manual_seed(seed)
