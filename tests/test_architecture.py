@@ -13,7 +13,7 @@ from conftest import REPO
 PACKAGE = REPO / "sif_lib"
 # Bottom to top; a module may import its own layer and the ones below. core and constraints are the shared
 # infrastructure (constraints' verifiers are what every stage checks with).
-LAYERS = [("core", "constraints"), ("synthesis",), ("labels",), ("reward",), ("grpo",), ("evaluation",), ("stages",),
+LAYERS = [("core", "constraints"), ("synthesis",), ("labels",), ("reward",), ("grpo", "cold_start"), ("evaluation",), ("stages",),
           ("widgets", "bench", "cli", "__main__")]
 # Modules allowed imports of sif_lib inside functions, and why.
 LAZY_IMPORTS = {"sif_lib.cli": "each subcommand imports what it runs, so that `sif params` or `sif status` "
@@ -110,7 +110,11 @@ def test_one_stage_table():
     to the stage that writes them; the runner, --from/--to and --reuse read the same table."""
     from sif_lib.core import pipeline, stages
 
-    assert [s.number for s in stages.STAGES] == list(range(1, len(stages.STAGES) + 1))
+    assert [s.number for s in stages.STAGES] == list(range(len(stages.STAGES)))  # 00, the optional cold start, first
+    # Only optional stages say which boolean params field enables them, and that field exists.
+    assert [s.name for s in stages.STAGES if s.enabled_by] == ["00_cold_start"]
+    from sif_lib.core.config import Params
+    assert all(isinstance(Params().value(s.enabled_by), bool) for s in stages.STAGES if s.enabled_by)
     for entry in stages.STAGES:
         assert (REPO / "notebooks" / entry.notebook).is_file(), entry.name
         module = importlib.import_module(entry.module)

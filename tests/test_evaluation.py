@@ -225,9 +225,11 @@ def test_reasoning_accuracy_matches_hand_computation(tmp_path):
     responses = ["so 2 + 3 = \\boxed{5}", "half is \\boxed{9/2}", "7 times 6 is 42"]  # the last has no box
     correct = score_responses(task, responses, "after_think")
     assert correct == [True, True, False]
-    assert accuracy(correct) == {"n": 3, "correct": 2, "accuracy": pytest.approx(2 / 3, abs=1e-6)}
+    # With the exact (Clopper-Pearson) 95% interval of 2 of 3.
+    assert accuracy(correct) == {"n": 3, "correct": 2, "accuracy": pytest.approx(2 / 3, abs=1e-6),
+                                 "ci95": [0.094299, 0.991596]}
     assert score_responses(task, ["<think>\\boxed{5}</think> \\boxed{4}"] * 3, "after_think") == [False] * 3
-    assert accuracy([]) == {"n": 0, "correct": 0, "accuracy": None}
+    assert accuracy([]) == {"n": 0, "correct": 0, "accuracy": None, "ci95": None}
 
 
 def test_gsm8k_path_that_does_not_exist_names_the_key():

@@ -1,4 +1,5 @@
-"""The runner end to end: bad input exits with one line; the smoke pipeline runs all seven notebooks."""
+"""The runner end to end: bad input exits with one line; the smoke pipeline runs all seven notebooks and records
+the optional cold start (stage 00) as skipped."""
 
 import json
 
@@ -7,7 +8,9 @@ import pytest
 
 from conftest import REPO, run_sif
 from sif_lib.core.errors import InputError
-from sif_lib.core.stages import STAGE_NAMES as STAGES
+from sif_lib.core.stages import STAGE_NAMES
+
+COLD_START, STAGES = STAGE_NAMES[0], STAGE_NAMES[1:]  # the optional stage 00, and the seven every run runs
 
 
 def _one_line_error(proc):
@@ -70,6 +73,10 @@ def test_smoke_run_writes_every_stage(smoke_run):
     assert manifest["run_id"] == "smoke"
     assert manifest["params"]["model"]["policy"] == "tiny"
     assert {"torch", "transformers", "trl"} <= set(manifest["versions"])
+    skipped = manifest["stages"][COLD_START]  # smoke.yaml leaves cold_start.enabled false: no kernel started
+    assert skipped["status"] == "skipped" and skipped["reason"] == "cold_start.enabled is false", skipped
+    assert not (smoke_run / "notebooks" / f"{COLD_START}.ipynb").exists()
+    assert not (smoke_run / "metrics" / f"{COLD_START}.json").exists()
     for stage in STAGES:
         record = manifest["stages"][stage]
         assert record["status"] == "ok", (stage, record)
@@ -209,6 +216,7 @@ def test_reuse_copies_the_earlier_stages_into_a_new_run(smoke_run, smoke_outputs
         assert (new / "metrics" / f"{stage}.json").read_bytes() == (smoke_run / "metrics" / f"{stage}.json").read_bytes()
     for rel in ("data/curriculum.jsonl", "data/pseudo_labels.jsonl", "rm/config.json", "grpo/adapter/adapter_config.json"):
         assert (new / rel).read_bytes() == (smoke_run / rel).read_bytes(), rel
+    assert manifest["stages"][COLD_START]["status"] == "skipped"
     assert manifest["stages"]["07_evaluate"]["status"] == "ok"
     assert json.loads((new / "eval" / "summary.json").read_text())["ifeval"]["n_prompts"] == 3
     assert (smoke_run / "manifest.json").read_text() == source_manifest  # the source run is untouched
@@ -220,8 +228,10 @@ def test_reuse_copies_the_earlier_stages_into_a_new_run(smoke_run, smoke_outputs
 def test_stage_selection():
     from sif_lib.core.stages import select as select_stages
 
-    assert select_stages(None, None) == list(STAGES)
-    assert select_stages(None, None, "05") == list(STAGES[:5])
+    assert select_stages(None, None) == list(STAGE_NAMES) == [COLD_START, *STAGES]
+    assert select_stages(None, None, "05") == [COLD_START, *STAGES[:5]]
+    assert select_stages("1", None, "05") == list(STAGES[:5])
+    assert select_stages(None, "0") == select_stages(None, "cold_start") == [COLD_START]
     assert select_stages("03", None, "04_train_reward_model") == list(STAGES[2:4])
     assert select_stages(None, "2") == ["02_decompose_curriculum"]
     with pytest.raises(InputError, match="comes before"):

@@ -28,8 +28,8 @@ from sif_lib.evaluation.compare import compare_runs, load_run
 from sif_lib.evaluation.markdown import markdown_report, write_markdown_report
 
 SMOKE = REPO / "params" / "smoke.yaml"
-SEEDED = STAGE_NAMES[5:]           # GRPO and evaluation: what each seed runs
-SHARED = STAGE_NAMES[:5]           # synthesis to reward scoring: run once
+SEEDED = STAGE_NAMES[6:]           # GRPO and evaluation: what each seed runs
+SHARED = STAGE_NAMES[:6]           # the cold start (when on), synthesis to reward scoring: run once
 IFEVAL = ("prompt_strict", "inst_strict", "prompt_loose", "inst_loose")
 
 
@@ -69,8 +69,9 @@ def make_run(root, name: str, soft_reward: str, seed: int, base: str = "base") -
     (run_dir / "params.yaml").write_text(yaml.safe_dump(params.to_dict(), sort_keys=False))
     rng = random.Random(f"{soft_reward}:{seed}")
     stages = {s: {"status": "ok", "seconds": float(10 * (i + 1)), "peak_rss_mb": 1000.0 + i,
-                  **({"reused_from": str(root / base)} if s in SHARED else {})} for i, s in enumerate(STAGE_NAMES)}
+                  **({"reused_from": str(root / base)} if s in SHARED else {})} for i, s in enumerate(STAGE_NAMES[1:])}
     stages[SEEDED[0]]["peak_rss_mb"] = 9216.0
+    stages[SHARED[0]] = {"status": "skipped", "reason": "cold_start.enabled is false", "seconds": 0.0}
     manifest = {"run_id": name, "created": "2026-11-29T20:06:55+00:00", "params": params.to_dict(),
                 "overrides": overrides, "stages": stages, "reused_from": str(root / base),
                 "platform": {"machine": "x86_64", "system": "Linux", "python": "3.11.7"},

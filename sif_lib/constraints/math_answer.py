@@ -159,3 +159,30 @@ def score_reasoning(completion: str | None, answer: str | int | float) -> float:
     The whole completion is searched; stripping a reasoning model's ``<think>`` block is the caller's job.
     """
     return 1.0 if answers_match(extract_boxed(completion), answer) else 0.0
+
+
+# A number as lm-eval's GSM8K "flexible-extract" reads it: an optional sign and dollar sign, digits with optional
+# thousands commas, optional decimals. A sign only counts when no word character precedes it ("3-4" is 3 and 4).
+_LAST_NUMBER = re.compile(r"(?:(?<![\w.])-)?(?:\$-?)?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?")
+
+
+def last_number(text: str | None) -> str | None:
+    """The last number in ``text`` without ``$`` or thousands commas ("so 1,250 apples." gives ``1250``,
+    "$-3.50" gives ``-3.50``), or None when there is none. A ratio ``9/2`` reads as its last number, 2."""
+    if not text:
+        return None
+    found = _LAST_NUMBER.findall(text)
+    if not found:
+        return None
+    value = found[-1].replace("$", "").replace(",", "")
+    return "-" + value.replace("-", "") if "-" in value else value
+
+
+def score_flexible(text: str | None, gold: str | int | float) -> float:
+    """1.0 when the last number of ``text`` matches ``gold`` as :func:`answers_match` decides, else 0.0.
+
+    The flexible extraction of lm-eval's GSM8K, for evaluation only: it ignores whether the answer was boxed,
+    so it separates "cannot compute" from "does not follow the answer format". The RL reward stays
+    :func:`score_reasoning`.
+    """
+    return 1.0 if answers_match(last_number(text), gold) else 0.0

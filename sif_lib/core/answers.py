@@ -61,8 +61,15 @@ def fingerprint_dir(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def spec_policy(name: str, spec: str) -> Policy:
+    """A policy that is a model spec alone. A local directory is fingerprinted by content, so a retrained model
+    (stage 00's SFT model, say) does not reuse the old one's answers."""
+    return Policy(name, spec, None, fingerprint_dir(Path(spec)) if Path(spec).is_dir() else f"spec:{spec}")
+
+
 def base_policy(params: Params) -> Policy:
-    return Policy("base", params.model.policy, None, f"spec:{params.model.policy}")
+    """The policy before GRPO: ``model.policy``, which is stage 00's SFT model when the cold start is on."""
+    return spec_policy("base", params.model.policy)
 
 
 class PolicyRunner:

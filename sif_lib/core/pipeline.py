@@ -30,7 +30,7 @@ from sif_lib.core.errors import InputError
 from sif_lib.core.io import atomic_write_text, notebooks_dir, outputs_dir, read_json, write_json
 from sif_lib.core.models import parse_spec
 from sif_lib.core.seed_runs import first_unfinished, plan_seeds, seed_step
-from sif_lib.core.stages import STAGE_NAMES, select
+from sif_lib.core.stages import STAGE_NAMES, enabled, select
 from sif_lib.core.stages import stage as stage_entry
 
 _VERSIONED = ["sif-lib", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "papermill",
@@ -237,7 +237,8 @@ def reuse_stages(source: Path, run_dir: Path, stages: list[str], params) -> dict
     manifest = read_json(manifest_path, "--reuse takes a run directory made by 'sif run'")
     records = manifest.get("stages") or {}
     theirs, ours = manifest.get("params") or {}, params.to_dict()
-    for name in stages:
+    skipped = [name for name in stages if not enabled(name, params)]  # nothing to copy or compare
+    for name in (name for name in stages if name not in skipped):
         record = records.get(name) or {}
         status = record.get("status", "missing")
         if status != "ok":
@@ -249,8 +250,9 @@ def reuse_stages(source: Path, run_dir: Path, stages: list[str], params) -> dict
             if key:
                 raise InputError(f"--reuse {source}: params key '{key}' differs from that run's, which "
                                  f"{name} read: rerun from {name}, or give it the same value")
-    copied = {}
-    for name in stages:
+    copied = {name: {"status": "skipped", "reason": f"{stage_entry(name).enabled_by} is false",
+                     "reused_from": str(source.resolve())} for name in skipped}
+    for name in (name for name in stages if name not in skipped):
         for rel in stage_entry(name).artifacts + (f"metrics/{name}.json", f"notebooks/{name}.ipynb"):
             src, dst = source / rel, run_dir / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
@@ -353,7 +355,7 @@ def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage:
     socket_dir = Path(tempfile.mkdtemp(prefix="sif-kernels-"))
     try:
         _run_stages(stages, manifest, manifest_path, run_dir, resolved, params_path, timeout, log_output,
-                    socket_dir, echo)
+                    socket_dir, echo, skip={s for s in stages if not enabled(s, params)})
     finally:
         shutil.rmtree(socket_dir, ignore_errors=True)
     manifest["total_seconds"] = round(sum(s.get("seconds", 0) for s in manifest["stages"].values()), 2)
@@ -418,11 +420,19 @@ def _append_log(run_dir: Path, stage: str, text: str) -> None:
 
 
 def _run_stages(stages: list[str], manifest: dict, manifest_path: Path, run_dir: Path, resolved: Path,
-                params_path: Path, timeout: float | None, log_output: bool, socket_dir: Path, echo) -> None:
-    """Execute each stage's notebook in order, keeping its manifest record current."""
+                params_path: Path, timeout: float | None, log_output: bool, socket_dir: Path, echo,
+                skip: set = frozenset()) -> None:
+    """Execute each stage's notebook in order, keeping its manifest record current; the stages in ``skip`` (their
+    ``enabled_by`` field is false) are recorded as skipped without starting a kernel."""
     import papermill
 
     for stage in stages:
+        if stage in skip:
+            reason = f"{stage_entry(stage).enabled_by} is false"
+            manifest["stages"][stage] = {"status": "skipped", "reason": reason, "start": _now(), "seconds": 0.0}
+            write_json(manifest_path, manifest)
+            echo(f"[{stage}] skipped: {reason}")
+            continue
         record = {"status": "running", "start": _now(), "notebook": f"notebooks/{stage}.ipynb", **_runner()}
         previous = manifest["stages"].get(stage) or {}
         if previous.get("status") in ("interrupted", "failed"):

@@ -34,17 +34,26 @@ from sif_lib.core.io import atomic_write_text, peak_gpu_mib, peak_rss_mib, read_
 from sif_lib.core.stages import producer, stage_name
 
 
+COLD_START_POLICY = ("cold_start", "policy")  # where stage 00 saves the thinking policy
+
+
 class RunContext:
-    """What a stage needs: the run directory, the resolved params, and artifact helpers."""
+    """What a stage needs: the run directory, the resolved params, and artifact helpers.
+
+    ``base_policy`` is the params file's ``model.policy``. With ``cold_start.enabled``, every stage after 00 sees
+    ``params.model.policy`` replaced by the run's ``cold_start/policy`` (the SFT model), and counts the
+    ``cold_start`` fields as read, so ``--reuse`` compares them; stage 00 opens with ``cold_start_stage=True``
+    and keeps the base policy."""
 
     def __init__(self, root: Path, params: Params, params_file: Path | None = None):
         self.root = Path(root)
         self.params = params
         self.params_file = params_file
+        self.base_policy: str = params.value("model.policy")
 
     @classmethod
     def open(cls, run_dir: str | Path, params_file: str | Path | None = None,
-             overrides: dict | None = None) -> "RunContext":
+             overrides: dict | None = None, cold_start_stage: bool = False) -> "RunContext":
         """Open (creating if needed) a run directory.
 
         ``run_dir`` and ``params_file``, when relative, are relative to the current directory, as any path given
@@ -62,7 +71,16 @@ class RunContext:
         root.mkdir(parents=True, exist_ok=True)
         if source != own or overrides:
             atomic_write_text(own, yaml.safe_dump(params.to_dict(), sort_keys=False))
-        return cls(root, params, source)
+        ctx = cls(root, params, source)
+        if params.value("cold_start.enabled") and not cold_start_stage:
+            ctx.use_cold_start_policy()
+        return ctx
+
+    def use_cold_start_policy(self) -> None:
+        """Make stage 00's SFT model this context's policy (a missing one names stage 00)."""
+        policy = self.require(*COLD_START_POLICY, "config.json").parent
+        object.__setattr__(self.params.model, "policy", str(policy))  # a plain assignment: not counted as a read
+        self.params.mark_read(f"cold_start.{key}" for key in self.params.to_dict()["cold_start"])
 
     @property
     def run_id(self) -> str:

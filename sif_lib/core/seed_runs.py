@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from sif_lib.core.errors import InputError
-from sif_lib.core.stages import STAGE_NAMES, stage
+from sif_lib.core.stages import STAGE_NAMES, done, stage
 
 SEED_FIELD = ("grpo", "seed")
 FIRST_SEEDED = stage("train_grpo").name  # the first stage each seed runs itself
@@ -84,13 +84,13 @@ def plan_seeds(params_file: str | Path, seeds: str | Sequence[int], outputs: str
 
 
 def first_unfinished(run_dir: Path, stages: Sequence[str]) -> str | None:
-    """The first of ``stages`` that is not ``ok`` in ``run_dir``'s manifest (all of them when there is none);
+    """The first of ``stages`` that is neither ``ok`` nor ``skipped`` in ``run_dir``'s manifest (all of them when there is none);
     None when every one is."""
     try:
         records = json.loads((run_dir / "manifest.json").read_text()).get("stages") or {}
     except (OSError, ValueError, AttributeError):
         records = {}
-    return next((name for name in stages if (records.get(name) or {}).get("status") != "ok"), None)
+    return next((name for name in stages if not done(records.get(name))), None)
 
 
 def reused_from(run_dir: Path) -> str | None:
@@ -120,6 +120,8 @@ def check_finished(run_dir: Path, params: dict) -> None:
     except (OSError, ValueError, AttributeError):
         theirs = {}
     for section, values in params.items():
+        if section not in theirs:
+            continue  # a section added since that run: it ran with that section's defaults, which nothing else sets
         for key, value in (values.items() if isinstance(values, dict) else [(None, values)]):
             found = (theirs.get(section) or {}).get(key) if key else theirs.get(section)
             if found != value:

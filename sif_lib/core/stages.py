@@ -1,4 +1,4 @@
-"""The stage table: the one place that lists the seven stages.
+"""The stage table: the one place that lists the stages (seven, and the optional cold start before them).
 
 Each stage is one notebook (``notebooks/<name>.ipynb``) over one module of :mod:`sif_lib.stages`, whose
 ``run(ctx) -> metrics`` does the stage's work, and writes ``metrics/<name>.json`` and its artifacts. Everything
@@ -23,6 +23,8 @@ class Stage:
     artifacts: tuple[str, ...]     # what it writes in the run directory besides metrics/ and notebooks/
     finish: str | None = None      # "module:function" the runner calls with the run directory once the notebook
                                    # has run, for work on the executed notebook itself; returns a line to print
+    enabled_by: str | None = None  # a boolean params field ("section.key"); when false the runner records the
+                                   # stage as skipped without running its notebook, and later stages ignore it
 
     @property
     def number(self) -> int:
@@ -34,6 +36,8 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
+    Stage("00_cold_start", "0. cold start (optional): SFT into a thinking format, on the policy's own answers",
+          "sif_lib.stages.s00_cold_start", ("cold_start", "data/cold_start.jsonl"), enabled_by="cold_start.enabled"),
     Stage("01_synthesize_constraints", "1. multi-constraint instructions and math items",
           "sif_lib.stages.s01_synthesize_constraints",
           ("data/instructions.jsonl", "data/reasoning.jsonl", "data/instructions")),
@@ -59,6 +63,17 @@ def stage(value: str) -> Stage:
         if value in (s.name, s.name[:2], s.name[3:]) or (value.isdigit() and int(value) == s.number):
             return s
     raise InputError(f"unknown stage '{value}'; stages are: {', '.join(STAGE_NAMES)}")
+
+
+def enabled(name: str, params) -> bool:
+    """Whether a stage runs under these params (a stage with no ``enabled_by`` always does)."""
+    field = _BY_NAME[name].enabled_by
+    return field is None or bool(params.value(field))
+
+
+def done(record: dict | None) -> bool:
+    """A stage's manifest record says it needs no rerun: it finished ``ok``, or was ``skipped`` as disabled."""
+    return (record or {}).get("status") in ("ok", "skipped")
 
 
 def stage_name(value: str) -> str:
@@ -87,8 +102,8 @@ def select(from_stage: str | None = None, only: str | None = None, to_stage: str
         raise InputError("--only cannot be combined with --from or --to")
     if only:
         return [stage_name(only)]
-    first = stage(from_stage).number - 1 if from_stage else 0
-    last = stage(to_stage).number - 1 if to_stage else len(STAGES) - 1
+    first = STAGE_NAMES.index(stage(from_stage).name) if from_stage else 0
+    last = STAGE_NAMES.index(stage(to_stage).name) if to_stage else len(STAGES) - 1
     if last < first:
         raise InputError(f"--to {STAGE_NAMES[last]} comes before --from {STAGE_NAMES[first]}")
     return list(STAGE_NAMES[first:last + 1])

@@ -26,6 +26,7 @@ from sif_lib.core.display import format_table
 from sif_lib.core.errors import InputError
 from sif_lib.core.plots import TEMPLATE
 from sif_lib.evaluation import replicates
+from sif_lib.evaluation.math_accuracy import math_accuracy_text, math_modes
 from sif_lib.evaluation.report import IFEVAL_LABELS, load_summary, reasoning_key
 from sif_lib.core.io import atomic_write_text, outputs_dir
 
@@ -117,9 +118,7 @@ def table_rows(runs: Sequence[RunRecord]) -> list[dict[str, str]]:
             row["hold-out composite"] = "–"
         key = reasoning_key(s)
         if key:
-            entry = s["reasoning"][key]
-            b, t = entry["base"]["accuracy"], entry["trained"]["accuracy"]
-            row["reasoning"] = f"{key}: {_pct(b)} → {_pct(t)} ({_pts(_delta(b, t))})"
+            row["reasoning"] = f"{key}: {math_accuracy_text(s['reasoning'][key])}"
         else:
             row["reasoning"] = "–"
         rows.append(row)
@@ -148,7 +147,7 @@ def figures(runs: Sequence[RunRecord]) -> list:
                     key=lambda name: int(name[1:]))
     panels = make_subplots(rows=1, cols=3, subplot_titles=["IFEval Pr(L), base → trained",
                                                            "hold-out composite per level (trained)",
-                                                           "reasoning accuracy, base → trained"])
+                                                           "reasoning accuracy (strict; flexible dashed)"])
     for i, r in enumerate(runs):
         s = r.summary
         panels.add_scatter(x=["base", "trained"], y=[100 * s["ifeval"]["base"]["prompt_loose"],
@@ -163,11 +162,12 @@ def figures(runs: Sequence[RunRecord]) -> list:
                                row=1, col=2, marker_color=_color(i))
         key = reasoning_key(s)
         if key:
-            entry = s["reasoning"][key]
-            panels.add_scatter(x=["base", "trained"], y=[100 * entry["base"]["accuracy"],
-                                                         100 * entry["trained"]["accuracy"]],
-                               name=r.run_id, legendgroup=r.run_id, showlegend=False, mode="lines+markers",
-                               row=1, col=3, marker_color=_color(i))
+            for mode, entry in math_modes(s["reasoning"][key]):  # strict solid, flexible dashed
+                panels.add_scatter(x=["base", "trained"], y=[100 * entry["base"]["accuracy"],
+                                                             100 * entry["trained"]["accuracy"]],
+                                   name=f"{r.run_id} ({mode})", legendgroup=r.run_id, showlegend=False,
+                                   mode="lines+markers", row=1, col=3, marker_color=_color(i),
+                                   line_dash="solid" if mode == "strict" else "dash")
     panels.update_layout(height=420, title="Per run")
     panels.update_yaxes(title_text="%", range=[0, 100])
     return [delta, panels]
@@ -228,7 +228,9 @@ p.note {{ color: #555; max-width: 60em; }}
 <p class="note">Made {created}. The first run is the reference. IFEval cells read base → trained (trained − base, in
 points); "Pr(L) vs ref" is the trained prompt-level loose accuracy minus the reference's, the way the paper's
 Table 5 reports ablations, whose figures stand beside ours where a run differs from the reference in exactly one
-ablation switch. Runs evaluated on different IFEval subsets (column "IFEval n") are not directly comparable.</p>
+ablation switch. Runs evaluated on different IFEval subsets (column "IFEval n") are not directly comparable. The
+reasoning cell gives math accuracy strict (the last \\boxed{{}} answer) and flexible (the last number), each with its
+exact 95% interval.</p>
 {_html_table(rows)}
 {seeds}
 {charts}

@@ -106,10 +106,13 @@ def demo_rows(runs: Sequence[RunFiles]) -> list[dict[str, str]]:
         rows.append({"": label, **{name: value(run) for name, run in zip(names, runs)}})
 
     for name in STAGE_NAMES:
+        if stage(name).enabled_by and all(((r.manifest.get("stages") or {}).get(name) or {}).get("status")
+                                          in (None, "skipped") for r in runs):
+            continue  # an optional stage none of these runs ran
         def stage_time(run, name=name):
             record = (run.manifest.get("stages") or {}).get(name) or {}
             if record.get("status", "pending") != "ok":
-                return record.get("status", "pending")
+                return record.get("status", "–" if stage(name).enabled_by else "pending")
             return _seconds(record.get("seconds")) + (" (reused)" if record.get("reused_from") else "")
         add(f"stage {name}", stage_time)
     add("total", lambda run: _duration(run.manifest.get("total_seconds")))

@@ -4,7 +4,10 @@ The paper checks six reasoning benchmarks (GPQA-D, BBEH, AIME, FOLIO, MMLU-Pro) 
 CPU we check what we can: the held-out synthetic math items of ``data/reasoning.jsonl`` (never trained on), and,
 when ``evaluation.gsm8k_path`` names one, a GSM8K-format JSONL. Both policies answer greedily with a larger token
 budget than the instruction prompts (``evaluation.math_max_new_tokens``); a response is correct when its final
-answer matches, as the RL reward for reasoning items decides it.
+answer matches, as the RL reward for reasoning items decides it (strict: the last ``\\boxed{}``). As lm-eval's
+GSM8K does, each response is also scored flexibly, by the last number of its answer text, boxed or not: the gap
+between the two separates answers the policy could not compute from answers it did not format. Each accuracy
+comes with its exact (Clopper-Pearson) 95% interval.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Sequence
 
 from sif_lib.core.errors import InputError
 from sif_lib.constraints import extract_answer
-from sif_lib.constraints.math_answer import score_reasoning
+from sif_lib.constraints.math_answer import score_flexible, score_reasoning
 from sif_lib.core.io import read_jsonl
 from sif_lib.synthesis.math_items import load_math_jsonl
 
@@ -62,15 +65,67 @@ def gsm8k_task(path_value: str, limit: int) -> MathTask:
     return MathTask("gsm8k", str(path), items)
 
 
-def score_responses(task: MathTask, responses: Sequence[str], answer_mode: str) -> list[bool]:
-    """Correct or not, per item: the final boxed answer of the extracted answer text against the gold answer."""
+EXTRACTIONS = ("strict", "flexible")
+
+
+def score_responses(task: MathTask, responses: Sequence[str], answer_mode: str,
+                    extraction: str = "strict") -> list[bool]:
+    """Correct or not, per item, judged on the extracted answer text (``answer_mode``; under ``require_think`` a
+    response without ``</think>`` is wrong either way). ``strict``: its last ``\\boxed{}`` against the gold answer,
+    as the RL reward decides; ``flexible``: its last number, as lm-eval's GSM8K flexible-extract does."""
+    if extraction not in EXTRACTIONS:
+        raise ValueError(f"extraction must be one of {EXTRACTIONS}, got {extraction!r}")
     if len(responses) != len(task.items):
         raise ValueError(f"{task.name}: {len(task.items)} items but {len(responses)} responses")
-    return [score_reasoning(extract_answer(response, answer_mode), item["answer"]) == 1.0
+    score = score_reasoning if extraction == "strict" else score_flexible
+    return [score(extract_answer(response, answer_mode), item["answer"]) == 1.0
             for item, response in zip(task.items, responses)]
 
 
 def accuracy(correct: Sequence[bool]) -> dict:
-    """``{"n", "correct", "accuracy"}``; accuracy is None for an empty list."""
-    return {"n": len(correct), "correct": int(sum(correct)),
-            "accuracy": round(fmean(map(float, correct)), 6) if correct else None}
+    """``{"n", "correct", "accuracy", "ci95"}``: ``ci95`` is the exact (Clopper-Pearson) 95% interval of the
+    accuracy, ``[low, high]``; accuracy and interval are None for an empty list."""
+    n, k = len(correct), int(sum(correct))
+    interval = None
+    if n:
+        from scipy.stats import binomtest  # scipy is heavy to import; only needed once there are verdicts
+
+        found = binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+        interval = [round(float(found.low), 6), round(float(found.high), 6)]
+    return {"n": n, "correct": k, "accuracy": round(fmean(map(float, correct)), 6) if correct else None,
+            "ci95": interval}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Presenting stage 07's math figures (the report and ``sif compare``).
+
+
+def math_modes(entry: dict) -> list[tuple[str, dict]]:
+    """A math task's summary figures per extraction: ``strict`` (the entry's top level) and, in summaries that
+    have it, ``flexible``; each with ``base``, ``trained``, ``delta``, ``delta_ci95`` and ``flips``."""
+    found = [("strict", entry)]
+    if entry.get("flexible"):
+        found.append(("flexible", entry["flexible"]))
+    return found
+
+
+def accuracy_text(figures: dict, unit: str = "") -> str:
+    """An :func:`accuracy` in percent with its exact 95% interval, ``12.5 [4.2, 26.8]`` (``unit="%"``:
+    ``12.5% [4.2, 26.8]``); summaries written before the interval existed give the accuracy alone."""
+    value, interval = figures.get("accuracy"), figures.get("ci95")
+    if value is None:
+        return "–"
+    text = f"{100 * value:.1f}{unit}"
+    return f"{text} [{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]" if interval else text
+
+
+def math_accuracy_text(entry: dict) -> str:
+    """Base → trained per extraction, on one line: ``strict 12.5% [4.2, 26.8] → 20.0% [9.1, 35.6] (+7.5);
+    flexible ...`` (the change in points)."""
+    parts = []
+    for mode, figures in math_modes(entry):
+        base, trained = figures["base"], figures["trained"]
+        change = "–" if base.get("accuracy") is None or trained.get("accuracy") is None \
+            else f"{100 * (trained['accuracy'] - base['accuracy']):+.1f}"
+        parts.append(f"{mode} {accuracy_text(base, '%')} → {accuracy_text(trained, '%')} ({change})")
+    return "; ".join(parts)

@@ -2,7 +2,8 @@
 
 Runs whose params differ only in the seed (``grpo.seed``, or ``run.seed``) form one *setting*; the params that
 differ between settings name it. Per setting, each headline figure of ``eval/summary.json`` (IFEval prompt- and
-instruction-level strict and loose, the hold-out's hard, soft and composite scores, math accuracy) gets the mean,
+instruction-level strict and loose, the hold-out's hard, soft and composite scores, math accuracy strict and
+flexible, and the share of hold-out answers that close ``</think>``) gets the mean,
 the sample standard deviation and n over its runs, for the trained value and for the before→after delta.
 
 Two settings are compared seed by seed: for each seed both ran, the difference of their deltas (numpy). The mean
@@ -38,6 +39,16 @@ def _math(summary: dict, policy: str) -> float | None:
     return _get(summary, "reasoning", key, policy, "accuracy") if key else None
 
 
+def _math_flexible(summary: dict, policy: str) -> float | None:
+    key = reasoning_key(summary)
+    return _get(summary, "reasoning", key, "flexible", policy, "accuracy") if key else None
+
+
+def _closed_think(summary: dict, policy: str) -> float | None:
+    """The hold-out answers' share that close ``</think>`` (None before stage 07 reported it)."""
+    return _get(summary, "thinking", "holdout", policy, "closed_share")
+
+
 @dataclass(frozen=True)
 class Metric:
     key: str
@@ -66,6 +77,8 @@ HEADLINE = (
     Metric("holdout.soft", "hold-out soft", _holdout("soft")),
     Metric("holdout.composite", "hold-out composite", _holdout("composite")),
     Metric("math", "math accuracy", _math),
+    Metric("math.flexible", "math accuracy, flexible", _math_flexible),
+    Metric("thinking.closed", "hold-out answers closing </think>", _closed_think),
 )
 
 
@@ -163,12 +176,19 @@ def legend_lines(settings: Sequence[Setting]) -> list[str]:
             + ", ".join(f"{r.run_id} (seed {seed})" for r, seed in zip(s.runs, s.seeds)) for s in settings]
 
 
+def reported(settings: Sequence[Setting]) -> list[Metric]:
+    """The headline figures at least one run reports (runs of a policy that never thinks, or made before a figure
+    existed, have no thinking or flexible-math figures: no row of dashes for them)."""
+    return [m for m in HEADLINE if any(m.value(r.summary, p) is not None
+                                       for s in settings for r in s.runs for p in ("base", "trained"))]
+
+
 def settings_rows(settings: Sequence[Setting]) -> list[dict[str, str]]:
     """One row per headline figure; per setting, the trained value and the delta as mean ± SD (n), in percent and
     points."""
     figures = [setting_figures(s) for s in settings]
     rows = []
-    for metric in HEADLINE:
+    for metric in reported(settings):
         row = {"figure": metric.label}
         for setting, figs in zip(settings, figures):
             row[f"{setting.label}: after"] = _spread_text(figs[metric.key]["after"], signed=False)
@@ -180,7 +200,7 @@ def settings_rows(settings: Sequence[Setting]) -> list[dict[str, str]]:
 def paired_rows(reference: Setting, other: Setting) -> list[dict[str, str]]:
     """One row per headline delta: ``other``'s minus ``reference``'s, paired by seed, in points."""
     rows = []
-    for metric in HEADLINE:
+    for metric in reported([reference, other]):
         test = paired_test(reference, other, metric)
         ci = test["ci95"]
         rows.append({

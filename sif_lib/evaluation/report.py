@@ -20,6 +20,7 @@ from typing import Any
 
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import atomic_write_text, iter_jsonl, read_json
+from sif_lib.evaluation.math_accuracy import accuracy_text, math_modes
 
 REPORT_FILE = "report.html"
 NOTEBOOK = Path("notebooks") / "07_evaluate.ipynb"
@@ -125,10 +126,12 @@ def summary_rows(summary: dict) -> list[dict]:
                        f"({PAPER_REASONING_7B['what']})")
     for name, entry in (summary.get("reasoning") or {}).items():
         label = "held-out synthetic math" if name == "synthetic" else "GSM8K"
-        rows.append({"benchmark": f"Reasoning: {label} accuracy (n={entry['n']})",
-                     "base": _pct(entry["base"]["accuracy"]), "trained": _pct(entry["trained"]["accuracy"]),
-                     "Δ points": _delta(entry["delta"], entry.get("delta_ci95")),
-                     "paper, R1-Distill-Qwen-7B": paper_reasoning if name == reasoning_key(summary) else ""})
+        for mode, figures in math_modes(entry):
+            rows.append({"benchmark": f"Reasoning: {label} accuracy, {mode} (n={entry['n']})",
+                         "base": accuracy_text(figures["base"]), "trained": accuracy_text(figures["trained"]),
+                         "Δ points": _delta(figures["delta"], figures.get("delta_ci95")),
+                         "paper, R1-Distill-Qwen-7B":
+                             paper_reasoning if name == reasoning_key(summary) and mode == "strict" else ""})
     return rows
 
 
@@ -189,9 +192,14 @@ def summary_markdown(summary: dict) -> str:
         lines += ["", f"Note: {summary['holdout']['note']}."]
     lines += ["", "Values are percentages; Δ is trained minus base in points, with its paired 95% bootstrap interval "
               "(over prompts; over items for math). The paper's column is for scale only.", ""]
+    if summary.get("reasoning"):
+        lines += ["Math: strict reads the last \\boxed{} answer (as the RL reward does), flexible the last number of "
+                  "the answer (lm-eval's GSM8K flexible-extract); each accuracy has its exact (Clopper-Pearson) 95% "
+                  "interval in brackets.", ""]
     flipped = flips_lines(summary)
     if flipped:
         lines += ["Paired pass/fail changes (gained, lost, exact sign test):", ""] + [f"- {x}" for x in flipped] + [""]
+    lines += thinking_markdown(summary)
     return "\n".join(lines)
 
 
@@ -202,9 +210,62 @@ def flips_lines(summary: dict) -> list[str]:
         found.append((label, (summary["ifeval"].get("flips") or {}).get(key)))
     found.append(("hold-out hard constraints", ((summary.get("holdout") or {}).get("flips") or {}).get("hard")))
     for name, entry in (summary.get("reasoning") or {}).items():
-        found.append((f"{'synthetic math' if name == 'synthetic' else 'GSM8K'} items", entry.get("flips")))
+        label = "synthetic math" if name == "synthetic" else "GSM8K"
+        found += [(f"{label} items, {mode}", figures.get("flips")) for mode, figures in math_modes(entry)]
     return [f"{label}: {f['gained']} gained, {f['lost']} lost of {f['paired']} (p = {f['sign_test_p']:.3g})"
             for label, f in found if f]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Thinking (summary["thinking"], from :mod:`sif_lib.evaluation.thinking`).
+
+def thinking_rows(summary: dict) -> list[dict] | str | None:
+    """Per set: closed ``</think>`` share (%, exact 95% interval) and mean thinking length, base → trained; one
+    line instead when no output of either policy contains ``</think>``; None for a summary without the figures."""
+    sets = summary.get("thinking")
+    if not sets:
+        return None
+    if not any(e[p]["closed"] for e in sets.values() for p in ("base", "trained")):
+        return ("The policy does not think: no output of either policy contains `</think>` "
+                f"(answer_mode: {summary.get('answer_mode', '?')}).")
+
+    def share(s: dict) -> str:
+        ci = s["closed_share_ci95"]
+        return _pct(s["closed_share"]) + (f" [{_pct(ci[0])}, {_pct(ci[1])}]" if ci else "")
+
+    def length(e: dict, key: str) -> str:
+        return " → ".join("–" if e[p][key] is None else f"{e[p][key]:.1f}" for p in ("base", "trained"))
+
+    labels = {"ifeval": "IFEval", "holdout": "hold-out"}
+    return [{"set": f"{labels.get(name, name)} (n={e['base']['n']})",
+             "closed </think> %, base → trained": f"{share(e['base'])} → {share(e['trained'])}",
+             "Δ points": _pts(e["delta"]["closed_share"]),
+             f"mean thinking ({e['base']['unit']}), closed outputs": length(e, "mean_think_tokens"),
+             f"mean thinking ({e['base']['unit']}), all outputs": length(e, "mean_think_tokens_all")}
+            for name, e in sets.items()]
+
+
+def thinking_table(summary: dict):
+    """The Thinking table as a DataFrame, or the one line of :func:`thinking_rows` as Markdown."""
+    import pandas as pd
+    from IPython.display import Markdown
+
+    rows = thinking_rows(summary)
+    if not isinstance(rows, list):
+        return Markdown(rows or "This summary has no thinking figures (written before they were added).")
+    return pd.DataFrame(rows).set_index("set")
+
+
+def thinking_markdown(summary: dict) -> list[str]:
+    """The Thinking section of ``eval/summary.md`` (nothing for a summary without the figures)."""
+    rows = thinking_rows(summary)
+    if not isinstance(rows, list):
+        return ["## Thinking", "", rows, ""] if rows else []
+    header = " | ".join(rows[0]).replace("</think>", "`</think>`")
+    return (["## Thinking", "", f"| {header} |", "|---" + "|---:" * (len(rows[0]) - 1) + "|"]
+            + ["| " + " | ".join(row.values()) + " |" for row in rows]
+            + ["", "Closed: outputs that contain `</think>` (exact 95% interval). Thinking: the text before the "
+               "last `</think>`; over all outputs, an unclosed one counts whole.", ""])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -266,9 +327,13 @@ def tradeoff_figure(summary: dict):
     label = "synthetic math" if key == "synthetic" else "GSM8K"
     paper = (PAPER_REASONING_7B["before"], PAPER_RESULTS[1]["ifeval_pr_loose"][0]), \
             (PAPER_REASONING_7B["after"], PAPER_RESULTS[1]["ifeval_pr_loose"][1])
-    for name, color, (x0, y0), (x1, y1) in (
-            (f"this run ({label})", "#1f77b4", points["base"], points["trained"]),
-            (f"paper, {PAPER_REASONING_7B['model']} (reasoning average)", "#bbbbbb", *paper)):
+    series = [(f"this run ({label}, strict)", "#1f77b4", points["base"], points["trained"])]
+    flexible = reasoning.get("flexible")
+    if flexible:
+        series.append((f"this run ({label}, flexible)", "#9ecae1",
+                       *[(100 * flexible[name]["accuracy"], points[name][1]) for name in ("base", "trained")]))
+    series.append((f"paper, {PAPER_REASONING_7B['model']} (reasoning average)", "#bbbbbb", *paper))
+    for name, color, (x0, y0), (x1, y1) in series:
         fig.add_scatter(x=[x0, x1], y=[y0, y1], mode="markers+text", name=name, text=["base", "trained"],
                         textposition="top center", marker=dict(size=[10, 14], color=color),
                         hovertemplate="reasoning %{x:.1f}<br>IFEval Pr(L) %{y:.1f}<extra>" + name + "</extra>")

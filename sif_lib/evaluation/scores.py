@@ -77,23 +77,29 @@ def score_ifeval_stage(ctx: RunContext, task: IFEvalTask, outputs: dict) -> dict
 
 
 def score_reasoning_stage(ctx: RunContext, tasks: list[math_accuracy.MathTask], outputs: dict) -> dict:
-    """Accuracy per math task and policy; per-item verdicts go to ``eval/math_<task>_<policy>/scored.jsonl``."""
+    """Accuracy per math task and policy, strict (the last ``\\boxed{}``, as the RL reward) at the top level of each
+    task's entry and flexible (the last number, as lm-eval's GSM8K) under ``flexible``; per-item verdicts of both
+    go to ``eval/math_<task>_<policy>/scored.jsonl``."""
     out = {}
     for task in tasks:
         entry: dict = {"source": task.source, "n": len(task.items)}
-        verdicts = {}
+        flexible: dict = {}
+        verdicts: dict = {"strict": {}, "flexible": {}}
         for name in POLICIES:
             texts = outputs[name][f"math_{task.name}"]
-            correct = math_accuracy.score_responses(task, texts, ctx.params.model.answer_mode)
+            for mode in math_accuracy.EXTRACTIONS:
+                verdicts[mode][name] = math_accuracy.score_responses(task, texts, ctx.params.model.answer_mode, mode)
             write_jsonl(ctx.root / EVAL_DIR / f"math_{task.name}_{name}" / "scored.jsonl",
-                        [{"id": item.get("id"), "answer": item["answer"], "correct": ok}
-                         for item, ok in zip(task.items, correct)])
-            entry[name] = math_accuracy.accuracy(correct)
-            verdicts[name] = correct
-        entry["delta"] = delta(entry["base"]["accuracy"], entry["trained"]["accuracy"])
-        found = paired.accuracy_intervals(verdicts["base"], verdicts["trained"], ctx.params.evaluation.bootstrap,
-                                          ctx.params.run.seed)
-        entry["delta_ci95"], entry["flips"] = found["interval"], found["flips"]
+                        [{"id": item.get("id"), "answer": item["answer"], "correct": ok, "correct_flexible": loose}
+                         for item, ok, loose in zip(task.items, verdicts["strict"][name], verdicts["flexible"][name])])
+            entry[name] = math_accuracy.accuracy(verdicts["strict"][name])
+            flexible[name] = math_accuracy.accuracy(verdicts["flexible"][name])
+        for figures, mode in ((entry, "strict"), (flexible, "flexible")):
+            figures["delta"] = delta(figures["base"]["accuracy"], figures["trained"]["accuracy"])
+            found = paired.accuracy_intervals(verdicts[mode]["base"], verdicts[mode]["trained"],
+                                              ctx.params.evaluation.bootstrap, ctx.params.run.seed)
+            figures["delta_ci95"], figures["flips"] = found["interval"], found["flips"]
+        entry["flexible"] = flexible
         out[task.name] = entry
     return out
 

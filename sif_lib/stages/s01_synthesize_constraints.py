@@ -11,6 +11,7 @@ import html
 from collections import Counter
 from typing import Callable
 
+from sif_lib.cold_start.data import cold_start_questions
 from sif_lib.constraints.soft import SOFT_CATEGORIES
 from sif_lib.core.display import badge_html
 from sif_lib.core.io import write_jsonl
@@ -35,7 +36,7 @@ def synthesize(params, seeds, paraphraser: Callable[[list[str]], list[str]] | No
         paraphrase_instructions(instructions, paraphraser or policy_paraphraser(params))
     rl_prompts = sum(r["n_constraints"] for r in instructions if r["split"] == "train")
     items, _ = compose_reasoning(params, reasoning_count(params.synthesis.reasoning_share, rl_prompts),
-                                 params.evaluation.math_items)
+                                 params.evaluation.math_items, exclude_questions=cold_start_questions(params))
     return instructions, items
 
 
@@ -51,7 +52,8 @@ def run(ctx) -> dict:
         paraphrase_info = paraphrase_instructions(instructions, policy_paraphraser(params))
     rl_prompts = sum(r["n_constraints"] for r in instructions if r["split"] == "train")
     reasoning_items, math_info = compose_reasoning(params, reasoning_count(s.reasoning_share, rl_prompts),
-                                                   params.evaluation.math_items)
+                                                   params.evaluation.math_items,
+                                                   exclude_questions=cold_start_questions(params))
 
     write_jsonl(ctx.path("data", "instructions.jsonl"), instructions)
     write_jsonl(ctx.path("data", "reasoning.jsonl"), reasoning_items)

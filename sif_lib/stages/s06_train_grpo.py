@@ -12,13 +12,14 @@ import time
 
 from sif_lib.core import models
 from sif_lib.core.answers import base_policy
-from sif_lib.core.io import read_json
+from sif_lib.core.io import read_json, read_jsonl
 from sif_lib.core.stages import stage_of_module
 from sif_lib.grpo.config import check_params
 from sif_lib.grpo.launch import launch_command, run_streaming
 from sif_lib.grpo.policy import export_merged, grpo_dir, remove_stale_outputs, trained_policy
 from sif_lib.grpo.probe import probe_comparison, probe_delta, probe_items, run_probe
 from sif_lib.grpo.series import series_from_history, timing, window_means
+from sif_lib.evaluation.thinking import compare_thinking, think_stats
 from sif_lib.grpo.trainer import train_grpo
 from sif_lib.reward.scorers import RewardScorer, make_scorer
 
@@ -96,13 +97,21 @@ def run(ctx, echo=print) -> dict:
         "probe": {"size": len(probe), "before": before, "after": after, "delta": probe_delta(before, after),
                   **(probe_comparison(out, params.model.answer_mode, check_scorer(ctx),
                                       params.reward_model.bootstrap, params.run.seed) if before and after
-                     else {"hard_flips": None, "repetition": None, "soft_check": None})},
+                     else {"hard_flips": None, "repetition": None, "soft_check": None}),
+                  "thinking": probe_thinking(out) if before and after else None},
         "artifacts": {name: f"grpo/{name}" for name in ("adapter", "merged", "model") if (out / name).is_dir()},
         # The runner copies this into the stage's record in manifest.json.
         "manifest_record": {"grpo_config": read_json(out / "grpo_config.json", f"rerun stage {STAGE.name}")},
     }
     ctx.write_metrics(STAGE.name, metrics)
     return metrics
+
+
+def probe_thinking(out) -> dict:
+    """Closed-``</think>`` share and thinking length (words) of the probe's raw completions, before and after."""
+    stats = {when: think_stats([row["completion"] for row in read_jsonl(out / f"probe_{when}.jsonl")])
+             for when in ("before", "after")}
+    return {**stats, "delta": compare_thinking(stats["before"], stats["after"])}
 
 
 def check_scorer(ctx):

@@ -18,12 +18,14 @@ from typing import Callable
 
 from sif_lib.constraints.repetition import repetition_summary
 from sif_lib.core.io import atomic_write_text, write_json
+from sif_lib.core.models import load_tokenizer
 from sif_lib.core.runs import RunContext
 from sif_lib.core.stages import stage_of_module
 from sif_lib.evaluation.generate import EVAL_DIR, EvalInputs, generate_all
 from sif_lib.evaluation.report import summary_markdown
 from sif_lib.evaluation.scores import (generation_figures, score_holdout_stage, score_ifeval_stage,
                                        score_reasoning_stage, scored_answers)
+from sif_lib.evaluation.thinking import thinking_summary
 
 STAGE = stage_of_module(__name__)
 
@@ -51,6 +53,8 @@ def run(ctx: RunContext, echo: Callable[[str], None] = print) -> dict:
         "repetition": {name: {key: repetition_summary(scored_answers(texts, params.model.answer_mode))
                               for key, texts in outputs[name].items()}
                        for name in outputs},
+        # Closed </think> share and thinking length, from the raw outputs (the answer mode aside).
+        "thinking": thinking_summary(outputs, load_tokenizer(params.model.policy, key="model.policy")),
     }
     echo("scoring IFEval")
     summary["ifeval"] = score_ifeval_stage(ctx, inputs.ifeval, outputs)

@@ -53,7 +53,7 @@ from typing import Any, Callable, Iterable, Sequence
 from sif_lib.constraints import EXCLUDED_HARD_IDS, HARD_CONSTRAINTS, category_of, conflicts, usable_hard_ids
 from sif_lib.constraints.soft import SOFT_CATEGORIES, sample_soft_constraint, soft_conflicts_with_hard
 from sif_lib.core.errors import InputError
-from sif_lib.synthesis import math_items
+from sif_lib.synthesis import math_items, stepped_math
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -240,6 +240,40 @@ def _compose_split(composer: _Composer, seeds: list, count: int, split: str, fir
     return out
 
 
+def _shuffled_seeds(params, seed_list: list) -> list:
+    shuffled = list(seed_list)
+    random.Random(f"{params.run.seed}:seeds").shuffle(shuffled)
+    return shuffled
+
+
+def cold_start_seed_count(params, available: int) -> int:
+    """Seeds reserved for the cold start's instruction items (0 when it is off): the last of the shuffled list."""
+    cs = params.cold_start
+    if not cs.enabled or cs.n_instructions <= 0:
+        return 0
+    if cs.n_instructions > available - 2:
+        raise InputError(f"cold_start.n_instructions: {cs.n_instructions} seeds reserved for the cold start leave "
+                         f"fewer than 2 of the {available} seeds for training and held-out instructions")
+    return cs.n_instructions
+
+
+def compose_cold_start(params, seeds) -> list[dict]:
+    """The cold start's instructions: one per reserved seed (no training or held-out instruction uses these
+    seeds), composed like the training split but from their own random streams."""
+    s = params.synthesis
+    shuffled = _shuffled_seeds(params, list(getattr(seeds, "seeds", seeds)))
+    reserved = shuffled[len(shuffled) - cold_start_seed_count(params, len(shuffled)):]
+    if not reserved:
+        return []
+    usable = usable_hard_ids()
+    hard_ids = usable if s.hard_ids is None else [h for h in usable if h in s.hard_ids]
+    rng_seed = f"{params.run.seed}:cold-start"
+    composer = _Composer(rng_seed, [c.name for c in SOFT_CATEGORIES], hard_ids)
+    levels = list(range(s.min_constraints, s.max_constraints + 1))
+    rows = _compose_split(composer, reserved, len(reserved), "cold_start", 1, levels, s.hard_ratio, rng_seed)
+    return [{**row, "id": f"cold-{row['id']}"} for row in rows]
+
+
 def compose_instructions(params, seeds) -> tuple[list[dict], dict]:
     """Training then held-out instructions, and a few figures about how they were drawn."""
     s = params.synthesis
@@ -247,8 +281,8 @@ def compose_instructions(params, seeds) -> tuple[list[dict], dict]:
     if not seed_list:
         raise InputError("synthesis.seeds: no usable seeds")
     rng_seed = params.run.seed
-    shuffled = list(seed_list)
-    random.Random(f"{rng_seed}:seeds").shuffle(shuffled)
+    shuffled = _shuffled_seeds(params, seed_list)
+    shuffled = shuffled[:len(shuffled) - cold_start_seed_count(params, len(shuffled))]  # the cold start's stay out
     train_pool, heldout_pool = _split_seeds(shuffled, s.n_instructions, s.n_heldout)
 
     usable = usable_hard_ids()
@@ -278,31 +312,53 @@ def reasoning_count(share: float, rl_instruction_prompts: int) -> int:
     return round(share / (1.0 - share) * rl_instruction_prompts)
 
 
+def question_key(text: str) -> str:
+    """How math questions are compared for repeats and exclusions: whitespace collapsed, case folded."""
+    return " ".join(str(text).split()).casefold()
+
+
 def _math_record(item: dict, number: int, split: str, default_source: str) -> dict:
     question = str(item["question"]).strip()
     prompt = item.get("prompt") or math_items.make_prompt(question)
-    return {"id": f"math-{number:05d}", "kind": "reasoning", "question": question, "answer": str(item["answer"]),
-            "prompt": prompt, "source": item.get("source") or default_source, "split": split}
+    record = {"id": f"math-{number:05d}", "kind": "reasoning", "question": question, "answer": str(item["answer"]),
+              "prompt": prompt, "source": item.get("source") or default_source, "split": split}
+    # Stepped items carry their step count and worked solution (the cold start's think part).
+    for key in ("steps", "solution"):
+        if key in item:
+            record[key] = item[key]
+    return record
 
 
-def compose_reasoning(params, n_train: int, n_heldout: int) -> tuple[list[dict], dict]:
-    """``n_train`` training and ``n_heldout`` held-out math items; no question appears in both splits."""
+def compose_reasoning(params, n_train: int, n_heldout: int, *,
+                      exclude_questions: set[str] | None = None) -> tuple[list[dict], dict]:
+    """``n_train`` training and ``n_heldout`` held-out math items; no question appears in both splits.
+
+    Generated items come from :mod:`~sif_lib.synthesis.math_items`, or with ``synthesis.math_steps`` set from
+    :mod:`~sif_lib.synthesis.stepped_math`. Items whose question (compared by :func:`question_key`) is in
+    ``exclude_questions`` are dropped, e.g. the questions a cold-start SFT set already uses.
+    """
     s = params.synthesis
     wanted = n_train + n_heldout
+    stepped = s.math_steps is not None and not s.reasoning_source
+    label = str(s.reasoning_source) if s.reasoning_source else \
+        (f"generated-stepped-{s.math_steps}" if stepped else "generated")
+    excluded = {question_key(q) for q in exclude_questions or ()}
     if wanted == 0:
-        return [], {"reasoning_source": s.reasoning_source or "generated", "reasoning_shortfall": 0}
+        return [], {"reasoning_source": label, "reasoning_shortfall": 0}
     if s.reasoning_source:
         pool = list(math_items.load_math_jsonl(Path(s.reasoning_source)))
         random.Random(f"{params.run.seed}:math").shuffle(pool)
-        label = str(s.reasoning_source)
     else:
-        # Ask for a margin so that dropping repeated questions still leaves enough.
-        pool = list(math_items.generate_math_items(wanted + wanted // 4 + 8, params.run.seed))
-        label = "generated"
-    unique, seen = [], set()
+        # Ask for a margin so that dropping repeated (and excluded) questions still leaves enough.
+        size = wanted + wanted // 4 + 8 + len(excluded)
+        pool = list(stepped_math.generate_stepped_items(size, params.run.seed, s.math_steps) if stepped
+                    else math_items.generate_math_items(size, params.run.seed))
+    unique, seen, dropped = [], set(), 0
     for item in pool:
-        key = " ".join(str(item["question"]).split()).casefold()
-        if key not in seen:
+        key = question_key(item["question"])
+        if key in excluded:
+            dropped += 1
+        elif key not in seen:
             seen.add(key)
             unique.append(item)
     # Held-out first: evaluation needs its full count more than training needs its last few items.
@@ -310,7 +366,10 @@ def compose_reasoning(params, n_train: int, n_heldout: int) -> tuple[list[dict],
     train = unique[n_heldout:n_heldout + n_train]
     rows = [_math_record(it, i + 1, "train", label) for i, it in enumerate(train)]
     rows += [_math_record(it, len(train) + i + 1, "heldout", label) for i, it in enumerate(heldout)]
-    return rows, {"reasoning_source": label, "reasoning_shortfall": wanted - len(rows)}
+    info = {"reasoning_source": label, "reasoning_shortfall": wanted - len(rows)}
+    if exclude_questions is not None:
+        info["reasoning_excluded"] = dropped
+    return rows, info
 
 
 # ---------------------------------------------------------------------------------------------------------------
