@@ -125,3 +125,24 @@ def test_notebooks_01_and_02_under_papermill(tmp_path):
     s02.run(direct)
     for name in ("instructions.jsonl", "reasoning.jsonl", "curriculum.jsonl"):
         assert (run / "data" / name).read_bytes() == (direct.root / "data" / name).read_bytes()
+
+
+def test_grpo_reasoning_share_trims_the_rl_set_without_touching_the_data(tmp_path):
+    """The reasoning-mix ablation reuses stages 01-05: grpo.reasoning_share only selects, in GRPO, how many of
+    stage 01's train math items join the RL set (0: none), at the share of the same instruction prompts."""
+    from sif_lib.grpo.rl_set import load_rl_items
+
+    ctx = RunContext.open(tmp_path / "run", CPU_DEMO)
+    s01.run(ctx)
+    s02.run(ctx)
+    kinds = {}
+    for share in (None, 0.0, 0.05):
+        ctx = RunContext.open(tmp_path / "run", overrides={"grpo": {"reasoning_share": share}})
+        items = load_rl_items(ctx)
+        kinds[share] = sum(it["kind"] == "reasoning" for it in items), sum(it["kind"] == "instruction" for it in items)
+        assert "grpo.reasoning_share" in ctx.params.reads()
+    math_rows = [r for r in read_jsonl(tmp_path / "run" / "data" / "reasoning.jsonl") if r["split"] == "train"]
+    assert kinds[None] == (len(math_rows), 600)  # cpu_demo's 15% of 600 instruction prompts: 106
+    assert kinds[0.0] == (0, 600) and kinds[0.05] == (synth.reasoning_count(0.05, 600), 600) == (32, 600)
+    with pytest.raises(InputError, match="grpo.reasoning_share"):
+        load_params(CPU_DEMO, {"grpo": {"reasoning_share": 1.0}})

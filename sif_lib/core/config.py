@@ -213,6 +213,8 @@ def _validate(p: Params, source: str) -> None:
                          "at least 0")
     if (p.reward_model.probe_c is not None and p.reward_model.probe_c <= 0) or p.reward_model.bootstrap < 0:
         raise InputError(f"{source}: key 'reward_model.probe_c' must be above 0 and 'reward_model.bootstrap' at least 0")
+    if p.grpo.reasoning_share is not None and not 0.0 <= p.grpo.reasoning_share < 1.0:
+        raise InputError(f"{source}: key 'grpo.reasoning_share' must be null or lie in [0, 1), got {p.grpo.reasoning_share}")
     for key, value in (("synthesis.reasoning_share", s.reasoning_share),
                        ("reward_model.eval_fraction", p.reward_model.eval_fraction)):
         if not 0.0 <= value < 1.0:

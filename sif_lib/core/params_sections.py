@@ -138,6 +138,10 @@ class ScoringParams(_Section):
 class GRPOParams(_Section):
     curriculum: Literal["mixed", "staged", "off"] = opt("mixed", "mixed: all levels shuffled (paper); staged: L1 first then up to Ln; off: only full instructions (ablation).")
     staged_boundaries: list = opt([], "For curriculum staged: the step at which each next level opens (empty: evenly spaced).")
+    reasoning_share: Optional[float] = opt(None, "Share of math items in GRPO's RL set: null keeps every train item stage "
+                                                 "01 wrote (synthesis.reasoning_share); a lower value keeps the first of "
+                                                 "them up to it, 0 none. The reasoning-mix ablation on the same data and "
+                                                 "reward model: --reuse RUN --from 06_train_grpo --set grpo.reasoning_share=0.")
     soft_reward: Literal["probability", "binary"] = opt("probability", "Soft constraints score the RM probability, or its 0/1 threshold (ablation).")
     hard_reward: Literal["rules", "reward_model"] = opt("rules", "Hard constraints score by the verifier, or by the RM (ablation).")
     repetitive_penalty: float = opt(0.0, "Subtracted from the reward of a repetitive completion (over half its word 4-grams "

@@ -25,6 +25,8 @@ from typing import Any, Iterator, Sequence
 from sif_lib.core.errors import InputError
 from sif_lib.core.generation import chat_messages, render_prompt
 from sif_lib.core.io import iter_numbered_jsonl
+from sif_lib.synthesis.instructions import reasoning_count
+
 
 def _read_rows(path: Path, required: Sequence[str]) -> Iterator[tuple[int, dict]]:
     for number, row in iter_numbered_jsonl(path):
@@ -61,13 +63,18 @@ def reasoning_items(path: Path, split: str) -> list[dict]:
 
 
 def load_rl_items(ctx) -> list[dict]:
-    """Train-split curriculum items (levels >= 1) followed by train-split reasoning items."""
+    """Train-split curriculum items (levels >= 1) followed by train-split reasoning items: all of those stage 01
+    wrote, or with ``grpo.reasoning_share`` set, the first of them up to that share (0: none)."""
     curriculum = ctx.require("data", "curriculum.jsonl")
     reasoning = ctx.require("data", "reasoning.jsonl")
     items = curriculum_items(curriculum, "train")
     if not items:
         raise InputError(f"{curriculum}: no train-split instructions with level >= 1")
-    return items + reasoning_items(reasoning, "train")
+    math = reasoning_items(reasoning, "train")
+    share = ctx.params.grpo.reasoning_share
+    if share is not None:
+        math = math[:reasoning_count(share, len(items))]
+    return items + math
 
 
 def prompt_messages(prompt: str, system_prompt: str | None) -> list[dict]:
