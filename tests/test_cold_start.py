@@ -167,3 +167,24 @@ def test_sft_ends_turns_where_the_model_stops():
         tokenizer = models.load_tokenizer(spec)
         model = models.load_causal_lm(spec, dtype="float32", device="cpu")
         assert turn_end_token(model, tokenizer) == expected, spec
+
+
+@pytest.mark.slow
+def test_sif_run_runs_notebook_00_and_later_stages_use_its_policy(tmp_path):
+    """Through the runner and papermill: stage 00 runs its notebook when enabled, and stage 03's rollouts are the
+    SFT model's (the tiny model stands in for SmolLM2; answer_mode stays after_think, since 16 random tokens
+    never close </think>)."""
+    from conftest import run_sif
+
+    run_sif("run", "params/smoke.yaml", "--run-id", "cold", "--outputs", str(tmp_path), "--to", "03",
+            "--set", "cold_start.enabled=true", "--set", "cold_start.n_math=8", "--set", "cold_start.n_instructions=8",
+            "--set", "cold_start.answer_max_new_tokens=8", "--set", "cold_start.batch_size=4",
+            "--set", "synthesis.math_steps=1", check=True)
+    run = tmp_path / "cold"
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert all(manifest["stages"][s]["status"] == "ok" for s in list(manifest["stages"])[:4]), manifest["stages"]
+    assert (run / "notebooks" / "00_cold_start.ipynb").is_file()
+    policy = str(run.joinpath(*COLD_START_POLICY).resolve())
+    assert {row["model"] for row in read_jsonl(run / "data" / "rollouts.jsonl")} == {policy}
+    assert "cold_start.n_math" in manifest["stages"]["03_generate_pseudo_labels"]["params_read"]
+    assert manifest["params"]["model"]["policy"] == "tiny"  # the params keep the base spec
