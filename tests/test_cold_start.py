@@ -19,7 +19,8 @@ from sif_lib.synthesis.seeds import load_seeds
 
 SMOKE = REPO / "params" / "smoke.yaml"
 COLD = {"cold_start": {"enabled": True, "n_math": 12, "n_instructions": 12, "answer_max_new_tokens": 16,
-                       "epochs": 4.0, "batch_size": 4, "learning_rate": 3.0e-3, "max_length": 256},
+                       "epochs": 4.0, "batch_size": 4, "learning_rate": 3.0e-3, "max_length": 256,
+                       "level_check_items": 2},
         "synthesis": {"math_steps": 2, "reasoning_share": 0.3}, "model": {"answer_mode": "require_think"}}
 
 
@@ -105,6 +106,8 @@ def test_sft_learns_and_later_stages_load_the_thinking_policy(cold_run):
     policy = root.joinpath(*COLD_START_POLICY)
     assert (policy / "config.json").is_file() and (policy / "sft.json").is_file()
     assert metrics["check"]["base"]["thinking"]["n"] == metrics["check"]["n"] > 0
+    levels = metrics["level_check"]  # two fresh problems per number of steps, strict and flexible
+    assert list(levels) == ["1", "2", "3"] and all(f["strict"]["n"] == f["flexible"]["n"] == 2 for f in levels.values())
     later = RunContext.open(root)
     assert later.params.model.policy == str(policy) and later.base_policy == "tiny"
     assert "cold_start.learning_rate" in later.params.reads()  # --reuse compares what made the policy

@@ -240,6 +240,9 @@ class ColdStartParams(_Section):
     batch_size: int = opt(8, "SFT examples per optimizer step.")
     max_length: int = opt(448, "Longest SFT example in tokens (longer ones are truncated).")
     lora_r: int = opt(16, "LoRA rank when finetune is lora.")
+    level_check_items: int = opt(0, "Stepped math items per level (1, 2, 3 steps; their own random stream) that the SFT "
+                                    "policy answers greedily after training, to pick synthesis.math_steps: the level it "
+                                    "solves 20-80% of. 0 skips the check.")
 
 _FIELD_NAMES: dict[type, frozenset[str]] = {}
 

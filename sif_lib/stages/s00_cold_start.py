@@ -26,7 +26,9 @@ from sif_lib.core.io import read_json, write_json, write_jsonl
 from sif_lib.core.models import load_tokenizer
 from sif_lib.core.runs import COLD_START_POLICY
 from sif_lib.core.stages import stage_of_module
+from sif_lib.evaluation.math_accuracy import accuracy
 from sif_lib.evaluation.thinking import think_stats
+from sif_lib.synthesis import stepped_math
 from sif_lib.synthesis.instructions import compose_cold_start
 from sif_lib.synthesis.seeds import load_seeds
 
@@ -71,6 +73,26 @@ def check_figures(rows: list[dict], texts: list[str], tokenizer=None) -> dict:
             "math": {"n": len(math), "strict": sum(strict), "flexible": sum(flexible)}}
 
 
+def level_check(ctx, spec: str, echo: Callable[[str], None]) -> dict | None:
+    """The SFT policy's greedy accuracy on ``cold_start.level_check_items`` stepped problems per level, strict and
+    flexible, each with its exact 95% interval (None when the check is off)."""
+    params, n = ctx.params, ctx.params.cold_start.level_check_items
+    if n <= 0:
+        return None
+    out = {}
+    for steps in stepped_math.LEVELS:
+        items = stepped_math.generate_stepped_items(n, f"{params.run.seed}:level-check", steps)
+        texts = PolicyRunner(spec_policy("sft", spec), params, echo).answer(
+            ctx.root / "cold_start" / f"level_check_{steps}", [i["prompt"] for i in items],
+            Sampling(params.evaluation.math_max_new_tokens, 0.0, seed=params.run.seed), params.evaluation.batch_size)
+        answers = [extract_answer(t, "require_think") for t in texts]
+        out[str(steps)] = {
+            "strict": accuracy([score_reasoning(a, i["answer"]) == 1.0 for a, i in zip(answers, items)]),
+            "flexible": accuracy([score_flexible(a or "", i["answer"]) == 1.0 for a, i in zip(answers, items)]),
+            "closed_think": think_stats(texts)["closed_share"]}
+    return out
+
+
 def _data_hash(rows: list[dict]) -> str:
     return hashlib.sha1(json.dumps(rows, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
@@ -110,6 +132,7 @@ def run(ctx, echo: Callable[[str], None] = print, progress: bool = True) -> dict
         "training": training,
         "check": {"n": len(check), "base": check_figures(check, before, tokenizer),
                   "sft": check_figures(check, after, tokenizer)},
+        "level_check": level_check(ctx, str(policy_dir), echo),
         "examples": [{"kind": r["kind"], "prompt": r["prompt"], "base": b, "sft": a}
                      for r, b, a in list(zip(check, before, after))[::max(1, len(check) // 4)]],
     }
@@ -158,6 +181,21 @@ def check_table_html(metrics: dict) -> str:
             ("math solved, flexible (last number)", lambda f: f"{f['math']['flexible']}/{f['math']['n']}")):
         lines.append(f"<tr><td>{label}</td><td>{get(check['base'])}</td><td>{get(check['sft'])}</td></tr>")
     return "".join(lines) + "</table>"
+
+
+def level_check_html(metrics: dict) -> str:
+    """The SFT policy's math accuracy per number of steps (greedy), strict and flexible, with exact intervals."""
+    levels = metrics.get("level_check")
+    if not levels:
+        return "<p>No level check (cold_start.level_check_items is 0).</p>"
+
+    def cell(fig):
+        low, high = fig["ci95"]
+        return f"{fig['correct']}/{fig['n']} = {100 * fig['accuracy']:.0f}% [{100 * low:.0f}, {100 * high:.0f}]"
+    rows = "".join(f"<tr><td>{steps}</td><td>{cell(f['strict'])}</td><td>{cell(f['flexible'])}</td>"
+                   f"<td>{100 * f['closed_think']:.0f}%</td></tr>" for steps, f in levels.items())
+    return ("<table><tr><th>steps</th><th>strict (\\boxed{} after &lt;/think&gt;)</th><th>flexible (last number)"
+            "</th><th>closing &lt;/think&gt;</th></tr>" + rows + "</table>")
 
 
 def examples_html(metrics: dict) -> str:
