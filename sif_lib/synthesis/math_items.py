@@ -16,7 +16,7 @@ import random
 import re
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import iter_numbered_jsonl
@@ -330,6 +330,26 @@ FAMILIES: dict[str, Callable[[random.Random, int], tuple[str, Fraction | str]]] 
 }
 
 
+def dealt(names: list[str], rng: random.Random) -> Iterator[str]:
+    """Family names in a shuffled round robin: every family once, in a fresh order, before any repeats."""
+    while True:
+        order = names[:]
+        rng.shuffle(order)
+        while order:
+            yield order.pop()
+
+
+def draw_unseen(draw: Callable[[], tuple], seen: set[str], tries: int) -> tuple:
+    """``draw()`` (a ``(question, ...)`` tuple) until its question is not in ``seen``, at most ``tries`` times (the
+    last draw is kept then); the question is added to ``seen``."""
+    for _ in range(tries):
+        found = draw()
+        if found[0] not in seen:
+            break
+    seen.add(found[0])
+    return found
+
+
 def generate_math_items(n: int, seed: int, difficulty: int | None = 2,
                         families: Iterable[str] | None = None) -> list[dict]:
     """``n`` word problems, identical for the same arguments.
@@ -352,18 +372,11 @@ def generate_math_items(n: int, seed: int, difficulty: int | None = 2,
     rng = random.Random(seed)
     items: list[dict] = []
     seen: set[str] = set()
-    order: list[str] = []
+    families = dealt(names, rng)
     for index in range(n):
-        if not order:
-            order = names[:]
-            rng.shuffle(order)
-        family = order.pop()
+        family = next(families)
         level = difficulty if difficulty is not None else rng.randint(1, 3)
-        for _ in range(50):
-            question, answer = FAMILIES[family](rng, level)
-            if question not in seen:
-                break
-        seen.add(question)
+        question, answer = draw_unseen(lambda: FAMILIES[family](rng, level), seen, 50)
         items.append({
             "id": f"{SOURCE}-{seed}-{index:05d}",
             "question": question,

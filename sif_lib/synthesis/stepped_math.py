@@ -21,7 +21,7 @@ from fractions import Fraction
 from typing import Callable
 
 from sif_lib.core.errors import InputError
-from sif_lib.synthesis.math_items import format_exact, make_prompt
+from sif_lib.synthesis.math_items import dealt, draw_unseen, format_exact, make_prompt
 
 SOURCE = "synthetic-stepped-math"
 LEVELS = (1, 2, 3)
@@ -259,21 +259,13 @@ def generate_stepped_items(n: int, seed: int | str, steps: int) -> list[dict]:
     if isinstance(steps, bool) or steps not in LEVELS:
         raise InputError(f"steps must be 1, 2 or 3 (3: three or four steps), got {steps!r}")
     rng = random.Random(f"{seed}:stepped-math:{steps}")
-    names = list(FAMILIES)
     items: list[dict] = []
     seen: set[str] = set()
-    order: list[str] = []
+    families = dealt(list(FAMILIES), rng)
     for index in range(n):
-        if not order:
-            order = names[:]
-            rng.shuffle(order)
-        family = order.pop()
-        for _ in range(_REDRAWS):
-            count = steps if steps < 3 else rng.choice((3, 4))
-            question, work = FAMILIES[family](rng, count)
-            if question not in seen:
-                break
-        seen.add(question)
+        family = next(families)
+        question, work = draw_unseen(
+            lambda: FAMILIES[family](rng, steps if steps < 3 else rng.choice((3, 4))), seen, _REDRAWS)
         items.append({
             "id": f"{SOURCE}-{seed}-{index:05d}",
             "question": question,
