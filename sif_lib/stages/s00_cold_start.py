@@ -55,11 +55,12 @@ def build_rows(ctx, echo: Callable[[str], None] = print) -> list[dict]:
     return rows
 
 
-def check_answers(ctx, spec: str, name: str, rows: list[dict], echo: Callable[[str], None]) -> list[str]:
-    """Greedy answers of ``spec`` to the check rows (cached in ``cold_start/check_<name>``)."""
+def greedy_answers(ctx, spec: str, name: str, folder: str, prompts: list[str],
+                   echo: Callable[[str], None]) -> list[str]:
+    """Greedy answers of ``spec`` to ``prompts`` with the math token budget (cached in ``cold_start/<folder>``)."""
     params = ctx.params
     return PolicyRunner(spec_policy(name, spec), params, echo).answer(
-        ctx.root / "cold_start" / f"check_{name}", [r["prompt"] for r in rows],
+        ctx.root / "cold_start" / folder, prompts,
         Sampling(params.evaluation.math_max_new_tokens, 0.0, seed=params.run.seed), params.evaluation.batch_size)
 
 
@@ -82,9 +83,7 @@ def level_check(ctx, spec: str, echo: Callable[[str], None]) -> dict | None:
     out = {}
     for steps in stepped_math.LEVELS:
         items = stepped_math.generate_stepped_items(n, f"{params.run.seed}:level-check", steps)
-        texts = PolicyRunner(spec_policy("sft", spec), params, echo).answer(
-            ctx.root / "cold_start" / f"level_check_{steps}", [i["prompt"] for i in items],
-            Sampling(params.evaluation.math_max_new_tokens, 0.0, seed=params.run.seed), params.evaluation.batch_size)
+        texts = greedy_answers(ctx, spec, "sft", f"level_check_{steps}", [i["prompt"] for i in items], echo)
         answers = [extract_answer(t, "require_think") for t in texts]
         out[str(steps)] = {
             "strict": accuracy([score_reasoning(a, i["answer"]) == 1.0 for a, i in zip(answers, items)]),
@@ -117,8 +116,9 @@ def run(ctx, echo: Callable[[str], None] = print, progress: bool = True) -> dict
         training = train_sft(sft_examples(sft, params.model.system_prompt), params, ctx.base_policy,
                              ctx.root / "cold_start", progress=progress)
         write_json(policy_dir / "sft.json", {"record": record, "training": training})
-    before = check_answers(ctx, ctx.base_policy, "base", check, echo)
-    after = check_answers(ctx, str(policy_dir), "sft", check, echo)
+    prompts = [r["prompt"] for r in check]
+    before = greedy_answers(ctx, ctx.base_policy, "base", "check_base", prompts, echo)
+    after = greedy_answers(ctx, str(policy_dir), "sft", "check_sft", prompts, echo)
     tokenizer = load_tokenizer(str(policy_dir), key="cold_start policy")
     metrics = {
         "enabled": True,
