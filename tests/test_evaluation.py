@@ -450,6 +450,42 @@ def test_interrupted_set_resumes_from_its_partial_file(tmp_path):
     assert not (folder / "generations.partial.jsonl").exists()
 
 
+def test_answers_copied_from_another_run_are_reused_when_the_weights_match(tmp_path):
+    """--reuse copies the base policy's answer caches; a model directory is matched by content, not by path, and
+    a cache whose weights differ is regenerated."""
+    from sif_lib.core import models
+    from sif_lib.core.answers import BASE_ANSWER_CACHES, PolicyRunner, copy_answer_caches, spec_policy
+    from sif_lib.core.config import load_params
+    from sif_lib.evaluation.generate import _sampling
+
+    params = load_params(SMOKE)
+    source, target = tmp_path / "source", tmp_path / "target"
+    for run in (source, target):  # the same weights under two run directories, as stage 00's model after --reuse
+        models.load_causal_lm("tiny", dtype="float32", device="cpu").save_pretrained(run / "policy")
+        models.load_tokenizer("tiny").save_pretrained(run / "policy")
+    prompts = ["Say one.", "Say two."]
+    answers = PolicyRunner(spec_policy("base", str(source / "policy")), params).answer(
+        source / "eval" / "ifeval_base", prompts, _sampling(6, 0), batch_size=2)
+    assert copy_answer_caches(source, target, BASE_ANSWER_CACHES) == ["eval/ifeval_base"]
+    assert copy_answer_caches(source, target, BASE_ANSWER_CACHES) == []  # never over an existing cache
+    log: list[str] = []
+    again = PolicyRunner(spec_policy("base", str(target / "policy")), params, echo=log.append).answer(
+        target / "eval" / "ifeval_base", prompts, _sampling(6, 0), batch_size=2)
+    assert again == answers and any("reusing 2 cached" in line for line in log), log
+    assert not any("loaded" in line for line in log)
+
+    import torch
+    other = models.load_causal_lm("tiny", dtype="float32", device="cpu")
+    with torch.no_grad():
+        next(other.parameters()).add_(1.0)
+    other.save_pretrained(tmp_path / "other")
+    models.load_tokenizer("tiny").save_pretrained(tmp_path / "other")
+    log.clear()
+    PolicyRunner(spec_policy("base", str(tmp_path / "other")), params, echo=log.append).answer(
+        target / "eval" / "ifeval_base", prompts, _sampling(6, 0), batch_size=2)
+    assert any("loaded" in line for line in log), log
+
+
 def test_report_helpers_read_the_summary(evaluated):
     from sif_lib.evaluation import report
 

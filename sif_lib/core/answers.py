@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ from sif_lib.core.generation import ChatGenerator, Sampling
 from sif_lib.core.io import append_jsonl, atomic_write_text, iter_jsonl, read_jsonl, write_json, write_jsonl
 
 GENERATIONS = "generations.jsonl"  # raw model outputs of one set: the cache
+# The base policy's greedy answer sets of stages 06 (the probe before training) and 07, under a run directory.
+BASE_ANSWER_CACHES = ("grpo/probe_before", "eval/*_base")
 
 
 
@@ -173,4 +176,35 @@ def read_record(path: Path) -> dict | None:
 
 
 def _same_record(stored: dict, record: dict) -> bool:
-    return all(stored.get(key) == value for key, value in record.items())
+    return all(_same_policy(stored.get(key), value) if key == "policy" else stored.get(key) == value
+               for key, value in record.items())
+
+
+def _same_policy(stored, policy: dict) -> bool:
+    """The same weights. A policy that is one local directory (no adapter) is known by its content hash, not its
+    path, so that a run which copied another's model (stage 00's, under ``--reuse``) matches that run's answers."""
+    by_content = policy.get("adapter") is None and not str(policy.get("fingerprint", "spec:")).startswith("spec:")
+    if by_content and isinstance(stored, dict):
+        return {k: v for k, v in stored.items() if k != "spec"} == {k: v for k, v in policy.items() if k != "spec"}
+    return stored == policy
+
+
+def copy_answer_caches(source: Path, target: Path, folders: Sequence[str]) -> list[str]:
+    """Copy the finished answer caches (``generation.json`` and ``generations.jsonl``) of the ``folders`` (globs
+    relative to the run directories) from the run ``source`` into ``target``, where none exists yet; returns the
+    folders copied. :meth:`PolicyRunner.answer` still checks each record (weights, decoding, prompts), so a cache
+    that does not match is regenerated, not trusted. Used by ``--reuse``: the base policy's greedy answers are the
+    same in every run that shares its stages, so each seed run need not generate them again."""
+    copied = []
+    for pattern in folders:
+        for src in sorted(Path(source).glob(pattern)):
+            meta, final = src / "generation.json", src / GENERATIONS
+            record = read_record(meta)
+            dst = Path(target) / src.relative_to(source)
+            if not (record and record.get("complete") and final.is_file()) or (dst / "generation.json").exists():
+                continue
+            dst.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(final, dst / GENERATIONS)
+            write_json(dst / "generation.json", {**record, "copied_from": str(src.resolve())})
+            copied.append(str(src.relative_to(source)))
+    return copied

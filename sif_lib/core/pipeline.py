@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from sif_lib.core import progress
+from sif_lib.core.answers import BASE_ANSWER_CACHES, copy_answer_caches
 from sif_lib.core.config import load_params, read_params_file
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import atomic_write_text, notebooks_dir, outputs_dir, read_json, write_json
@@ -55,11 +56,9 @@ def _stage_record_from_metrics(metrics_file: Path) -> dict:
     try:
         metrics = json.loads(metrics_file.read_text())
     except (OSError, ValueError):
-        metrics = {}
-    if not isinstance(metrics, dict):
-        metrics = {}
-    value = metrics.get("peak_rss_mb")
-    extra = metrics.get("manifest_record")
+        metrics = None
+    value = metrics.get("peak_rss_mb") if isinstance(metrics, dict) else None
+    extra = metrics.get("manifest_record") if isinstance(metrics, dict) else None
     record = {"peak_rss_mb": float(value) if isinstance(value, (int, float)) else None,
               **(extra if isinstance(extra, dict) else {})}
     if isinstance(metrics.get("params_read"), list):
@@ -330,6 +329,8 @@ def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage:
         if run_dir.exists():
             raise InputError(f"{run_dir}: exists already; --reuse starts a new run (pick another --run-id)")
         reused = reuse_stages(Path(reuse), run_dir, list(STAGE_NAMES[:STAGE_NAMES.index(stages[0])]), params)
+        for folder in copy_answer_caches(Path(reuse), run_dir, BASE_ANSWER_CACHES):
+            echo(f"{folder}: the base policy's answers are copied from {reuse} (used if they still match)")
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "notebooks").mkdir(exist_ok=True)  # papermill writes executed notebooks here and will not create it
 
