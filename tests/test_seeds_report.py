@@ -196,12 +196,31 @@ def test_markdown_names_its_sources_and_reads_the_files(runs, tmp_path):
             f"({100 * s['delta']['inst_strict']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}])") in text
     assert "### Settings across seeds" in text and "| figure | A: after | A: Δ | B: after | B: Δ |" in text
     assert "p (paired t)" in text
+    m = json.loads((a[0] / "eval" / "summary.json").read_text())["reasoning"]["synthetic"]
+    assert (f"| math, strict (\\boxed{{}}), % (n = 40 items) | {100 * m['base']['accuracy']:.1f} → "
+            f"{100 * m['trained']['accuracy']:.1f} ({100 * m['delta']:+.1f})") in text
+    assert "closing </think>" not in text  # no run reported thinking figures
     single = markdown_report(a[:1])
     assert "Settings across seeds" not in single
     out = tmp_path / "tables.md"
     lines: list[str] = []
     write_markdown_report(a, output=out, echo=lines.append)
     assert out.read_text().startswith("### Per run") and lines == [f"wrote {out}"]
+
+
+def test_markdown_adds_flexible_math_and_thinking_when_reported(runs):
+    a, _ = runs
+    path = a[0] / "eval" / "summary.json"
+    s = json.loads(path.read_text())
+    s["reasoning"]["synthetic"]["flexible"] = {"base": {"accuracy": 0.25}, "trained": {"accuracy": 0.3},
+                                               "delta": 0.05, "delta_ci95": [-0.05, 0.15]}
+    s["thinking"] = {"holdout": {"base": {"closed_share": 0.975, "mean_think_tokens": 61.2},
+                                 "trained": {"closed_share": 1.0, "mean_think_tokens": 48.7}}}
+    path.write_text(json.dumps(s))
+    text = markdown_report(a)
+    assert "| math, flexible (the last number), % | 25.0 → 30.0 (+5.0 [-5.0, +15.0]) | – | – |" in text
+    assert "| hold-out answers closing </think>, % | 97.5 → 100.0 | – | – |" in text
+    assert "| hold-out mean thinking length, tokens (closed answers) | 61 → 49 | – | – |" in text
 
 
 def test_report_needs_run_directories(tmp_path):

@@ -23,7 +23,7 @@ from sif_lib.core.io import atomic_write_text, read_json
 from sif_lib.core.stages import STAGE_NAMES, stage
 from sif_lib.evaluation import replicates
 from sif_lib.evaluation.compare import load_run
-from sif_lib.evaluation.report import IFEVAL_LABELS
+from sif_lib.evaluation.report import IFEVAL_LABELS, reasoning_key
 
 PROBE_STAGE = stage("train_grpo").name
 
@@ -70,6 +70,9 @@ class RunFiles:
         self.summary = read_json(summary, "") if summary.is_file() else {}
         self.holdout = self.summary.get("holdout") or {}
         self.ifeval = self.summary.get("ifeval") or {}
+        key = reasoning_key(self.summary)
+        self.math = ((self.summary.get("reasoning") or {}).get(key) or {}) if key else {}
+        self.thinking = (self.summary.get("thinking") or {}).get("holdout") or {}
 
 
 def provenance(paths: Sequence[Path], manifests: Sequence[dict], today: dt.date | None = None) -> str:
@@ -133,7 +136,32 @@ def demo_rows(runs: Sequence[RunFiles]) -> list[dict[str, str]]:
     n_prompts = " / ".join(sorted({str(r.ifeval.get("n_prompts", "?")) for r in runs}))
     for metric, label in IFEVAL_LABELS.items():
         add(f"{label}, % (n = {n_prompts} prompts)", lambda run, metric=metric: _figure(run.ifeval, metric))
+    n_items = " / ".join(sorted({str(r.math.get("n", "?")) for r in runs if r.math}))
+    if n_items:
+        add(f"math, strict (\\boxed{{}}), % (n = {n_items} items)", lambda run: _accuracy(run.math))
+    if any(run.math.get("flexible") for run in runs):
+        add("math, flexible (the last number), %", lambda run: _accuracy(run.math.get("flexible") or {}))
+    if any(run.thinking for run in runs):
+        add("hold-out answers closing </think>, %", lambda run: _before_after(
+            *(run.thinking.get(p, {}).get("closed_share") for p in ("base", "trained"))))
+        add("hold-out mean thinking length, tokens (closed answers)", lambda run: _tokens(
+            *(run.thinking.get(p, {}).get("mean_think_tokens") for p in ("base", "trained"))))
     return rows
+
+
+def _accuracy(section: dict) -> str:
+    """Before → after of a math accuracy entry (``{"base": {"accuracy"}, "trained": ..., "delta", ...}``)."""
+    def part(name: str):
+        return (section.get(name) or {}).get("accuracy")
+
+    return _before_after(part("base"), part("trained"), section.get("delta"), section.get("delta_ci95"),
+                         section.get("flips"))
+
+
+def _tokens(before, after) -> str:
+    if not isinstance(before, (int, float)) or not isinstance(after, (int, float)):
+        return "–"
+    return f"{before:.0f} → {after:.0f}"
 
 
 def _figure(section: dict, key: str) -> str:
