@@ -57,8 +57,8 @@ def _stage_record_from_metrics(metrics_file: Path) -> dict:
         metrics = json.loads(metrics_file.read_text())
     except (OSError, ValueError):
         metrics = None
-    value = metrics.get("peak_rss_mb") if isinstance(metrics, dict) else None
-    extra = metrics.get("manifest_record") if isinstance(metrics, dict) else None
+    metrics = metrics if isinstance(metrics, dict) else {}
+    value, extra = metrics.get("peak_rss_mb"), metrics.get("manifest_record")
     record = {"peak_rss_mb": float(value) if isinstance(value, (int, float)) else None,
               **(extra if isinstance(extra, dict) else {})}
     if isinstance(metrics.get("params_read"), list):
