@@ -72,6 +72,18 @@ def test_every_notebook_is_thin_and_clean():
 
 
 @pytest.mark.slow
+def test_base_answer_caches_name_the_sets_a_run_writes(smoke_run, tmp_path):
+    """--reuse copies the base policy's answers by folder pattern; the patterns must find what stages 06 and 07
+    really write, or seed runs silently answer again."""
+    from sif_lib.core.answers import BASE_ANSWER_CACHES, copy_answer_caches
+
+    copied = copy_answer_caches(smoke_run, tmp_path, BASE_ANSWER_CACHES)
+    assert "grpo/probe_before" in copied
+    assert {"eval/ifeval_base", "eval/holdout_base"} <= set(copied), copied
+    assert any(c.startswith("eval/math_") for c in copied), copied
+
+
+@pytest.mark.slow
 def test_smoke_run_writes_every_stage(smoke_run):
     manifest = json.loads((smoke_run / "manifest.json").read_text())
     assert manifest["run_id"] == "smoke"
