@@ -330,3 +330,30 @@ def test_check_model_shift_pairs_soft_constraints_under_both_reward_models():
     low, high = trained["delta_ci95"]
     assert 0.4 <= low <= trained["delta"] <= high <= 0.7
     assert check_model_shift(before, [], LengthScorer()) == {"pairs": 0}
+
+
+def test_greedy_members_decode_the_first_completion_of_each_group_greedily():
+    """``grpo.greedy_members``: in each group of ``num_generations`` rows (TRL repeats a prompt that many times in a
+    row), the first k rows are the greedy answer, the rest samples; checked against the decoder run greedily."""
+    from types import SimpleNamespace
+
+    import torch
+    from accelerate import Accelerator
+    from transformers import GenerationConfig
+
+    from sif_lib.core import decoding, models
+
+    model = models.load_causal_lm("tiny", dtype="float32", device="cpu")
+    tokenizer = models.load_tokenizer("tiny")
+    config = GenerationConfig(max_new_tokens=12, temperature=1.0, top_p=1.0, top_k=0, min_p=None, do_sample=True)
+    fake = SimpleNamespace(generation_config=config, model_wrapped=model, accelerator=Accelerator(cpu=True),
+                           generation_kwargs={}, args=SimpleNamespace(gradient_checkpointing_kwargs=None),
+                           _tokenizer=tokenizer, eos_token_ids=[-1], greedy_members=1)
+    prompts = [[11, 12, 13, 14]] * 4 + [[21, 22, 23]] * 4
+    torch.manual_seed(0)
+    out = trl_hooks.trainer_class()._decode_shrinking(fake, prompts, 4)
+    ids, mask = decoding.left_pad([[11, 12, 13, 14], [21, 22, 23]], tokenizer.pad_token_id)
+    greedy = decoding.decode(model, ids, mask, 12, temperature=0.0, eos={-1})
+    assert out[0] == greedy[0] and out[4] == greedy[1]
+    # the other members are samples at temperature 1 from a random model: not all of them the greedy answer
+    assert any(out[i] != greedy[0] for i in (1, 2, 3)) and any(out[i] != greedy[1] for i in (5, 6, 7))

@@ -188,3 +188,26 @@ def test_repetitive_penalty_subtracts_from_looping_answers_only():
               answer=["4"]) == pytest.approx([0.5])
     with pytest.raises(ValueError, match="repetitive_penalty"):
         CompositeReward(None, repetitive_penalty=-1)
+
+
+def test_degenerate_gate_pays_nothing_for_stuffed_or_looping_answers():
+    stuffed = " ".join(["*highlighted section*"] * 30)  # no commas, all lowercase: both hard checks pass
+    fluent = "hello world this answer says one thing and then stops without looping over it again and again"
+    plain = make_reward_function(params_from_dict({}), FixedScorer())
+    assert plain(**instruction_batch(stuffed, fluent)) == pytest.approx([0.775, 0.775])  # the paper's reward
+    scores = plain.score_batch([stuffed, fluent], ["instruction"] * 2, [1, 1], [CONSTRAINTS] * 2, [None] * 2)
+    assert "stuffed" in scores[0].degenerate and scores[1].degenerate == []  # recorded with the gate off too
+    assert scores[0].to_dict()["degenerate"] == scores[0].degenerate
+    assert summarize(scores)["degenerate"] == 0.5
+
+    metrics: dict[str, list[float]] = {}
+    gated = make_reward_function(params_from_dict({"grpo": {"degenerate_gate": True}}), FixedScorer())
+    assert gated(**instruction_batch(stuffed, fluent),
+                 log_metric=lambda k, v: metrics.setdefault(k, []).append(v)) == pytest.approx([0.0, 0.775])
+    assert metrics["components/degenerate"] == [0.5]
+    negative = make_reward_function(params_from_dict({"grpo": {"degenerate_gate": True, "degenerate_reward": -0.5}}),
+                                    FixedScorer())
+    assert negative(**instruction_batch(stuffed, fluent)) == pytest.approx([-0.5, 0.775])
+    # Math is not gated: a bare boxed answer is short by design, and still earns its 1.
+    assert gated([["q"]], ["\\boxed{4}"], kind=["reasoning"], level=[None], constraints=[None],
+                 answer=["4"]) == pytest.approx([1.0])

@@ -227,6 +227,12 @@ def _validate(p: Params, source: str) -> None:
         raise InputError(f"{source}: key 'grpo.repetitive_penalty' must be at least 0, got {p.grpo.repetitive_penalty}")
     if p.grpo.num_generations < 2:
         raise InputError(f"{source}: key 'grpo.num_generations' must be at least 2 (GRPO compares a group)")
+    if not 0 <= p.grpo.greedy_members < p.grpo.num_generations:
+        raise InputError(f"{source}: key 'grpo.greedy_members' must lie in [0, num_generations), got "
+                         f"{p.grpo.greedy_members} for {p.grpo.num_generations} generations")
+    if p.grpo.greedy_members and (p.grpo.use_vllm or p.grpo.num_processes > 1):
+        raise InputError(f"{source}: key 'grpo.greedy_members' needs the single-process CPU decoder (no use_vllm, "
+                         f"num_processes 1)")
     g = p.grpo
     if g.num_iterations < 1:
         raise InputError(f"{source}: key 'grpo.num_iterations' must be at least 1, got {g.num_iterations}")

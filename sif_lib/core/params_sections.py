@@ -146,6 +146,15 @@ class GRPOParams(_Section):
     hard_reward: Literal["rules", "reward_model"] = opt("rules", "Hard constraints score by the verifier, or by the RM (ablation).")
     repetitive_penalty: float = opt(0.0, "Subtracted from the reward of a repetitive completion (over half its word 4-grams "
                                          "repeated; sif_lib.constraints.repetition). 0 is the paper's reward. Not generate()'s repetition_penalty.")
+    degenerate_gate: bool = opt(False, "A degenerate instruction answer (near-empty, looping, ending in a loop, a marker or "
+                                       "required phrase stuffed: sif_lib.constraints.degenerate) scores "
+                                       "grpo.degenerate_reward instead of its composite, whatever rules it meets. Math "
+                                       "items are not gated (a bare \\boxed{} answer is short by design). Off: the paper's reward.")
+    degenerate_reward: float = opt(0.0, "The reward of a gated degenerate answer (grpo.degenerate_gate); 0 is what an empty "
+                                        "answer scores.")
+    greedy_members: int = opt(0, "Completions of each GRPO group decoded greedily, the rest sampled at grpo.temperature: "
+                                 "rollouts that also see what the probe and the evaluation see (they decode greedily). "
+                                 "Needs the single-process CPU decoder (no vLLM, one process); 0: all sampled (TRL).")
     finetune: Literal["lora", "qlora", "full"] = opt("lora", "LoRA (CPU default), QLoRA (GPU + bitsandbytes) or full fine-tuning.")
     max_steps: int = opt(60, "GRPO optimizer steps.")
     learning_rate: float = opt(2e-5, "Learning rate (the paper, full fine-tuning of 7B: 1e-6).")

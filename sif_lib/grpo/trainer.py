@@ -135,6 +135,7 @@ def train_grpo(ctx, scorer: Any = None, callbacks: Sequence[Any] | None = None) 
                                          and args.world_size == 1)
     # One process: the rollouts go through sif_lib.core.decoding where TRL would call generate() (trl_hooks).
     trainer.shrinking_decoder = args.world_size == 1
+    trainer.greedy_members = g.greedy_members if trainer.shrinking_decoder else 0
 
     distributed = _distributed_setup(trainer)
     start = time.perf_counter()

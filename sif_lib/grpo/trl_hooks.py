@@ -11,7 +11,11 @@ computed", which no callback or reward function sees:
   9% faster rollouts on 2 CPU cores; the exact base weights are restored before the loss.
 
 * decoding the rollouts with :func:`sif_lib.core.decoding.decode` (finished completions leave the batch) where
-  TRL would call ``model.generate`` in a single process; anything else goes to TRL's own path.
+  TRL would call ``model.generate`` in a single process; anything else goes to TRL's own path. There,
+  ``grpo.greedy_members`` decodes the first completions of each group greedily: the greedy answer is what the
+  probe and the evaluation read, and a sampled-only group may never show the loops greedy decoding falls into.
+  The loss then treats the greedy completion like a sample (TRL recomputes its log-probabilities at the
+  training temperature), a deliberate bias towards scoring what evaluation sees.
 
 What uses public surface instead: reward scoring is timed by the reward function itself (``timing/reward_s``
 through TRL's ``log_metric``), and the reward components are logged the same way.
@@ -77,6 +81,7 @@ def trainer_class():
 
         merge_lora_for_generation = False  # set by train_grpo when the params allow it
         shrinking_decoder = False  # set by train_grpo: rollouts by sif_lib.core.decoding where TRL would generate()
+        greedy_members = 0  # set by train_grpo: completions per group decoded greedily (shrinking decoder only)
 
         def _metric_store(self):
             return self._metrics["train" if self.model.training else "eval"]
@@ -89,7 +94,7 @@ def trainer_class():
                 shrinking = self.shrinking_decoder and self._plain_sampling(images, multimodal_fields, has_tool_images)
                 store["timing/shrinking_decoder"].append(float(shrinking))
                 if shrinking:
-                    completion_ids, logprobs = self._decode_shrinking(prompt_ids), None
+                    completion_ids, logprobs = self._decode_shrinking(prompt_ids, num_generations), None
                 else:
                     completion_ids, logprobs = super()._generate_single_turn(
                         prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
@@ -107,23 +112,35 @@ def trainer_class():
                     and config.repetition_penalty in (None, 1.0) and config.cache_implementation is None
                     and decoding.supports(self.accelerator.unwrap_model(self.model)))
 
-        def _decode_shrinking(self, prompt_ids) -> list[list[int]]:
+        def _decode_shrinking(self, prompt_ids, num_generations: int = 1) -> list[list[int]]:
             """TRL's rollouts, decoded by :func:`sif_lib.core.decoding.decode`: finished completions leave the
             batch. Same sampling distribution as TRL's ``generate`` call (its temperature, top-k, top-p, min-p
             and end-of-sequence ids), other random draws; each completion ends at its first EOS, kept, as TRL
-            keeps it."""
+            keeps it. With ``greedy_members`` k, rows ``i`` with ``i % num_generations < k`` (TRL repeats each
+            prompt ``num_generations`` times in a row) are decoded greedily in a batch of their own."""
             import torch
             from trl.models.utils import unwrap_model_for_generation
 
             config = self.generation_config
-            ids, mask = decoding.left_pad(prompt_ids, self._tokenizer.pad_token_id, self.accelerator.device)
+            greedy = [i for i in range(len(prompt_ids))
+                      if num_generations > 1 and i % num_generations < self.greedy_members]
+            sampled = sorted(set(range(len(prompt_ids))) - set(greedy))
+            out: list[list[int]] = [[] for _ in prompt_ids]
             with unwrap_model_for_generation(self.model_wrapped, self.accelerator,
                                              generation_kwargs=self.generation_kwargs,
                                              gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs
                                              ) as model, torch.no_grad():
-                return decoding.decode(model, ids, mask, config.max_new_tokens, temperature=config.temperature,
-                                       top_p=config.top_p, top_k=config.top_k, min_p=config.min_p,
-                                       eos=set(self.eos_token_ids))
+                for rows, temperature in ((sampled, config.temperature), (greedy, 0.0)):
+                    if not rows:
+                        continue
+                    ids, mask = decoding.left_pad([prompt_ids[i] for i in rows], self._tokenizer.pad_token_id,
+                                                  self.accelerator.device)
+                    decoded = decoding.decode(model, ids, mask, config.max_new_tokens, temperature=temperature,
+                                              top_p=config.top_p, top_k=config.top_k, min_p=config.min_p,
+                                              eos=set(self.eos_token_ids))
+                    for i, row in zip(rows, decoded):
+                        out[i] = row
+            return out
 
         def _lora_merged(self):
             model = self.accelerator.unwrap_model(self.model)

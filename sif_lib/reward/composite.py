@@ -25,9 +25,16 @@ appear in the trainer's log history next to TRL's own ``reward``:
 * ``components/repetitive``: the share of completions whose answer loops (:mod:`sif_lib.constraints.repetition`);
 * ``timing/reward_s``: the seconds this call took (the reward model's forward passes, mostly).
 
-Beyond the paper, ``grpo.repetitive_penalty`` subtracts a fixed amount from the reward of a repetitive
-completion. A small policy can meet rule checks with degenerate loops ("1. 1. 1." has no comma), and a small
-reward model does not always punish them; the penalty is off (0) by default, so the reward is the paper's.
+Beyond the paper, two guards against degenerate text, both off by default (the reward is then the paper's). A
+small policy can meet rule checks with degenerate loops (``*highlighted section*`` thirty times has highlights
+and no comma), and a small reward model does not always punish them:
+
+* ``grpo.degenerate_gate``: an instruction answer that :mod:`sif_lib.constraints.degenerate` calls degenerate
+  (near-empty, looping, ending in a loop, a marker or required phrase stuffed) scores ``grpo.degenerate_reward``
+  (0 by default) instead of its composite. Still self-supervised: a rule on the text, no model and no label.
+  Every scored item records its ``degenerate`` reasons, gate or not, and ``components/degenerate`` logs the share.
+* ``grpo.repetitive_penalty`` (older, weaker): subtracts a fixed amount when over half the answer's word 4-grams
+  repeat.
 
 One function rather than several weighted ones keeps the composite exactly the paper's mean over an item's
 constraints; the component means are diagnostics, not summands. A component absent from a batch (no reasoning
@@ -47,6 +54,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from sif_lib.constraints import check_constraints, extract_answer
+from sif_lib.constraints.degenerate import degeneration
 from sif_lib.constraints.math_answer import score_reasoning
 from sif_lib.constraints.repetition import is_repetitive
 
@@ -128,6 +136,7 @@ class ItemScore:
     constraints: list[dict] = field(default_factory=list)
     correct: bool | None = None
     repetitive: bool = False
+    degenerate: list[str] = field(default_factory=list)
 
     def values(self, kind: str) -> list[float]:
         return [c["score"] for c in self.constraints if c["kind"] == kind]
@@ -140,7 +149,8 @@ class ItemScore:
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "level": self.level, "reward": self.reward, "answer_found": self.answer_found,
-                "correct": self.correct, "repetitive": self.repetitive, "constraints": self.constraints}
+                "correct": self.correct, "repetitive": self.repetitive, "degenerate": self.degenerate,
+                "constraints": self.constraints}
 
 
 def score_instruction(answer: str | None, constraints: Sequence[dict], soft_scores: Sequence[float | None],
@@ -215,6 +225,7 @@ def summarize(scores: Iterable[ItemScore]) -> dict:
     out["reasoning_accuracy"] = mean([s.reward for s in reas])
     out["no_answer"] = mean([0.0 if s.answer_found else 1.0 for s in scores])
     out["repetitive"] = mean([1.0 if s.repetitive else 0.0 for s in scores])
+    out["degenerate"] = mean([1.0 if s.degenerate else 0.0 for s in inst])
     levels: dict[int, list[ItemScore]] = {}
     for s in inst:
         if s.level is not None:
@@ -260,13 +271,15 @@ class CompositeReward:
 
     def __init__(self, scorer: Any, answer_mode: str = "after_think", soft_reward: str = "probability",
                  hard_reward: str = "rules", rollout_log: str | Path | None = None, process_index: int = 0,
-                 repetitive_penalty: float = 0.0):
+                 repetitive_penalty: float = 0.0, degenerate_gate: bool = False, degenerate_reward: float = 0.0):
         soft_value(0.0, soft_reward)  # validates the name
         if hard_reward not in ("rules", "reward_model"):
             raise ValueError(f"hard_reward must be 'rules' or 'reward_model', got {hard_reward!r}")
         if repetitive_penalty < 0:
             raise ValueError(f"repetitive_penalty must be at least 0, got {repetitive_penalty}")
         self.repetitive_penalty = float(repetitive_penalty)
+        self.degenerate_gate = bool(degenerate_gate)
+        self.degenerate_reward = float(degenerate_reward)
         self.scorer = scorer
         self.answer_mode = answer_mode
         self.soft_reward = soft_reward
@@ -313,6 +326,11 @@ class CompositeReward:
             else:
                 results.append(score_instruction(answers[i], parsed[i], probs[i], self.soft_reward,
                                                  self.hard_reward, level=lvl))
+            if kind[i] != "reasoning":
+                # A missing answer already scores 0 everywhere; only a present one can be degenerate text.
+                results[-1].degenerate = list(degeneration(answers[i], parsed[i]).reasons) if answers[i] else []
+                if self.degenerate_gate and results[-1].degenerate:
+                    results[-1].reward = self.degenerate_reward
             if answers[i] and is_repetitive(answers[i]):
                 results[-1].repetitive = True
                 results[-1].reward -= self.repetitive_penalty
@@ -341,7 +359,8 @@ class CompositeReward:
         # Only components present in this batch are logged, so an absent one never shows up as a zero.
         for key, name in (("hard", "components/hard"), ("soft", "components/soft"),
                           ("reasoning_accuracy", "components/reasoning_accuracy"),
-                          ("no_answer", "components/no_answer"), ("repetitive", "components/repetitive")):
+                          ("no_answer", "components/no_answer"), ("repetitive", "components/repetitive"),
+                          ("degenerate", "components/degenerate")):
             if summary[key] is not None:
                 log_metric(name, summary[key])
         if self.hard_reward == "reward_model" and summary["hard_satisfaction"] is not None:
@@ -375,4 +394,5 @@ def make_reward_function(params: Any, scorer: Any, rollout_log: str | Path | Non
     """
     return CompositeReward(scorer, answer_mode=params.model.answer_mode, soft_reward=params.grpo.soft_reward,
                            hard_reward=params.grpo.hard_reward, rollout_log=rollout_log, process_index=process_index,
-                           repetitive_penalty=params.grpo.repetitive_penalty)
+                           repetitive_penalty=params.grpo.repetitive_penalty,
+                           degenerate_gate=params.grpo.degenerate_gate, degenerate_reward=params.grpo.degenerate_reward)

@@ -32,7 +32,8 @@ def reward_settings(params) -> dict:
     """The params that change how an answer is scored."""
     g = params.grpo
     return {"answer_mode": params.model.answer_mode, "soft_reward": g.soft_reward, "hard_reward": g.hard_reward,
-            "repetitive_penalty": g.repetitive_penalty}
+            "repetitive_penalty": g.repetitive_penalty, "degenerate_gate": g.degenerate_gate,
+            "degenerate_reward": g.degenerate_reward}
 
 
 def scorer_fingerprint(scorer: Any) -> str | None:
@@ -98,7 +99,8 @@ def item_scores(rows: Sequence[dict]) -> list[ItemScore]:
     """Rows back as :class:`ItemScore` objects, for :func:`~sif_lib.reward.composite.summarize`."""
     return [ItemScore(kind=r["kind"], reward=r["reward"], answer_found=r["answer_found"], level=r["level"],
                       constraints=[c for c in r["constraints"] if c.get("score") is not None or c["kind"] == "hard"],
-                      correct=r.get("correct"), repetitive=bool(r.get("repetitive", False)))
+                      correct=r.get("correct"), repetitive=bool(r.get("repetitive", False)),
+                      degenerate=list(r.get("degenerate") or []))
             for r in rows]
 
 
