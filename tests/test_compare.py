@@ -67,8 +67,15 @@ def test_table_and_html(two_runs, tmp_path):
             f"({100 * (b['ifeval']['trained']['inst_loose'] - b['ifeval']['base']['inst_loose']):+.1f})")
     assert cell in binary
 
+    # Degenerate shares and the clean gain stand beside the IFEval and hold-out figures.
+    assert {"degenerate IFEval", "degenerate hold-out", "clean Ins(L)", "clean hold-out hard"} <= set(header)
+    d = b["degenerate"]["holdout"]
+    assert (f"{100 * d['base']['share']:.1f} → {100 * d['trained']['share']:.1f} "
+            f"({100 * (d['trained']['share'] - d['base']['share']):+.1f})") in binary
+
     page = out.read_text()
     assert plotly_bundle_marker() in page and page.count("Plotly.newPlot") == 2
+    assert "<th>clean Ins(L)</th>" in page
     assert "binary soft reward: -1.8" in page and "<td>ref</td>" in page
     assert not re.findall(r'<script[^>]*\ssrc="https?://', page)
 

@@ -105,6 +105,45 @@ def evaluated(tmp_path_factory):
     return ctx, summary, log
 
 
+LOOP = " ".join(["*highlighted section*"] * 30)  # no comma: it meets no_comma, and is degenerate
+PLAIN = "the lighthouse stands on the rock and guides the ships home at night"
+# Answers written over the cached ones (by IFEval key or hold-out id): (base, trained).
+DEGENERATE_ANSWERS = {
+    "ifeval": {1001: ("Day one is Tokyo, day two is Kyoto and day three is Osaka.", LOOP),
+               1019: ("what are the two young boys holding in their hands?",) * 2},
+    "holdout": {"inst-00101-L1": ("The lighthouse is tall, white and old and it guides the ships.", LOOP),
+                **{pid: (PLAIN,) * 2 for pid in ("inst-00101-L2", "inst-00101-L3", "inst-00102-L1",
+                                                 "inst-00102-L2", "inst-00103-L1")}},
+}
+
+
+def evaluated_run(root: Path) -> RunContext:
+    """A built run (:func:`build_eval_run`) on which stage 07 has run once."""
+    require_shared()
+    from sif_lib.stages.s07_evaluate import run as run_evaluation_stage
+
+    ctx = build_eval_run(root)
+    run_evaluation_stage(ctx, echo=lambda _: None)
+    return ctx
+
+
+def with_degenerate_answers(ctx: RunContext, echo=lambda _: None) -> dict:
+    """Write :data:`DEGENERATE_ANSWERS` over the cached answers of an evaluated run and rerun stage 07 (which
+    reuses the answers and rescores them); returns the summary. One trained answer per set turns degenerate while
+    gaining its check (``no_comma``); the other rewritten prompts get the same clean answer on both sides."""
+    from sif_lib.stages.s07_evaluate import run as run_evaluation_stage
+
+    for name, side in (("base", 0), ("trained", 1)):
+        for key, field in (("ifeval", "key"), ("holdout", "id")):
+            path = ctx.root / "eval" / f"{key}_{name}" / "generations.jsonl"
+            rows = read_jsonl(path)
+            for row in rows:
+                if row[field] in DEGENERATE_ANSWERS[key]:
+                    row["response"] = DEGENERATE_ANSWERS[key][row[field]][side]
+            write_jsonl(path, rows)
+    return run_evaluation_stage(ctx, echo=echo)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Hold-out: selection and aggregation against hand-computed values.
 
@@ -326,6 +365,21 @@ def test_stage_writes_summary_and_metrics(evaluated):
     flips = summary["ifeval"]["flips"]["prompt_strict"]
     assert flips["gained"] - flips["lost"] == round(6 * summary["ifeval"]["delta"]["prompt_strict"])
     assert "Paired pass/fail changes" in md and "IFEval prompts, strict:" in md
+    # Degenerate answers: the detector on each set's scored answers, with each prompt's constraints.
+    from sif_lib.constraints.degenerate import degenerate_summary
+    from sif_lib.evaluation.degenerate_figures import ifeval_constraints
+
+    constraints = [ifeval_constraints(r) for r in read_jsonl(ctx.root / "eval" / "ifeval_input_data.jsonl")]
+    for name in ("base", "trained"):
+        answers = [r["response"] for r in read_jsonl(ctx.root / "eval" / f"ifeval_{name}" / "responses.jsonl")]
+        assert summary["degenerate"]["ifeval"][name] == degenerate_summary(answers, constraints)
+    for key in ("ifeval", "holdout"):
+        d, c = summary["degenerate"][key], summary["clean"][key]
+        assert d["n"] == 6 and c["n_prompts"] + c["n_excluded"] == 6
+        assert c["n_prompts"] <= 6 - max(d["base"]["degenerate"], d["trained"]["degenerate"])
+        assert d["delta"] == pytest.approx((d["trained"]["degenerate"] - d["base"]["degenerate"]) / 6, abs=1e-6)
+    assert summary["degenerate"]["gallery"]["file"] == "degenerate_gallery.jsonl"
+    assert (ctx.root / "eval" / "degenerate_gallery.jsonl").is_file() and "## Degenerate answers" in md
 
 
 def _prompt(key, strict, loose=None):
@@ -499,6 +553,9 @@ def test_report_helpers_read_the_summary(evaluated):
     older = {k: v for k, v in summary.items() if k != "repetition"}  # summaries written before the diagnostic
     assert not any(i.startswith("Repetitive") for i in report.summary_table(older).index)
     assert len(report.paper_table()) == 4
+    d = summary["degenerate"]["ifeval"]["trained"]
+    assert table.loc["Degenerate answers, IFEval (share; lower is better) (n=6)", "trained"].endswith(
+        f"({d['degenerate']} of 6)")
     fig = report.ifeval_category_figure(summary)
     cats = sorted(summary["ifeval"]["base"]["categories"])
     assert list(fig.data[0].x) == cats
@@ -514,6 +571,30 @@ def test_report_helpers_read_the_summary(evaluated):
     assert categories.loc["punctuation", "kind"] == "hard" and categories.loc["punctuation", "constraints"] == 3
     assert report.tradeoff_figure(summary).data[0].x[0] == pytest.approx(
         100 * summary["reasoning"]["synthetic"]["base"]["accuracy"])
+
+
+def test_a_degenerate_trained_answer_is_counted_left_out_of_clean_figures_and_shown(tmp_path):
+    from sif_lib.evaluation.degenerate_figures import read_gallery
+    from sif_lib.evaluation.degenerate_report import CLEAN_COLUMN
+    from sif_lib.evaluation.report import summary_table
+
+    summary = with_degenerate_answers(evaluated_run(tmp_path / "run"))
+    holdout = summary["degenerate"]["holdout"]
+    assert (holdout["base"]["degenerate"], holdout["trained"]["degenerate"]) == (0, 1)
+    assert holdout["flips"]["became_degenerate"] == 1 and "stuffed" in holdout["trained"]["reasons"]
+    # The full hold-out gains the no_comma check of inst-00101-L1; without that prompt nothing moved.
+    assert summary["holdout"]["flips"]["hard"]["gained"] >= 1
+    clean = summary["clean"]["holdout"]
+    assert clean["n_prompts"] == 5 and clean["n_excluded"] == 1
+    assert clean["delta"]["hard"] == 0.0 and clean["flips"]["hard"]["gained"] == 0
+    ifeval = summary["clean"]["ifeval"]
+    assert summary["degenerate"]["ifeval"]["flips"]["became_degenerate"] >= 1 and ifeval["n_prompts"] >= 1
+    gallery = read_gallery(tmp_path / "run")
+    assert [(g["set"], g["id"]) for g in gallery] == [("ifeval", 1001), ("holdout", "inst-00101-L1")]
+    assert all(g["gained"] == ["punctuation:no_comma"] and g["trained_answer"] == LOOP for g in gallery)
+    table = summary_table(summary)
+    assert table.loc["Degenerate answers, hold-out (share; lower is better) (n=6)", "trained"].endswith("(1 of 6)")
+    assert table.loc["Hold-out hard constraints satisfied (verifier)", CLEAN_COLUMN].endswith("(n=5)")
 
 
 def test_changed_examples_are_the_flipped_prompts(tmp_path):
@@ -556,6 +637,8 @@ def test_notebook_and_report_html_are_offline_and_interactive(evaluated):
     assert not re.findall(r'<script[^>]*\ssrc="https?://', page)  # nothing fetched from a network
     assert "unpkg.com" not in page and "cdnjs" not in page
     assert "R1-Distill-Qwen-7B" in page and "sif-code" in page
+    assert "Degenerate answers that gained checks" in page and "Degenerate answers, IFEval" in page
+    assert "sif-degenerate-gallery" in page
 
 
 def test_export_without_a_notebook_is_a_clear_error(tmp_path):

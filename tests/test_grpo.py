@@ -199,6 +199,9 @@ def _check_probe_adapter_browser(run: Path, ctx, saved: dict) -> None:
     assert saved["probe"]["before"]["n"] == 2 and saved["probe"]["after"]["n"] == 2
     assert len(read_jsonl(run / "grpo" / "probe_before.jsonl")) == 2
     assert len(read_jsonl(run / "grpo" / "probe_after.jsonl")) == 2
+    degenerate = saved["probe"]["degenerate"]  # the detector on the probe's answers, before and after
+    assert degenerate["before"]["n"] == degenerate["after"]["n"] == 2 and degenerate["flips"]["paired"] == 2
+    assert degenerate["clean"]["prompts"] <= 2 and "soft_turned_degenerate" in degenerate
 
     model = models.load_causal_lm("tiny", dtype="float32", device="cpu", adapter=run / "grpo" / "adapter")
     lora_b = [p for name, p in model.named_parameters() if "lora_B" in name]
@@ -213,6 +216,7 @@ def _check_probe_adapter_browser(run: Path, ctx, saved: dict) -> None:
     assert browser.step.value == 2 and browser.completion.value == 3
     with pytest.raises(KeyError):
         browser.select(9)
+    assert browser.only_degenerate.description.startswith("only degenerate (")
 
 
 def test_accelerate_launch_two_processes(base_run, tmp_path):
@@ -302,6 +306,73 @@ def test_probe_repetition_separates_loops_from_fluent_answers():
     thinking = [row("a", f"<think>{loop}</think>{prose}", [True, False])]
     assert probe_repetition(before[:1], thinking, "after_think")["after"]["repetitive"] == 0
     assert probe_repetition(before[:1], thinking, "whole")["after"]["repetitive"] == 1
+
+
+def test_probe_degenerate_counts_turned_answers_and_their_soft_probability():
+    from sif_lib.grpo.probe import probe_comparison, probe_degenerate
+
+    loop, prose = " ".join(["*highlighted section*"] * 30), "A short plain answer that says one thing once and stops."
+    stuffed = "The word bread is here. " + " ".join(["bread"] * 12) + " and that is all I can say about it today."
+
+    def row(item_id, completion, verdicts, soft=None):
+        constraints = [{"id": f"h{i}", "kind": "hard", "verdict": v, "prob": None, "score": float(v)}
+                       for i, v in enumerate(verdicts)]
+        if soft is not None:  # (prob, score): an unscored soft constraint has score None
+            constraints.append({"id": "soft:tone", "kind": "soft", "verdict": None, "prob": soft[0], "score": soft[1]})
+        return {"id": item_id, "completion": completion, "constraints": constraints}
+
+    before = [row("a", prose, [False, False], (0.3, 0.3)), row("b", prose, [False], (0.2, 0.2)),
+              row("c", loop, [True]), row("d", prose, [True], (0.5, 0.5)), row("e", prose, [False], (0.6, 0.6))]
+    # a: gains a check and stays clean; b: turns degenerate, gains its check, soft 0.2 -> 0.9; c: degenerate on
+    # both sides; d: no answer after training (degenerate: near_empty; a missing answer's soft prob is None -> 0);
+    # e: stuffs the keyword it was asked for, seen only with the prompt's constraints.
+    after = [row("a", prose, [True, False], (0.4, 0.4)), row("b", loop, [True], (0.9, 0.9)), row("c", loop, [True]),
+             row("d", "", [False], (None, 0.0)), row("e", stuffed, [True], (0.7, 0.7))]
+    found = probe_degenerate(before, after, n_resamples=200)
+    assert (found["before"]["degenerate"], found["after"]["degenerate"]) == (1, 3)
+    assert found["before"]["n"] == 5 and found["after"]["share_ci95"][0] < 0.6 < found["after"]["share_ci95"][1]
+    assert found["delta"] == 0.4 and found["delta_ci95"][0] <= 0.4 <= found["delta_ci95"][1]
+    assert found["flips"] == {"paired": 5, "became_degenerate": 2, "became_clean": 0, "sign_test_p": 0.5}
+    # Clean pairs: a and e: 3 hard checks, 0 met before, 2 after.
+    assert found["clean"] == {"prompts": 2, "hard_checks": 3, "hard_before": 0.0, "hard_after": 0.6667,
+                              "paired": 3, "gained": 2, "lost": 0, "sign_test_p": 0.5}
+    # Turned degenerate: b (0.2 -> 0.9) and d (0.5 -> 0, no answer).
+    assert found["soft_turned_degenerate"] == {"prompts": 2, "n": 2, "before": 0.35, "after": 0.45, "delta": 0.1}
+    lines = s06.degenerate_rows(found)  # what notebook 06's summary table shows
+    assert lines["probe degenerate answers before → after"].startswith("1 of 5 [")
+    assert "2 turned degenerate, 0 turned clean" in lines["probe degenerate answers before → after"]
+    assert lines["probe soft P(adheres) on answers that turned degenerate (must not rise)"] == (
+        "0.35 → 0.45 (2 soft constraints on 2 prompts)")
+    assert s06.degenerate_rows(None) == {}
+    keyword = [{"id": "keywords:existence", "kind": "hard", "kwargs": {"keywords": ["bread"]}}]
+    seen = probe_degenerate(before, after, constraints={"e": keyword}, n_resamples=0)
+    assert seen["after"]["degenerate"] == 4 and seen["after"]["reasons"]["stuffed"] == 3  # b, c and e
+    assert seen["soft_turned_degenerate"]["n"] == 3 and seen["soft_turned_degenerate"]["after"] == 0.5333
+    assert seen["clean"]["prompts"] == 1
+    # No reward model: soft constraints unscored, so there is no soft figure to give.
+    unscored = [row(r["id"], r["completion"], [c["verdict"] for c in r["constraints"] if c["kind"] == "hard"],
+                    (None, None)) for r in after]
+    bare = probe_degenerate(before, unscored, n_resamples=0)["soft_turned_degenerate"]
+    assert bare == {"prompts": 2, "n": 0, "before": None, "after": None, "delta": None}
+
+
+def test_probe_comparison_reads_the_saved_probes_with_their_constraints(tmp_path):
+    from sif_lib.core.io import write_jsonl
+    from sif_lib.grpo.probe import probe_comparison
+
+    stuffed = "Here is bread. " + " ".join(["bread"] * 12) + " and that is all I can say about it for now."
+    rows = {"before": [{"id": "x", "completion": "A plain short answer about bread and butter today.",
+                        "constraints": [{"id": "h", "kind": "hard", "verdict": False}]}],
+            "after": [{"id": "x", "completion": stuffed,
+                       "constraints": [{"id": "h", "kind": "hard", "verdict": True}]}]}
+    for when, got in rows.items():
+        write_jsonl(tmp_path / f"probe_{when}.jsonl", got)
+    items = [{"id": "x", "constraints": [{"id": "keywords:existence", "kind": "hard",
+                                          "kwargs": {"keywords": ["bread"]}}]}]
+    with_items = probe_comparison(tmp_path, "whole", n_resamples=0, items=items)
+    assert with_items["degenerate"]["flips"]["became_degenerate"] == 1
+    assert probe_comparison(tmp_path, "whole", n_resamples=0)["degenerate"]["flips"]["became_degenerate"] == 0
+    assert with_items["hard_flips"]["gained"] == 1 and with_items["soft_check"] is None
 
 
 def test_check_model_shift_pairs_soft_constraints_under_both_reward_models():

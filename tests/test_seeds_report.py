@@ -56,7 +56,25 @@ def _summary(rng: random.Random, run_id: str) -> dict:
         holdout["delta_ci95"][key] = [round(t - b - 0.1, 4), round(t - b + 0.1, 4)]
     b, t = pair()
     reasoning = {"synthetic": {"n": 40, "base": {"accuracy": b}, "trained": {"accuracy": t}, "delta": round(t - b, 6)}}
-    return {"run_id": run_id, "ifeval": ifeval, "holdout": holdout, "reasoning": reasoning}
+    summary = {"run_id": run_id, "ifeval": ifeval, "holdout": holdout, "reasoning": reasoning}
+    # Degenerate answers (60 IFEval, 40 hold-out prompts) and the figures on the clean prompts.
+    summary["degenerate"] = {}
+    for benchmark, n in (("ifeval", 60), ("holdout", 40)):
+        before, after = rng.randint(0, 5), rng.randint(5, 20)
+        summary["degenerate"][benchmark] = {
+            "n": n, "base": {"n": n, "degenerate": before, "share": round(before / n, 4), "share_ci95": [0.0, 0.2]},
+            "trained": {"n": n, "degenerate": after, "share": round(after / n, 4), "share_ci95": [0.05, 0.4]},
+            "delta": round((after - before) / n, 6), "delta_ci95": [0.01, 0.3],
+            "flips": {"paired": n, "became_degenerate": after - before, "became_clean": 0, "sign_test_p": 0.01}}
+    b, t = pair()
+    clean_ifeval = {"n_prompts": 50, "base": {"inst_loose": b}, "trained": {"inst_loose": t},
+                    "delta": {"inst_loose": round(t - b, 6)}, "delta_ci95": {"inst_loose": [-0.1, 0.2]}, "flips": {}}
+    b, t = pair()
+    clean_holdout = {"n_prompts": 30, "base": {"hard": b}, "trained": {"hard": t}, "delta": {"hard": round(t - b, 6)},
+                     "delta_ci95": {"hard": [-0.1, 0.2]},
+                     "flips": {"hard": {"paired": 45, "gained": 8, "lost": 3, "sign_test_p": 0.23}}}
+    summary["clean"] = {"ifeval": clean_ifeval, "holdout": clean_holdout}
+    return summary
 
 
 def make_run(root, name: str, soft_reward: str, seed: int, base: str = "base") -> object:
@@ -221,6 +239,63 @@ def test_markdown_adds_flexible_math_and_thinking_when_reported(runs):
     assert "| math, flexible (the last number), % | 25.0 → 30.0 (+5.0 [-5.0, +15.0]) | – | – |" in text
     assert "| hold-out answers closing </think>, % | 97.5 → 100.0 | – | – |" in text
     assert "| hold-out mean thinking length, tokens (closed answers) | 61 → 49 | – | – |" in text
+
+
+def _drop_degenerate_sections(run_dir) -> None:
+    """Make ``run_dir`` look evaluated before the degenerate and clean sections existed."""
+    path = run_dir / "eval" / "summary.json"
+    s = json.loads(path.read_text())
+    del s["degenerate"], s["clean"]
+    path.write_text(json.dumps(s))
+
+
+def test_markdown_and_compare_show_degenerate_shares_and_clean_gains(runs, tmp_path):
+    a, b = runs
+    _drop_degenerate_sections(b[0])  # an older run: n/a, never a crash
+    text = markdown_report(a + b)
+    s = json.loads((a[0] / "eval" / "summary.json").read_text())
+    d = s["degenerate"]["ifeval"]
+    f = d["flips"]
+    assert (f"| IFEval degenerate answers, % (lower is better) | {100 * d['base']['share']:.1f} → "
+            f"{100 * d['trained']['share']:.1f} ({100 * d['delta']:+.1f} [+1.0, +30.0]; {f['became_degenerate']} "
+            f"turned degenerate, 0 turned clean; sign test p = 0.01) |") in text
+    c = s["clean"]["holdout"]
+    assert (f"| hold-out hard constraints, clean prompts (neither answer degenerate), % | {100 * c['base']['hard']:.1f}"
+            f" → {100 * c['trained']['hard']:.1f} ({100 * c['delta']['hard']:+.1f} [-10.0, +20.0]; 8 gained, 3 lost; "
+            f"sign test p = 0.23), 30 prompts |") in text
+    for label in ("IFEval degenerate answers", "hold-out degenerate answers", "IFEval instruction-level loose, clean",
+                  "hold-out hard constraints, clean"):
+        line = next(x for x in text.splitlines() if x.startswith(f"| {label}"))
+        assert line.split(" | ")[4] == "n/a"  # column 4: b[0], the older run (runs: prob-seed0..2, bin-seed2, ...)
+    assert "| GRPO probe: degenerate answers, % (stage 06) | n/a |" in text
+    # Across seeds: setting B has two runs with the figures, A three.
+    assert "| IFEval degenerate answers (lower is better) |" in text and "| hold-out hard, clean prompts |" in text
+    settings = replicates.group_settings([load_run(d) for d in a + b])
+    figs = replicates.setting_figures(settings[1])
+    assert figs["degenerate.ifeval"]["after"]["n"] == 2 and figs["clean.holdout.hard"]["delta"]["n"] == 2
+    deltas = [json.loads((d / "eval" / "summary.json").read_text())["clean"]["ifeval"]["delta"]["inst_loose"]
+              for d in a]
+    assert replicates.setting_figures(settings[0])["clean.ifeval.inst_loose"]["delta"]["mean"] == pytest.approx(
+        np.mean(deltas))
+    printed: list[str] = []
+    compare_runs(a + b, output=tmp_path / "cmp.html", echo=printed.append)
+    header = printed[0].splitlines()[0]
+    for column in ("degenerate IFEval", "degenerate hold-out", "clean Ins(L)", "clean hold-out hard"):
+        assert column in header
+    old_row = next(x for x in printed[0].splitlines() if x.startswith("bin-seed2 "))
+    assert old_row.count("n/a") == 4
+    t = s["degenerate"]["holdout"]
+    cell = (f"{100 * t['base']['share']:.1f} → {100 * t['trained']['share']:.1f} "
+            f"({100 * (t['trained']['share'] - t['base']['share']):+.1f})")
+    assert cell in next(x for x in printed[0].splitlines() if x.startswith("prob-seed0 "))
+    assert "clean Ins(L)" in (tmp_path / "cmp.html").read_text()
+    # Runs that all predate the sections: no across-seeds rows for them, and the per-run cells say n/a.
+    for d in a + b:
+        if "degenerate" in json.loads((d / "eval" / "summary.json").read_text()):
+            _drop_degenerate_sections(d)
+    text = markdown_report(a + b)
+    assert "| IFEval degenerate answers (lower is better) |" not in text
+    assert "| IFEval degenerate answers, % (lower is better) | n/a | n/a |" in text
 
 
 def test_report_needs_run_directories(tmp_path):

@@ -4,7 +4,9 @@ Each run directory must hold ``eval/summary.json`` (stage 07) and ``params.yaml`
 reference: every other run is described by the parameters in which it differs, and its trained IFEval Pr(L) is
 also shown relative to the reference's, which is how the paper reports its ablations (no curriculum −4.0 points,
 binary soft rewards −1.8, the RM judging hard constraints −4.2). Where a run differs from the reference in exactly
-one of those switches, the paper's figure is shown beside ours.
+one of those switches, the paper's figure is shown beside ours. Beside the IFEval and hold-out figures stand the
+share of degenerate answers and the clean gain (the same figures on the prompts where neither answer is
+degenerate); a run evaluated before those existed shows "n/a".
 
 The table is printed, and an HTML page (the table and plotly charts, plotly.js inline, so it opens offline) is
 written to ``--output`` or ``outputs/compare-<timestamp>.html``. When some runs differ only in their seed, both
@@ -42,6 +44,11 @@ PAPER_ABLATIONS = {("grpo.curriculum", "off"): ("w/o curriculum", -4.0),
                    ("grpo.soft_reward", "binary"): ("binary soft reward", -1.8),
                    ("grpo.hard_reward", "reward_model"): ("RM for hard constraints", -4.2)}
 _IGNORED = {"description"}
+# Degenerate answers and the clean gain: (column, summary section, benchmark, figure).
+DEGENERATE_COLUMNS = (("degenerate IFEval", "degenerate", "ifeval", "share"),
+                      ("degenerate hold-out", "degenerate", "holdout", "share"),
+                      ("clean Ins(L)", "clean", "ifeval", "inst_loose"),
+                      ("clean hold-out hard", "clean", "holdout", "hard"))
 
 
 @dataclass
@@ -91,6 +98,18 @@ def _delta(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else b - a
 
 
+def _section_cell(summary: dict, section: str, benchmark: str, figure: str) -> str:
+    """``base → trained (Δ)`` of one figure of the ``degenerate`` or ``clean`` section; "n/a" for a run evaluated
+    before the section existed."""
+    part = (summary.get(section) or {}).get(benchmark)
+    if not part:
+        return "n/a"
+    b, t = ((part.get(name) or {}).get(figure) for name in ("base", "trained"))
+    if b is None or t is None:
+        return "–"
+    return f"{_pct(b)} → {_pct(t)} ({_pts(_delta(b, t))})"
+
+
 def table_rows(runs: Sequence[RunRecord]) -> list[dict[str, str]]:
     """One row per run, values as text (percent; deltas in points)."""
     reference = runs[0]
@@ -116,6 +135,8 @@ def table_rows(runs: Sequence[RunRecord]) -> list[dict[str, str]]:
             row["hold-out composite"] = f"{_pct(b)} → {_pct(t)} ({_pts(_delta(b, t))})"
         else:
             row["hold-out composite"] = "–"
+        for column, section, benchmark, figure in DEGENERATE_COLUMNS:
+            row[column] = _section_cell(s, section, benchmark, figure)
         key = reasoning_key(s)
         if key:
             row["reasoning"] = f"{key}: {math_accuracy_text(s['reasoning'][key])}"
@@ -229,8 +250,10 @@ p.note {{ color: #555; max-width: 60em; }}
 points); "Pr(L) vs ref" is the trained prompt-level loose accuracy minus the reference's, the way the paper's
 Table 5 reports ablations, whose figures stand beside ours where a run differs from the reference in exactly one
 ablation switch. Runs evaluated on different IFEval subsets (column "IFEval n") are not directly comparable. The
-reasoning cell gives math accuracy strict (the last \\boxed{{}} answer) and flexible (the last number), each with its
-exact 95% interval.</p>
+degenerate columns give the share of degenerate answers (lower is better); the clean columns give IFEval
+instruction-level loose and the hold-out's hard constraints on the prompts where neither answer is degenerate
+("n/a": the run was evaluated before these figures existed). The reasoning cell gives math accuracy strict (the
+last \\boxed{{}} answer) and flexible (the last number), each with its exact 95% interval.</p>
 {_html_table(rows)}
 {seeds}
 {charts}

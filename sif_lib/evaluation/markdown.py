@@ -3,9 +3,12 @@
 Every figure is read from the runs' ``manifest.json``, ``metrics/*.json`` and ``eval/summary.json``, so a table in
 the README can be regenerated rather than retyped. Two tables:
 
-* per run: each stage's time, the total and the peak memory (manifest), the GRPO probe's hard constraints before →
-  after with the sign test of the flips (stage 06's metrics), the hold-out's hard constraints and the four IFEval
-  figures before → after with their paired 95% intervals (``eval/summary.json``);
+* per run: each stage's time, the total and the peak memory (manifest), the GRPO probe's hard constraints and
+  degenerate answers before → after with the sign test of the flips (stage 06's metrics), the hold-out's hard
+  constraints and the four IFEval figures before → after with their paired 95% intervals, the share of degenerate
+  answers on IFEval and the hold-out, and the clean gain: IFEval instruction-level loose and the hold-out's hard
+  constraints on the prompts where neither answer is degenerate (``eval/summary.json``; "n/a" for a run evaluated
+  before those figures existed);
 * with several runs, the settings across seeds and the paired tests between them
   (:mod:`sif_lib.evaluation.replicates`, as ``sif compare`` prints them).
 
@@ -73,6 +76,8 @@ class RunFiles:
         key = reasoning_key(self.summary)
         self.math = ((self.summary.get("reasoning") or {}).get(key) or {}) if key else {}
         self.thinking = (self.summary.get("thinking") or {}).get("holdout") or {}
+        self.degenerate = self.summary.get("degenerate") or {}
+        self.clean = self.summary.get("clean") or {}
 
 
 def provenance(paths: Sequence[Path], manifests: Sequence[dict], today: dt.date | None = None) -> str:
@@ -132,10 +137,17 @@ def demo_rows(runs: Sequence[RunFiles]) -> list[dict[str, str]]:
         lambda run: _before_after((run.probe.get("before") or {}).get("hard_satisfaction"),
                                   (run.probe.get("after") or {}).get("hard_satisfaction"),
                                   flips=run.probe.get("hard_flips")))
+    add("GRPO probe: degenerate answers, % (stage 06)", lambda run: _degenerate(run.probe.get("degenerate")))
     add("hold-out: hard constraints satisfied, % (stage 07)", lambda run: _figure(run.holdout, "hard"))
     n_prompts = " / ".join(sorted({str(r.ifeval.get("n_prompts", "?")) for r in runs}))
     for metric, label in IFEVAL_LABELS.items():
         add(f"{label}, % (n = {n_prompts} prompts)", lambda run, metric=metric: _figure(run.ifeval, metric))
+    add("IFEval degenerate answers, % (lower is better)", lambda run: _degenerate(run.degenerate.get("ifeval")))
+    add("hold-out degenerate answers, % (lower is better)", lambda run: _degenerate(run.degenerate.get("holdout")))
+    add("IFEval instruction-level loose, clean prompts (neither answer degenerate), %",
+        lambda run: _clean(run.clean.get("ifeval"), "inst_loose"))
+    add("hold-out hard constraints, clean prompts (neither answer degenerate), %",
+        lambda run: _clean(run.clean.get("holdout"), "hard"))
     n_items = " / ".join(sorted({str(r.math.get("n", "?")) for r in runs if r.math}))
     if n_items:
         add(f"math, strict (\\boxed{{}}), % (n = {n_items} items)", lambda run: _accuracy(run.math))
@@ -156,6 +168,29 @@ def _accuracy(section: dict) -> str:
 
     return _before_after(part("base"), part("trained"), section.get("delta"), section.get("delta_ci95"),
                          section.get("flips"))
+
+
+def _degenerate(section: dict | None) -> str:
+    """Base → trained share of degenerate answers, with the paired interval and the flips; "n/a" when absent."""
+    if not section:
+        return "n/a"
+    sides = ("before", "after") if "before" in section else ("base", "trained")  # the probe's, or stage 07's
+    before, after = (section.get(side) or {} for side in sides)
+    text = _before_after(before.get("share"), after.get("share"), section.get("delta"), section.get("delta_ci95"))
+    f = section.get("flips") or {}
+    if text != "–" and all(isinstance(f.get(k), (int, float)) for k in ("became_degenerate", "became_clean",
+                                                                          "sign_test_p")):
+        flips = (f"{f['became_degenerate']} turned degenerate, {f['became_clean']} turned clean; sign test "
+                 f"p = {_p(f['sign_test_p'])}")
+        text = text[:-1] + f"; {flips})" if text.endswith(")") else f"{text} ({flips})"
+    return text
+
+
+def _clean(section: dict | None, key: str) -> str:
+    """Before → after of a figure on the clean prompts, with its interval, flips and the prompts it covers."""
+    if not section:
+        return "n/a"
+    return f"{_figure(section, key)}, {section.get('n_prompts', '?')} prompts"
 
 
 def _tokens(before, after) -> str:

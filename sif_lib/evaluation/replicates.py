@@ -1,10 +1,12 @@
 """Runs that repeat a setting under several seeds: grouping, mean ± spread per setting, paired tests across seeds.
 
 Runs whose params differ only in the seed (``grpo.seed``, or ``run.seed``) form one *setting*; the params that
-differ between settings name it. Per setting, each headline figure of ``eval/summary.json`` (IFEval prompt- and
-instruction-level strict and loose, the hold-out's hard, soft and composite scores, math accuracy strict and
-flexible, and the share of hold-out answers that close ``</think>``) gets the mean,
-the sample standard deviation and n over its runs, for the trained value and for the before→after delta.
+differ between settings name it. Per setting, each headline figure of ``eval/summary.json`` (the share of
+degenerate answers on IFEval and the hold-out, IFEval prompt- and instruction-level strict and loose, the
+hold-out's hard, soft and composite scores, the clean gain: IFEval instruction-level loose and the hold-out's
+hard constraints on the prompts where neither answer is degenerate, math accuracy strict and flexible, and the
+share of hold-out answers that close ``</think>``) gets the mean, the sample standard deviation and n over its
+runs, for the trained value and for the before→after delta. A run evaluated before a figure existed has none ("n/a").
 
 Two settings are compared seed by seed: for each seed both ran, the difference of their deltas (numpy). The mean
 of those differences, its t-based 95% interval and the two-sided p of the paired t-test come from scipy
@@ -68,7 +70,17 @@ def _holdout(metric: str) -> Callable[[dict, str], float | None]:
     return lambda s, policy: _get(s, "holdout", policy, metric)
 
 
+def _degenerate(benchmark: str) -> Callable[[dict, str], float | None]:
+    return lambda s, policy: _get(s, "degenerate", benchmark, policy, "share")
+
+
+def _clean(benchmark: str, metric: str) -> Callable[[dict, str], float | None]:
+    return lambda s, policy: _get(s, "clean", benchmark, policy, metric)
+
+
 HEADLINE = (
+    Metric("degenerate.ifeval", "IFEval degenerate answers (lower is better)", _degenerate("ifeval")),
+    Metric("degenerate.holdout", "hold-out degenerate answers (lower is better)", _degenerate("holdout")),
     Metric("ifeval.prompt_strict", "IFEval prompt strict", _ifeval("prompt_strict")),
     Metric("ifeval.inst_strict", "IFEval instruction strict", _ifeval("inst_strict")),
     Metric("ifeval.prompt_loose", "IFEval prompt loose", _ifeval("prompt_loose")),
@@ -76,6 +88,8 @@ HEADLINE = (
     Metric("holdout.hard", "hold-out hard", _holdout("hard")),
     Metric("holdout.soft", "hold-out soft", _holdout("soft")),
     Metric("holdout.composite", "hold-out composite", _holdout("composite")),
+    Metric("clean.ifeval.inst_loose", "IFEval instruction loose, clean prompts", _clean("ifeval", "inst_loose")),
+    Metric("clean.holdout.hard", "hold-out hard, clean prompts", _clean("holdout", "hard")),
     Metric("math", "math accuracy", _math),
     Metric("math.flexible", "math accuracy, flexible", _math_flexible),
     Metric("thinking.closed", "hold-out answers closing </think>", _closed_think),
@@ -164,7 +178,7 @@ def paired_test(reference: Setting, other: Setting, metric: Metric) -> dict:
 
 def _spread_text(fig: dict, signed: bool) -> str:
     if not fig["n"]:
-        return "–"
+        return "n/a"
     mean = f"{100 * fig['mean']:+.1f}" if signed else f"{100 * fig['mean']:.1f}"
     sd = f" ± {100 * fig['sd']:.1f}" if fig["sd"] is not None else ""
     return f"{mean}{sd} (n={fig['n']})"
@@ -206,7 +220,8 @@ def paired_rows(reference: Setting, other: Setting) -> list[dict[str, str]]:
         rows.append({
             "figure (Δ after − before)": metric.label,
             "seeds": ", ".join(str(s) for s in test["seeds"]) or "none in common",
-            f"mean Δ{other.label} − Δ{reference.label}": "–" if test["mean"] is None else f"{100 * test['mean']:+.1f}",
+            f"mean Δ{other.label} − Δ{reference.label}": ("n/a" if test["mean"] is None
+                                                          else f"{100 * test['mean']:+.1f}"),
             "95% CI (t)": f"[{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else "n/a",
             "p (paired t)": "n/a" if test["p"] is None else f"{test['p']:.3g}",
         })

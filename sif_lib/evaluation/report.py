@@ -4,7 +4,8 @@ Notebook 07 displays what this module builds from ``eval/summary.json``: the bef
 paper's numbers alongside (for scale only: the paper's policies are 1.5B to 8B reasoning models trained on 8 GPUs
 per node; the default here is a 135M model trained for minutes on a CPU), the per-category IFEval deltas, the
 per-level hold-out satisfaction, the instruction-following against reasoning scatter, and IFEval prompts whose
-verdict flipped.
+verdict flipped. The degenerate-answer rows, the clean-prompt columns and the gallery of answers that gained checks
+by turning degenerate are :mod:`sif_lib.evaluation.degenerate_report`'s.
 
 :func:`export_report` turns the run's executed notebook into one HTML file. The notebooks render plotly figures
 with plotly.js embedded in the output (:mod:`sif_lib.core.plots`), so the export is interactive without a network;
@@ -20,6 +21,8 @@ from typing import Any
 
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import atomic_write_text, iter_jsonl, read_json
+from sif_lib.evaluation import degenerate_report
+from sif_lib.evaluation.degenerate_report import CLEAN_COLUMN, CLEAN_DELTA, clean_cells, degenerate_rows
 from sif_lib.evaluation.math_accuracy import accuracy_text, math_modes
 
 REPORT_FILE = "report.html"
@@ -87,51 +90,50 @@ def reasoning_key(summary: dict) -> str | None:
 
 
 def summary_rows(summary: dict) -> list[dict]:
-    """Rows of the before/after table (values in percent, as text)."""
+    """Rows of the before/after table (values in percent, as text): the degenerate shares first, then every
+    figure; beside each IFEval and hold-out headline figure, the same figure on the clean prompts."""
     paper_7b = PAPER_RESULTS[1]
     rows = []
+
+    def add(benchmark: str, base: str, trained: str, delta: str, clean: tuple = ("", ""), paper: str = "") -> None:
+        rows.append({"benchmark": benchmark, "base": base, "trained": trained, "Δ points": delta,
+                     CLEAN_COLUMN: clean[0], CLEAN_DELTA: clean[1], "paper, R1-Distill-Qwen-7B": paper})
+
+    for row in degenerate_rows(summary):
+        add(*row)
     ifeval = summary["ifeval"]
     for metric, label in IFEVAL_LABELS.items():
-        rows.append({
-            "benchmark": f"{label} (n={ifeval['n_prompts']})",
-            "base": _pct(ifeval["base"][metric]), "trained": _pct(ifeval["trained"][metric]),
-            "Δ points": _delta(ifeval["delta"][metric], (ifeval.get("delta_ci95") or {}).get(metric)),
-            "paper, R1-Distill-Qwen-7B": _arrow(*paper_7b["ifeval_pr_loose"]) if metric == "prompt_loose" else "",
-        })
+        add(f"{label} (n={ifeval['n_prompts']})", _pct(ifeval["base"][metric]), _pct(ifeval["trained"][metric]),
+            _delta(ifeval["delta"][metric], (ifeval.get("delta_ci95") or {}).get(metric)),
+            clean_cells(summary, "ifeval", metric),
+            _arrow(*paper_7b["ifeval_pr_loose"]) if metric == "prompt_loose" else "")
     holdout = summary.get("holdout")
     if holdout:
         for level in holdout["base"]["levels"]:
             b, t = holdout["base"]["levels"][level], holdout["trained"]["levels"].get(level, {})
-            rows.append({"benchmark": f"Hold-out {level} composite reward (n={b['n_prompts']})",
-                         "base": _pct(b["composite"]), "trained": _pct(t.get("composite")),
-                         "Δ points": _delta(holdout["delta"]["levels"][level]["composite"],
-                                            ((holdout.get("delta_ci95") or {}).get("levels") or {}).get(level)),
-                         "paper, R1-Distill-Qwen-7B": ""})
+            add(f"Hold-out {level} composite reward (n={b['n_prompts']})", _pct(b["composite"]),
+                _pct(t.get("composite")), _delta(holdout["delta"]["levels"][level]["composite"],
+                                                 ((holdout.get("delta_ci95") or {}).get("levels") or {}).get(level)))
         for key, label in (("hard", "hard constraints satisfied (verifier)"),
                            ("soft", "soft constraints, mean RM probability"),
                            ("composite", "composite reward, all levels")):
-            rows.append({"benchmark": f"Hold-out {label}", "base": _pct(holdout["base"][key]),
-                         "trained": _pct(holdout["trained"][key]),
-                         "Δ points": _delta(holdout["delta"][key], (holdout.get("delta_ci95") or {}).get(key)),
-                         "paper, R1-Distill-Qwen-7B": ""})
+            add(f"Hold-out {label}", _pct(holdout["base"][key]), _pct(holdout["trained"][key]),
+                _delta(holdout["delta"][key], (holdout.get("delta_ci95") or {}).get(key)),
+                clean_cells(summary, "holdout", key))
     repetition = summary.get("repetition") or {}
     for key, label in (("ifeval", "IFEval"), ("holdout", "hold-out")):
         b, t = (repetition.get(name, {}).get(key) for name in ("base", "trained"))
         if b and t and b["n"] and t["n"]:
-            rows.append({"benchmark": f"Repetitive answers, {label} (share; lower is better)",
-                         "base": _pct(b["repetitive_share"]), "trained": _pct(t["repetitive_share"]),
-                         "Δ points": _pts(t["repetitive_share"] - b["repetitive_share"]),
-                         "paper, R1-Distill-Qwen-7B": ""})
+            add(f"Repetitive answers, {label} (share; lower is better)", _pct(b["repetitive_share"]),
+                _pct(t["repetitive_share"]), _pts(t["repetitive_share"] - b["repetitive_share"]))
     paper_reasoning = (f"{_arrow(PAPER_REASONING_7B['before'], PAPER_REASONING_7B['after'], 1)} "
                        f"({PAPER_REASONING_7B['what']})")
     for name, entry in (summary.get("reasoning") or {}).items():
         label = "held-out synthetic math" if name == "synthetic" else "GSM8K"
         for mode, figures in math_modes(entry):
-            rows.append({"benchmark": f"Reasoning: {label} accuracy, {mode} (n={entry['n']})",
-                         "base": accuracy_text(figures["base"]), "trained": accuracy_text(figures["trained"]),
-                         "Δ points": _delta(figures["delta"], figures.get("delta_ci95")),
-                         "paper, R1-Distill-Qwen-7B":
-                             paper_reasoning if name == reasoning_key(summary) and mode == "strict" else ""})
+            add(f"Reasoning: {label} accuracy, {mode} (n={entry['n']})", accuracy_text(figures["base"]),
+                accuracy_text(figures["trained"]), _delta(figures["delta"], figures.get("delta_ci95")),
+                paper=paper_reasoning if name == reasoning_key(summary) and mode == "strict" else "")
     return rows
 
 
@@ -192,6 +194,7 @@ def summary_markdown(summary: dict) -> str:
         lines += ["", f"Note: {summary['holdout']['note']}."]
     lines += ["", "Values are percentages; Δ is trained minus base in points, with its paired 95% bootstrap interval "
               "(over prompts; over items for math). The paper's column is for scale only.", ""]
+    lines += degenerate_report.markdown_lines(summary)
     if summary.get("reasoning"):
         lines += ["Math: strict reads the last \\boxed{} answer (as the RL reward does), flexible the last number of "
                   "the answer (lm-eval's GSM8K flexible-extract); each accuracy has its exact (Clopper-Pearson) 95% "

@@ -1,5 +1,6 @@
 """The held-out probe of stage 06: a fixed set of held-out curriculum prompts answered greedily before and after
-training, scored by the held-out scorer, and compared pairwise (hard checks gained and lost, with a sign test).
+training, scored by the held-out scorer, and compared pairwise (hard checks gained and lost, with a sign test),
+with the degenerate answers (:mod:`sif_lib.constraints.degenerate`) counted before and after.
 """
 
 from __future__ import annotations
@@ -8,11 +9,12 @@ import random
 from pathlib import Path
 from typing import Any, Sequence
 
+from sif_lib.constraints.degenerate import degenerate_summary, degeneration
 from sif_lib.constraints.repetition import is_repetitive, repetition_summary
 from sif_lib.core.answers import Policy, PolicyRunner
 from sif_lib.core.generation import Sampling
 from sif_lib.core.io import read_jsonl
-from sif_lib.core.stats import mean_ci, paired_flips, wilcoxon_p
+from sif_lib.core.stats import mean_ci, paired_flips, sign_test_p, wilcoxon_p
 from sif_lib.grpo.policy import grpo_dir
 from sif_lib.grpo.rl_set import curriculum_items
 from sif_lib.reward import heldout
@@ -87,6 +89,18 @@ def hard_check_flips(before_rows: Sequence[dict], after_rows: Sequence[dict]) ->
     return paired_flips(before, after)
 
 
+def _hard_rates(pairs: Sequence[tuple[dict, dict]]) -> dict:
+    """Hard satisfaction before and after over some probe pairs, with the paired flips of their checks."""
+    def met(rows) -> int:
+        return sum(bool(c["verdict"]) for r in rows for c in r["constraints"] if c["kind"] == "hard")
+
+    checks = sum(c["kind"] == "hard" for _, a in pairs for c in a["constraints"])
+    return {"prompts": len(pairs), "hard_checks": checks,
+            "hard_before": round(met(b for b, _ in pairs) / checks, 4) if checks else None,
+            "hard_after": round(met(a for _, a in pairs) / checks, 4) if checks else None,
+            **hard_check_flips([b for b, _ in pairs], [a for _, a in pairs])}
+
+
 def probe_repetition(before_rows: Sequence[dict], after_rows: Sequence[dict], answer_mode: str = "whole") -> dict:
     """Repetitive answers on the probe before and after training (``repetition.repetition_summary``), and the
     paired hard checks restricted to prompts where neither answer is repetitive. A policy can meet rule checks
@@ -98,17 +112,9 @@ def probe_repetition(before_rows: Sequence[dict], after_rows: Sequence[dict], an
     before_by_id = {r["id"]: r for r in before_rows}
     pairs = [(before_by_id[r["id"]], r) for r in after_rows if r["id"] in before_by_id]
     fluent = [(b, a) for b, a in pairs if not is_repetitive(answer(b)) and not is_repetitive(answer(a))]
-
-    def met(rows) -> int:
-        return sum(bool(c["verdict"]) for r in rows for c in r["constraints"] if c["kind"] == "hard")
-
-    checks = sum(c["kind"] == "hard" for _, a in fluent for c in a["constraints"])
     return {"before": repetition_summary(answer(b) for b, _ in pairs),
             "after": repetition_summary(answer(a) for _, a in pairs),
-            "fluent": {"prompts": len(fluent), "hard_checks": checks,
-                       "hard_before": round(met(b for b, _ in fluent) / checks, 4) if checks else None,
-                       "hard_after": round(met(a for _, a in fluent) / checks, 4) if checks else None,
-                       **hard_check_flips([b for b, _ in fluent], [a for _, a in fluent])}}
+            "fluent": _hard_rates(fluent)}
 
 
 def check_model_shift(before_rows: Sequence[dict], after_rows: Sequence[dict], check_scorer: Any,
@@ -153,12 +159,64 @@ def check_model_shift(before_rows: Sequence[dict], after_rows: Sequence[dict], c
             "training_rm": shift(trained["before"], trained["after"])}
 
 
+def _soft_probs(before: dict, after: dict) -> list[tuple[float, float]]:
+    """The (before, after) RM probability of each soft constraint scored on both sides (0 for a missing answer,
+    as in the reward); none without a reward model."""
+    return [(float(b.get("prob") or 0.0), float(a.get("prob") or 0.0))
+            for b, a in zip(before["constraints"], after["constraints"])
+            if b["kind"] == "soft" and b.get("id") == a.get("id")
+            and b.get("score") is not None and a.get("score") is not None]
+
+
+def probe_degenerate(before_rows: Sequence[dict], after_rows: Sequence[dict], answer_mode: str = "whole",
+                     constraints: dict | None = None, n_resamples: int = 1000, seed: int = 0) -> dict:
+    """Degenerate answers on the probe, before against after training (the scored answer, ``model.answer_mode``;
+    a missing answer is degenerate, ``near_empty``):
+
+    * ``before``/``after``: :func:`~sif_lib.constraints.degenerate.degenerate_summary` (exact 95% interval);
+      ``delta`` (a fraction) with its 95% bootstrap interval over prompts; ``flips``: prompts that turned
+      degenerate and turned clean, with the exact sign test;
+    * ``clean``: hard satisfaction and paired hard-check flips on the prompts where neither answer is degenerate;
+    * ``soft_turned_degenerate``: the RM's mean soft probability before and after on the prompts whose answer
+      turned degenerate (clean before, degenerate after), over ``n`` soft constraints. Acceptance: it must not
+      rise, or the reward model pays for degenerate text.
+
+    ``constraints`` maps a prompt id to its constraints (with ``kwargs``), so that a required phrase stuffed is
+    seen; without it the detector reads the text alone."""
+    constraints = constraints or {}
+    before_by_id = {r["id"]: r for r in before_rows}
+    pairs = [(before_by_id[r["id"]], r) for r in after_rows if r["id"] in before_by_id]
+    cons = [constraints.get(b["id"]) for b, _ in pairs]
+    answers = {side: [extract(row["completion"], answer_mode) for row in rows]
+               for side, rows in (("before", [b for b, _ in pairs]), ("after", [a for _, a in pairs]))}
+    bad = {side: [degeneration(t, c).degenerate for t, c in zip(texts, cons)] for side, texts in answers.items()}
+    turned = sum(a and not b for b, a in zip(bad["before"], bad["after"]))
+    cleaned = sum(b and not a for b, a in zip(bad["before"], bad["after"]))
+    diffs = [float(a) - float(b) for b, a in zip(bad["before"], bad["after"])]
+    soft = [p for (b, a), was, now in zip(pairs, bad["before"], bad["after"]) if now and not was
+            for p in _soft_probs(b, a)]
+    mean = (lambda values: round(sum(values) / len(values), 4) if values else None)  # noqa: E731
+    soft_before, soft_after = mean([b for b, _ in soft]), mean([a for _, a in soft])
+    return {"before": degenerate_summary(answers["before"], cons),
+            "after": degenerate_summary(answers["after"], cons),
+            "delta": round(sum(diffs) / len(diffs), 4) if diffs else None,
+            "delta_ci95": mean_ci(diffs, n_resamples, seed),
+            "flips": {"paired": len(pairs), "became_degenerate": turned, "became_clean": cleaned,
+                      "sign_test_p": sign_test_p(turned, cleaned)},
+            "clean": _hard_rates([p for p, b, a in zip(pairs, bad["before"], bad["after"]) if not (b or a)]),
+            "soft_turned_degenerate": {
+                "prompts": turned, "n": len(soft), "before": soft_before, "after": soft_after,
+                "delta": None if soft_before is None else round(soft_after - soft_before, 4)}}
+
+
 def probe_comparison(out: Path, answer_mode: str, check_scorer: Any = None, n_resamples: int = 1000,
-                     seed: int = 0) -> dict:
-    """The saved probes paired: hard checks gained and lost, repetition, and (with a check RM) the soft shift
-    under both reward models."""
+                     seed: int = 0, items: Sequence[dict] | None = None) -> dict:
+    """The saved probes paired: hard checks gained and lost, repetition, degenerate answers (the detector given
+    each prompt's constraints from ``items``), and (with a check RM) the soft shift under both reward models."""
     before, after = read_jsonl(out / "probe_before.jsonl"), read_jsonl(out / "probe_after.jsonl")
+    constraints = {str(it["id"]): it.get("constraints") for it in items or ()}
     return {"hard_flips": hard_check_flips(before, after),
             "repetition": probe_repetition(before, after, answer_mode),
+            "degenerate": probe_degenerate(before, after, answer_mode, constraints, n_resamples, seed),
             "soft_check": (check_model_shift(before, after, check_scorer, answer_mode, n_resamples, seed)
                            if check_scorer is not None else None)}

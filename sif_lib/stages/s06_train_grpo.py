@@ -98,8 +98,8 @@ def run(ctx, echo=print) -> dict:
         "series": series,
         "probe": {"size": len(probe), "before": before, "after": after, "delta": probe_delta(before, after),
                   **(probe_comparison(out, params.model.answer_mode, check_scorer(ctx),
-                                      params.reward_model.bootstrap, params.run.seed) if before and after
-                     else {"hard_flips": None, "repetition": None, "soft_check": None}),
+                                      params.reward_model.bootstrap, params.run.seed, items=probe) if before and after
+                     else {"hard_flips": None, "repetition": None, "degenerate": None, "soft_check": None}),
                   "thinking": probe_thinking(out) if before and after else None},
         "artifacts": {name: f"grpo/{name}" for name in ("adapter", "merged", "model") if (out / name).is_dir()},
         # The runner copies this into the stage's record in manifest.json.
@@ -185,6 +185,28 @@ def probe_table(metrics: dict):
     return pd.DataFrame(rows).set_index("set").round(3)
 
 
+def degenerate_rows(found: dict | None) -> dict[str, str]:
+    """The probe's degenerate answers (:func:`~sif_lib.grpo.probe.probe_degenerate`) as summary lines."""
+    if not found:
+        return {}
+
+    def share(s: dict) -> str:
+        ci = s["share_ci95"]
+        return f"{s['degenerate']} of {s['n']}" + (f" [{100 * ci[0]:.1f}%, {100 * ci[1]:.1f}%]" if ci else "")
+
+    f, clean, soft = found["flips"], found["clean"], found["soft_turned_degenerate"]
+    return {
+        "probe degenerate answers before → after": (
+            f"{share(found['before'])} → {share(found['after'])} ({f['became_degenerate']} turned degenerate, "
+            f"{f['became_clean']} turned clean; sign test p = {f['sign_test_p']})"),
+        "probe hard, pairs with neither answer degenerate": (
+            f"{clean['hard_before']} → {clean['hard_after']} ({clean['prompts']} prompts, {clean['gained']} gained / "
+            f"{clean['lost']} lost, sign test p = {clean['sign_test_p']})"),
+        "probe soft P(adheres) on answers that turned degenerate (must not rise)": (
+            f"{soft['before']} → {soft['after']} ({soft['n']} soft constraints on {soft['prompts']} prompts)"),
+    }
+
+
 def summary_table(metrics: dict):
     """The stage's headline figures."""
     import pandas as pd  # heavy: only where a table is shown
@@ -205,6 +227,7 @@ def summary_table(metrics: dict):
     if flips:
         rows["probe hard checks gained / lost"] = (f"{flips['gained']} / {flips['lost']} of {flips['paired']} "
                                                   f"(sign test p = {flips['sign_test_p']})")
+    rows.update(degenerate_rows(metrics["probe"].get("degenerate")))
     repetition = metrics["probe"].get("repetition")
     if repetition:
         fluent = repetition["fluent"]

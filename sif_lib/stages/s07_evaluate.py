@@ -6,6 +6,9 @@ three benchmarks, and the run's ``report.html``.
 * **The curriculum hold-out** (:mod:`sif_lib.evaluation.holdout`): satisfaction per level L1..L5, by the
   held-out scorer the GRPO probe uses too.
 * **Reasoning retention** (:mod:`sif_lib.evaluation.math_accuracy`): held-out synthetic math, GSM8K if given.
+* **Degenerate answers** (:mod:`sif_lib.evaluation.degenerate_figures`): on IFEval and the hold-out, the share of
+  degenerate answers base against trained, the headline figures on the prompts where neither answer is
+  degenerate (``clean``), and a gallery of answers that gained checks while turning degenerate.
 
 Answers are made by :mod:`sif_lib.evaluation.generate`, scored by :mod:`sif_lib.evaluation.scores`; the tables
 and figures the notebook shows (and ``report.html`` keeps) are :mod:`sif_lib.evaluation.report`'s.
@@ -21,6 +24,7 @@ from sif_lib.core.io import atomic_write_text, write_json
 from sif_lib.core.models import load_tokenizer
 from sif_lib.core.runs import RunContext
 from sif_lib.core.stages import stage_of_module
+from sif_lib.evaluation.degenerate_figures import degenerate_figures
 from sif_lib.evaluation.generate import EVAL_DIR, EvalInputs, generate_all
 from sif_lib.evaluation.report import summary_markdown
 from sif_lib.evaluation.scores import (generation_figures, score_holdout_stage, score_ifeval_stage,
@@ -48,8 +52,9 @@ def run(ctx: RunContext, echo: Callable[[str], None] = print) -> dict:
         "answer_mode": params.model.answer_mode,
         "generation": {name: {key: generation_figures(eval_dir / f"{key}_{name}") for key in outputs[name]}
                        for name in outputs},
-        # A diagnostic beside the scores: rule checks can be met by degenerate loops (:mod:`sif_lib.constraints.repetition`). Like
-        # the scores, it reads the answer part of each output.
+        # The older diagnostic, kept for what reads it: rule checks can be met by loops
+        # (:mod:`sif_lib.constraints.repetition`); the broader "degenerate" figures below are the headline. Like the
+        # scores, it reads the answer part of each output.
         "repetition": {name: {key: repetition_summary(scored_answers(texts, params.model.answer_mode))
                               for key, texts in outputs[name].items()}
                        for name in outputs},
@@ -62,6 +67,10 @@ def run(ctx: RunContext, echo: Callable[[str], None] = print) -> dict:
     summary["holdout"] = score_holdout_stage(ctx, inputs.holdout, outputs)
     echo("scoring reasoning")
     summary["reasoning"] = score_reasoning_stage(ctx, inputs.math, outputs)
+    echo("counting degenerate answers")
+    # The headline beside every constraint figure: degenerate answers, and the figures without them.
+    summary["degenerate"], summary["clean"] = degenerate_figures(
+        eval_dir, params.model.answer_mode, inputs.holdout, params.evaluation.bootstrap, params.run.seed)
 
     ctx.write_metrics(STAGE.name, summary)  # first: it adds the stage's peak memory, which summary.json keeps too
     write_json(eval_dir / "summary.json", summary)
