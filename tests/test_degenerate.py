@@ -18,6 +18,8 @@ DEGENERATE = [
     ("   \n  ", "near_empty"),
     ("Yes.", "near_empty"),
     ("*Title*", "near_empty"),
+    ("<<poem of joy>>\n", "near_empty"),
+    ("<<A Very Long Title With Many Words>> Yes.", "near_empty"),
     ("!!! ??? ...", "near_empty"),
     (HIGHLIGHT_LOOP, "stuffed"),
     (HIGHLIGHT_LOOP, "loop"),

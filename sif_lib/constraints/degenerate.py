@@ -7,7 +7,7 @@ the measuring stick of every "gain on clean answers" figure, and what ``grpo.deg
 
 An answer is degenerate when any of these holds (each a *reason*):
 
-* ``near_empty``: fewer than 3 words that hold a letter or digit.
+* ``near_empty``: fewer than 3 words that hold a letter or digit, a ``<<title>>`` not counted.
 * ``loop``: fewer than half of its word 4-grams are distinct (words lower-cased, split on whitespace): more
   than half of the text repeats what it has already said.
 * ``repeated_line``: one line (lower-cased, spaces collapsed, holding a letter or digit) occurs 3 or more times.
@@ -77,8 +77,12 @@ def _words(text: str) -> list[str]:
     return text.lower().split()
 
 
+_TITLE = re.compile(r"<<[^\n]*?>>")
+
+
 def near_empty(text: str) -> bool:
-    return sum(1 for w in text.split() if _ALNUM.search(w)) < MIN_WORDS
+    # A <<title>> is not an answer: "<<poem of joy>>" alone meets the title rule and says nothing.
+    return sum(1 for w in _TITLE.sub(" ", text).split() if _ALNUM.search(w)) < MIN_WORDS
 
 
 def loops(text: str) -> bool:
