@@ -117,6 +117,18 @@ class RewardModelParams(_Section):
     check_model: bool = opt(False, "Halve the training instructions: the RM trains on one half, a check RM (rm_check/) "
                                    "on the other. GRPO's probe scores soft constraints with the check RM too: a "
                                    "soft gain the trained-against RM cannot inflate.")
+    degenerate_negatives: float = opt(0.0, "Degenerate variants added as label-0 training pairs per training positive, "
+                                           "for the same constraint (0.5: one for half of them, drawn by seed; 2: two of different kinds): "
+                                           "programs rewrite the policy's own stage-03 answers into loops, truncations, "
+                                           "the constraint's marker stuffed, a repeated line "
+                                           "(sif_lib.labels.degenerate_variants). Training split only. 0: the paper's data.")
+    degenerate_kinds: list[str] = opt(["loop", "truncate", "stuff", "repeated_line"],
+                                      "Variant kinds degenerate_negatives draws from, of loop, truncate, stuff, "
+                                      "repeated_line, tail_loop, shuffle; the held-out figure reports the kinds left "
+                                      "out as unseen.")
+    degenerate_eval_pairs: int = opt(600, "Most held-out (clean answer, degenerate variant) pairs per constraint kind "
+                                          "(soft, hard) in the degenerate-pair ROC-AUC of stage 04 (seeded sample); "
+                                          "0: no such figure.")
 
 
 @dataclass

@@ -6,7 +6,9 @@ seen in training. Two methods (``reward_model.method``): fine-tuning the classif
 (:mod:`sif_lib.reward.finetune`), or a logistic regression on the frozen backbone
 (:mod:`sif_lib.reward.linear_probe`), the baseline that shows what fine-tuning adds. Beyond the paper,
 ``reward_model.hard_labels: verifier`` trains hard-constraint pairs on the verifier's truth instead of their
-pseudo-labels. The held-out figures and the learning curve are :mod:`sif_lib.reward.rm_eval`'s.
+pseudo-labels, and ``reward_model.degenerate_negatives`` adds degenerate variants of training answers as
+negatives; the held-out figures on degenerate answers are :mod:`sif_lib.reward.degenerate_negatives`'. The
+held-out figures and the learning curve are :mod:`sif_lib.reward.rm_eval`'s.
 
 The backbone is the policy's own (SmolLM2-135M on CPU) rather than the paper's 7B model;
 ``reward_model.backbone`` points at any other spec.
@@ -25,7 +27,7 @@ from typing import Any
 from sif_lib.core import models
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import atomic_write_text, iter_jsonl, write_json, write_jsonl
-from sif_lib.reward import finetune, linear_probe, rm_eval
+from sif_lib.reward import degenerate_negatives, finetune, linear_probe, rm_eval
 from sif_lib.reward.rm_input import CARD_FILE, META_FILE, RM_FORMAT, RM_TEMPLATE, answered_pairs, encode_pairs
 from sif_lib.reward.scorers import RewardScorer
 
@@ -88,8 +90,10 @@ def _counts(rows: list[dict]) -> dict:
 
 def prepare(rows: list[dict], params: Any) -> tuple[list[dict], list[dict], dict]:
     """Train and held-out rows of the answered pairs (split by instruction), with the training labels the params
-    ask for (``reward_model.hard_labels``), and what the preparation dropped or relabelled."""
+    ask for (``reward_model.hard_labels``) and the degenerate negatives (``reward_model.degenerate_negatives``,
+    made from training rows only), and what the preparation dropped, relabelled or added."""
     rm = params.reward_model
+    degenerate_negatives.check_params(rm)
     train_rows, eval_rows = split_by_parent(rows, rm.eval_fraction, params.run.seed)
     if not train_rows:
         raise InputError("pseudo-labels: no training pairs left after the held-out split")
@@ -108,9 +112,12 @@ def prepare(rows: list[dict], params: Any) -> tuple[list[dict], list[dict], dict
                 relabelled += 1
             out.append(r)
         train_rows = out
-    return train_rows, eval_rows, {"train_pairs_without_answer": n_train - len(train_rows),
-                                   "eval_pairs_without_answer": n_eval - len(eval_rows),
-                                   "hard_labels": rm.hard_labels, "relabelled_by_verifier": relabelled}
+    added, made = degenerate_negatives.training_rows(train_rows, rm.degenerate_negatives, rm.degenerate_kinds,
+                                                     params.run.seed, answer_mode)
+    return train_rows + added, eval_rows, {"train_pairs_without_answer": n_train - len(train_rows),
+                                           "eval_pairs_without_answer": n_eval - len(eval_rows),
+                                           "hard_labels": rm.hard_labels, "relabelled_by_verifier": relabelled,
+                                           "degenerate_negatives": made}
 
 
 def split_halves(rows: list[dict], seed: int) -> tuple[list[dict], list[dict]]:
@@ -148,7 +155,7 @@ def train_reward_model(rows: list[dict], out_dir: Path, params: Any, progress: b
         check = _train(rows, check_rows, eval_rows, prepared, Path(check_dir), params, progress, echo, curve=False)
         metrics["check_model"] = {k: check[k] for k in (
             "eval_pairs", "eval_auc", "eval_auc_ci95", "hard_truth_pairs", "hard_truth_auc", "hard_truth_auc_ci95",
-            "eval_by_kind", "train_seconds", "final_train_loss", "counts")}
+            "eval_by_kind", "train_seconds", "final_train_loss", "counts", "degenerate_eval")}
         return metrics
     return _train(rows, train_rows, eval_rows, prepared, Path(out_dir), params, progress, echo, curve=True)
 
@@ -226,6 +233,8 @@ def _train(rows: list[dict], train_rows: list[dict], eval_rows: list[dict], prep
                             "grad_accum": rm.grad_accum} if rm.method == "finetune" else {}),
                          "eval_fraction": rm.eval_fraction, "seed": seed,
                          "hard_labels": rm.hard_labels, "balance_classes": rm.balance_classes,
+                         "degenerate_negatives": rm.degenerate_negatives,
+                         "degenerate_kinds": _trained_kinds(train_rows),
                          "lora_r": rm.lora_r if rm.method == "finetune" and rm.mode != "full" else None,
                          "lora_alpha": rm.lora_alpha if rm.method == "finetune" and rm.mode != "full" else None,
                          "train_seconds": fit_info["train_seconds"], "device": device},
@@ -239,6 +248,8 @@ def _train(rows: list[dict], train_rows: list[dict], eval_rows: list[dict], prep
         metrics = rm_eval.evaluate_pairs(scorer, eval_rows, params.model.answer_mode, n_resamples=resamples,
                                          seed=seed)
         write_jsonl(tmp / EVAL_SCORES_FILE, metrics.pop("eval_scores"))
+        metrics["degenerate_eval"] = degenerate_negatives.evaluate(scorer, eval_rows, params,
+                                                                   _trained_kinds(train_rows), scores_dir=tmp)
         metrics.update({
             "backbone": backbone,
             "method": rm.method,
@@ -262,6 +273,12 @@ def _train(rows: list[dict], train_rows: list[dict], eval_rows: list[dict], prep
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return metrics
+
+
+def _trained_kinds(train_rows: list[dict]) -> list[str]:
+    """The degenerate variant kinds the training rows hold, in the documented order."""
+    held = {r["variant"] for r in train_rows if r.get("variant")}
+    return [k for k in degenerate_negatives.VARIANT_KINDS if k in held]
 
 
 def _replace_dir(new: Path, target: Path) -> None:
@@ -294,6 +311,24 @@ def _method_line(meta: dict) -> str:
             f"x accumulation {train['grad_accum']}.")
 
 
+def _negatives_line(train: dict) -> str:
+    if not train.get("degenerate_negatives"):
+        return "none (`reward_model.degenerate_negatives` 0)."
+    return (f"{train['degenerate_negatives']} per training positive, of kinds "
+            f"{', '.join(train.get('degenerate_kinds') or []) or 'none made'}, labelled 0 (training split only).")
+
+
+def _degenerate_table(found: dict | None) -> str:
+    rows = degenerate_negatives.summary_rows(found)
+    if not rows:
+        return "No degenerate pairs were measured."
+    lines = ["| constraints | variant | trained on | pairs | ROC-AUC (95% CI) | clean wins |", "|---|---|---|---|---|---|"]
+    for kind, name, trained, pairs, auc, ci, wins in rows:
+        interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+        lines.append(f"| {kind} | {name} | {trained} | {pairs} | {fmt(auc)}{interval} | {fmt(wins)} |")
+    return "\n".join(lines)
+
+
 def model_card(meta: dict) -> str:
     m, data, train = meta["metrics"], meta["data"], meta["training"]
     return f"""# Constraint-wise binary reward model
@@ -314,6 +349,7 @@ Self-supervised pseudo-labels: the policy's response to an instruction with cons
 ck, its response to c1..c(k-1) a negative. No human or teacher labels.
 - Training pairs: {data['train']['pairs']} from {data['train']['parents']} instructions
   ({data['train']['hard']} hard-constraint, {data['train']['soft']} soft; {fmt(data['train']['positive_share'])} positive).
+- Degenerate negatives: {_negatives_line(train)}
 - Held-out pairs: {data['eval']['pairs']} from {data['eval']['parents']} other instructions.
 
 ## Held-out metrics
@@ -325,6 +361,15 @@ ck, its response to c1..c(k-1) a negative. No human or teacher labels.
 | accuracy on hard pairs vs the verifier's truth ({m.get('hard_truth_pairs')} pairs) | {fmt(m.get('hard_truth_accuracy'))} |
 | ROC-AUC on hard pairs vs the verifier's truth (95% CI) | {fmt(m.get('hard_truth_auc'))} {m.get('hard_truth_auc_ci95') or ''} |
 | pseudo-label agreement with the verifier on those pairs | {fmt(m.get('hard_pseudo_label_agreement'))} |
+
+## Degenerate answers (held-out)
+Each clean answer of a held-out instruction (by `sif_lib.constraints.degenerate`) against its degenerate variant
+(`sif_lib.labels.degenerate_variants`), for the same constraint: ROC-AUC with the clean answer as 1, its 95%
+bootstrap interval (resampling clean answers, each with all its pairs), and the share of pairs the clean answer
+wins. Below 0.5 the reward model pays the degenerate text more. "unseen" pools the kinds absent from its training
+data.
+
+{_degenerate_table(m.get('degenerate_eval'))}
 
 ## Intended use and limits
 - Intended use: the soft-constraint reward of GRPO training in this workbench, and research on self-supervised

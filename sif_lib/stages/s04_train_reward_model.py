@@ -1,7 +1,8 @@
 """Stage 04 (notebook 04): train the constraint-wise binary reward model on the pseudo-labels.
 
-Writes ``rm/`` (the model, its tokenizer, ``sif_rm.json`` and a model card), and with
-``reward_model.check_model`` a second model trained on the other half of the instructions in ``rm_check/``. The logic is
+Writes ``rm/`` (the model, its tokenizer, ``sif_rm.json``, a model card, ``eval_scores.jsonl`` with each held-out
+pair's probability and ``degenerate_scores.jsonl`` with those of held-out clean answers and their degenerate
+variants), and with ``reward_model.check_model`` a second model trained on the other half of the instructions in ``rm_check/``. The logic is
 :mod:`sif_lib.reward.training`; its input is :mod:`sif_lib.reward.rm_input`.
 """
 
@@ -11,6 +12,7 @@ import math
 import shutil
 
 from sif_lib.core.stages import stage_of_module
+from sif_lib.reward.degenerate_negatives import summary_rows
 from sif_lib.reward.training import fmt as _fmt
 from sif_lib.reward.training import load_pairs, train_reward_model
 
@@ -65,7 +67,16 @@ def metrics_table(metrics: dict):
         ("final train loss (ln 2 = 0.693 is chance)", _fmt(metrics["final_train_loss"], 4)),
         ("lowest loss a truth-knowing model could reach on the hard pairs' labels",
          _fmt((metrics.get("hard_label_noise_floor") or {}).get("loss_floor"), 4)),
+        ("degenerate negatives added to training", (metrics.get("degenerate_negatives") or {}).get("added", 0)),
     ]
+    degenerate = metrics.get("degenerate_eval") or {}
+    for kind in ("soft", "hard"):
+        block = degenerate.get(kind)
+        if block:
+            rows.append((f"{kind} pairs: ROC-AUC clean vs degenerate variant ({block['pairs']})",
+                         ci(block["auc"], block["auc_ci95"])))
+            rows.append((f"{kind} pairs: same, unseen kinds only ({block['unseen']['pairs']})",
+                         ci(block["unseen"]["auc"], block["unseen"]["auc_ci95"])))
     return pd.DataFrame(rows, columns=["metric", "value"]).set_index("metric")
 
 
@@ -118,4 +129,40 @@ def learning_curve_figure(metrics: dict):
     fig.add_hline(y=0.5, line_dash="dot", line_color="#888", annotation_text="chance")
     fig.update_layout(title="Reward model: held-out ROC-AUC by training pairs", xaxis_title="training pairs",
                       xaxis_type="log", yaxis_title="ROC-AUC", yaxis_range=[0.3, 1.0], height=400)
+    return fig
+
+
+def degenerate_table(metrics: dict):
+    """Held-out clean answers against their degenerate variants, per constraint kind and variant kind: pairs,
+    ROC-AUC (clean = 1) with its 95% interval, and the share of pairs the clean answer wins."""
+    import pandas as pd  # heavy: only where a table is shown
+
+    rows = [(kind, name, trained, pairs, _fmt(auc) + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""), _fmt(wins))
+            for kind, name, trained, pairs, auc, ci, wins in summary_rows(metrics.get("degenerate_eval"))]
+    return pd.DataFrame(rows, columns=["constraints", "variant", "trained on", "pairs", "ROC-AUC (95% CI)",
+                                       "clean wins"])
+
+
+def degenerate_figure(metrics: dict):
+    """ROC-AUC of clean answers against each kind of degenerate variant, soft and hard constraints, with 95%
+    bootstrap intervals; below 0.5 the reward model pays the degenerate text more."""
+    import plotly.graph_objects as go  # heavy: only where a figure is drawn
+
+    fig = go.Figure()
+    found = metrics.get("degenerate_eval") or {}
+    for kind, colour in (("soft", "#2471a3"), ("hard", "#c0392b")):
+        block = found.get(kind)
+        if not block:
+            continue
+        shown = [(v, f) for v, f in block["by_variant"].items() if f["auc"] is not None]
+        fig.add_trace(go.Bar(
+            x=[v + ("" if f["trained"] else " (unseen)") for v, f in shown], y=[f["auc"] for v, f in shown],
+            name=f"{kind} constraints", marker_color=colour,
+            error_y=dict(type="data", visible=True,
+                         array=[f["auc_ci95"][1] - f["auc"] if f["auc_ci95"] else 0 for _, f in shown],
+                         arrayminus=[f["auc"] - f["auc_ci95"][0] if f["auc_ci95"] else 0 for _, f in shown])))
+    fig.add_hline(y=0.5, line_dash="dot", line_color="#888", annotation_text="chance")
+    fig.update_layout(title="Held-out clean answers vs their degenerate variants (ROC-AUC, clean = 1)",
+                      xaxis_title="variant kind", yaxis_title="ROC-AUC", yaxis_range=[0, 1], barmode="group",
+                      height=400)
     return fig
