@@ -33,6 +33,9 @@ DEGENERATE = [
     ("See *this* and *this* and also *this* here, nothing more to say about it.", "stuffed"),
     ("P.S. one. P.S. two. P.S. three and that is all.", "stuffed"),
     ("hahahaha " + "no no no no no no no no no no no no", "tail_loop"),
+    ("<<poem of joy>>\n\n* This is point 1.\n* This is point 2.", "template_copy"),
+    ("Museums matter. *highlighted section* They keep the past close and teach every visitor something.",
+     "template_copy"),
 ]
 
 CLEAN = [
@@ -47,6 +50,7 @@ CLEAN = [
     "The bank opened early. The bank was busy. By noon the bank had closed its doors for lunch and a long talk.",
     # "no" three times at the end: a short refrain, under the tail-loop's 10 words
     "Will he come back? I asked my sister, and she said no, no, no.",
+    "<<The Joy of Poems>>\nA poem is a small house of words, and joy is the light left on in it.",
     "Step 1: mix the flour. Step 2: add the eggs. Step 3: bake for twenty minutes at 180 degrees.",
 ]
 

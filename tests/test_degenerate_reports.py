@@ -256,7 +256,7 @@ def test_rollout_browser_filters_degenerate_rollouts_and_shows_their_reasons():
             # the reward's recorded reasons stand (here: a missing answer, which the reward leaves unflagged)
             {"step": 2, "id": "d", "kind": "instruction", "level": 1, "completion": "", "degenerate": []},
             {"step": 2, "id": "e", "kind": "instruction", "level": 2, "completion": prose, "degenerate": ["stuffed"]}]
-    assert degenerate_reasons(rows[1]) == ["loop", "tail_loop", "stuffed"]
+    assert degenerate_reasons(rows[1]) == ["loop", "tail_loop", "stuffed", "template_copy"]
     assert degenerate_reasons(rows[2]) == [] and degenerate_reasons(rows[3]) == []
     # The answer mode decides what is read: a loop inside the thinking is not the answer.
     thinking = {**rows[0], "completion": f"<think>{LOOP}</think>{prose}"}

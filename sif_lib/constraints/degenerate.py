@@ -18,6 +18,10 @@ An answer is degenerate when any of these holds (each a *reason*):
   the same ``*highlight*`` (or ``**bold**``) text 3+ times, the same ``[placeholder]`` 4+ times, a postscript
   marker (``P.S.``, ``P.P.S``) 3+ times, or, given the constraints, a required keyword or end phrase that
   occurs at least 3 times and at least twice as often as asked *and* makes up a tenth of the words.
+* ``template_copy``: the answer copies an instruction's own example text verbatim (:data:`EXAMPLE_TEXTS`:
+  ``<<poem of joy>>``, ``This is point 1.``, ``*highlighted section*``, ...): the example meets the rule it
+  illustrates and is not an answer. Seen in GRPO-trained answers: ``<<poem of joy>>`` then
+  ``* This is point 1.`` and ``* This is point 2.``, and nothing else.
 
 The first three are the stricter count an earlier audit of trained answers used ("fewer than half the word
 4-grams distinct, or one line 3+ times, or under 3 words"); ``tail_loop`` and ``stuffed`` only add to it, so
@@ -36,7 +40,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from sif_lib.constraints.repetition import distinct_ngram_ratio
 
-REASONS = ("near_empty", "loop", "repeated_line", "tail_loop", "stuffed")
+REASONS = ("near_empty", "loop", "repeated_line", "tail_loop", "stuffed", "template_copy")
 
 MIN_WORDS = 3            # near_empty below this many words with a letter or digit
 LOOP_RATIO = 0.5         # loop below this share of distinct word 4-grams
@@ -48,6 +52,10 @@ SAME_HIGHLIGHT = 3       # stuffed: copies of one highlighted text
 SAME_PLACEHOLDER = 4     # stuffed: copies of one [placeholder]
 POSTSCRIPTS = 3          # stuffed: postscript markers
 PHRASE_SHARE = 0.1       # stuffed: share of the words a stuffed keyword or phrase covers
+
+# The example texts of IFEval's instruction templates (sif_lib/constraints/hard.py), lower-cased.
+EXAMPLE_TEXTS = ("<<poem of joy>>", "this is point 1.", "this is point 2.", "*highlighted section*",
+                 "*highlighted section part")
 
 _ALNUM = re.compile(r"[^\W_]")
 _HIGHLIGHT = re.compile(r"\*\*([^\n*]+)\*\*|\*([^\n*]+)\*")
@@ -197,6 +205,9 @@ def degeneration(answer: str | None, constraints: Iterable[Mapping[str, Any]] | 
         reasons.append("tail_loop")
     if _marker_stuffed(text) or (constraints and _phrase_stuffed(text, list(constraints))):
         reasons.append("stuffed")
+    lowered = text.lower()
+    if any(example in lowered for example in EXAMPLE_TEXTS):
+        reasons.append("template_copy")
     return Degeneration(tuple(reasons))
 
 
