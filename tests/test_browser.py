@@ -7,6 +7,7 @@ the JupyterLab server is always stopped, its whole process group with it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -187,7 +188,10 @@ def test_curriculum_explorer_renders_and_checks_live_in_jupyterlab(lab, tmp_path
     assert (tmp_path / "explorer.png").stat().st_size > 10_000
 
 
-def _assert_report_renders_offline(report: Path, screenshot: Path, expected_plots: int) -> None:
+@contextlib.contextmanager
+def _offline_report_page(report: Path):
+    """A Chromium page with ``report`` open, every request beyond file:// refused; yields (page, page errors)
+    and, once the browser is closed, asserts that the report tried to reach no network."""
     from playwright.sync_api import sync_playwright
 
     attempted: list[str] = []
@@ -208,17 +212,22 @@ def _assert_report_renders_offline(report: Path, screenshot: Path, expected_plot
             errors: list[str] = []
             page.on("pageerror", lambda err: errors.append(str(err)))
             page.goto(report.resolve().as_uri())
-            page.wait_for_selector(".js-plotly-plot .main-svg")
-            page.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot').length >= {expected_plots}")
-            plots = page.locator(".js-plotly-plot")
-            assert plots.count() == expected_plots
-            # Each chart drew its traces (bars or markers), not just an empty frame.
-            assert page.locator(".js-plotly-plot g.trace").count() >= expected_plots
-            assert page.locator(".js-plotly-plot .point").count() > 0
-            page.screenshot(path=str(screenshot), full_page=True)
+            yield page, errors
         finally:
             browser.close()
     assert not attempted, f"the report tried to reach the network: {attempted}"
+
+
+def _assert_report_renders_offline(report: Path, screenshot: Path, expected_plots: int) -> None:
+    with _offline_report_page(report) as (page, errors):
+        page.wait_for_selector(".js-plotly-plot .main-svg")
+        page.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot').length >= {expected_plots}")
+        plots = page.locator(".js-plotly-plot")
+        assert plots.count() == expected_plots
+        # Each chart drew its traces (bars or markers), not just an empty frame.
+        assert page.locator(".js-plotly-plot g.trace").count() >= expected_plots
+        assert page.locator(".js-plotly-plot .point").count() > 0
+        page.screenshot(path=str(screenshot), full_page=True)
     assert not errors, errors
 
 
@@ -252,8 +261,6 @@ def test_report_shows_degenerate_figures_and_gallery(tmp_path):
     """Stage 07 and notebook 07 on a built run whose cached answers were rewritten so that one trained answer
     per set turns degenerate while gaining a check: report.html shows the degenerate rows, the clean-prompt
     column and the gallery, offline."""
-    from playwright.sync_api import sync_playwright
-
     from sif_lib.evaluation.report import export_report
     from test_evaluation import LOOP, _execute_stage_notebook, evaluated_run, with_degenerate_answers
 
@@ -261,48 +268,30 @@ def test_report_shows_degenerate_figures_and_gallery(tmp_path):
     with_degenerate_answers(ctx)
     _execute_stage_notebook(ctx)
     report = export_report(ctx.root)
-    attempted: list[str] = []
-
-    def only_files(route):
-        if route.request.url.startswith("file://"):
-            route.continue_()
-        else:
-            attempted.append(route.request.url)
-            route.abort()
-
-    with sync_playwright() as p:
-        browser = _browser(p)
+    with _offline_report_page(report) as (page, _):
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(TIMEOUT_MS)
-            page.route("**/*", only_files)
-            page.goto(report.resolve().as_uri())
-            try:
-                heading = page.get_by_role("heading", name=re.compile("Degenerate answers that gained checks"))
-                heading.scroll_into_view_if_needed()
-                assert heading.is_visible()
-                row = page.locator("tr", has_text="Degenerate answers, hold-out (share; lower is better) (n=6)")
-                assert row.count() == 1 and row.is_visible()
-                assert "(0 of 6)" in row.inner_text() and "(1 of 6)" in row.inner_text()
-                assert page.locator("tr", has_text="Degenerate answers, IFEval").first.is_visible()
-                assert page.locator("th", has_text="clean prompts: base → trained").first.is_visible()
-                assert page.locator("th", has_text="clean prompts: Δ points").first.is_visible()
-                clean = page.locator("tr", has_text="Hold-out hard constraints satisfied (verifier)").first
-                assert "(n=5)" in clean.inner_text() and "..." not in clean.inner_text()  # shown whole
-                examples = page.locator(".sif-degenerate-example")
-                assert examples.count() == 2
-                first = examples.first
-                first.scroll_into_view_if_needed()
-                assert first.is_visible()
-                text = first.inner_text()
-                assert "stuffed" in text and "punctuation:no_comma" in text and LOOP[:40] in text
-                assert "Day one is Tokyo" in text  # the base answer, beside the trained one
-                assert examples.nth(1).locator("pre").nth(1).is_visible()
-            finally:
-                page.screenshot(path=str(tmp_path / "degenerate-report.png"), full_page=True)
+            heading = page.get_by_role("heading", name=re.compile("Degenerate answers that gained checks"))
+            heading.scroll_into_view_if_needed()
+            assert heading.is_visible()
+            row = page.locator("tr", has_text="Degenerate answers, hold-out (share; lower is better) (n=6)")
+            assert row.count() == 1 and row.is_visible()
+            assert "(0 of 6)" in row.inner_text() and "(1 of 6)" in row.inner_text()
+            assert page.locator("tr", has_text="Degenerate answers, IFEval").first.is_visible()
+            assert page.locator("th", has_text="clean prompts: base → trained").first.is_visible()
+            assert page.locator("th", has_text="clean prompts: Δ points").first.is_visible()
+            clean = page.locator("tr", has_text="Hold-out hard constraints satisfied (verifier)").first
+            assert "(n=5)" in clean.inner_text() and "..." not in clean.inner_text()  # shown whole
+            examples = page.locator(".sif-degenerate-example")
+            assert examples.count() == 2
+            first = examples.first
+            first.scroll_into_view_if_needed()
+            assert first.is_visible()
+            text = first.inner_text()
+            assert "stuffed" in text and "punctuation:no_comma" in text and LOOP[:40] in text
+            assert "Day one is Tokyo" in text  # the base answer, beside the trained one
+            assert examples.nth(1).locator("pre").nth(1).is_visible()
         finally:
-            browser.close()
-    assert not attempted, f"the report tried to reach the network: {attempted}"
+            page.screenshot(path=str(tmp_path / "degenerate-report.png"), full_page=True)
 
 
 # The notebook on show: JupyterLab keeps the other open notebooks' cells in the page, hidden.

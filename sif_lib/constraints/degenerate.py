@@ -220,7 +220,11 @@ def degenerate_summary(answers: Sequence[str | None],
     """How many answers are degenerate, their share with its exact (Clopper-Pearson) 95% interval, and the
     count per reason (an answer can have several)."""
     constraints = list(constraints) if constraints is not None else [None] * len(answers)
-    verdicts = [degeneration(a, c) for a, c in zip(answers, constraints)]
+    return verdict_summary([degeneration(a, c) for a, c in zip(answers, constraints)])
+
+
+def verdict_summary(verdicts: Sequence[Degeneration]) -> dict:
+    """:func:`degenerate_summary` of verdicts already made (the detector is not run again)."""
     n, bad = len(verdicts), sum(v.degenerate for v in verdicts)
     return {"n": n, "degenerate": bad, "share": round(bad / n, 4) if n else None,
             "share_ci95": exact_interval(bad, n),

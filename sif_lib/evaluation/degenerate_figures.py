@@ -24,16 +24,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from statistics import fmean
 from typing import Mapping, Sequence
 
 from sif_lib.constraints import answer_text
-from sif_lib.constraints.degenerate import Degeneration, degenerate_summary, degeneration
+from sif_lib.constraints.degenerate import Degeneration, degeneration
 from sif_lib.core.io import read_jsonl, write_jsonl
-from sif_lib.core.stats import mean_ci, sign_test_p
 from sif_lib.evaluation import holdout as holdout_eval
 from sif_lib.evaluation import paired
 from sif_lib.evaluation.ifeval import PromptResult
+from sif_lib.reward.heldout import degenerate_change
 
 GALLERY = "degenerate_gallery.jsonl"
 POLICIES = ("base", "trained")
@@ -44,23 +43,6 @@ HOLDOUT_METRICS = ("hard", "soft", "composite")
 def ifeval_constraints(row: Mapping) -> list[dict]:
     """An IFEval row's instructions as constraint records (``id``, ``kwargs``) for the detector."""
     return [{"id": i, "kwargs": kw or {}} for i, kw in zip(row["instruction_id_list"], row["kwargs"])]
-
-
-def degenerate_change(base: Sequence[Degeneration], trained: Sequence[Degeneration], answers: Mapping[str, Sequence],
-                      constraints: Sequence, n_resamples: int = 1000, seed: int = 0) -> dict:
-    """Base and trained summaries, the paired change of the share (trained − base, a fraction) with its 95%
-    bootstrap interval over prompts, and the flips: prompts whose answer turned degenerate (clean before) and
-    turned clean, with the exact sign test of that split."""
-    turned_bad = sum(t.degenerate and not b.degenerate for b, t in zip(base, trained))
-    turned_clean = sum(b.degenerate and not t.degenerate for b, t in zip(base, trained))
-    summaries = {name: degenerate_summary(answers[name], constraints) for name in POLICIES}
-    n = len(base)
-    diffs = [float(t.degenerate) - float(b.degenerate) for b, t in zip(base, trained)]
-    return {"n": n, **summaries,
-            "delta": round(fmean(diffs), 6) if n else None,
-            "delta_ci95": mean_ci(diffs, n_resamples, seed),
-            "flips": {"paired": n, "became_degenerate": turned_bad, "became_clean": turned_clean,
-                      "sign_test_p": sign_test_p(turned_bad, turned_clean)}}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -126,7 +108,8 @@ def ifeval_section(eval_dir: Path, n_resamples: int = 1000, seed: int = 0) -> tu
     answers = {name: [r.response for r in rows[name]] for name in POLICIES}
     verdicts = {name: [degeneration(a, c) for a, c in zip(answers[name], constraints)] for name in POLICIES}
     keep = [not (b.degenerate or t.degenerate) for b, t in zip(verdicts["base"], verdicts["trained"])]
-    return (degenerate_change(verdicts["base"], verdicts["trained"], answers, constraints, n_resamples, seed),
+    return ({"n": len(input_rows), **degenerate_change(verdicts["base"], verdicts["trained"], POLICIES, n_resamples,
+                                                       seed, digits=6)},
             clean_ifeval(rows, keep, n_resamples, seed), ifeval_gallery(rows, verdicts))
 
 
@@ -191,8 +174,8 @@ def holdout_section(eval_dir: Path, answer_mode: str, constraints: Mapping[str, 
     answers = {name: [prompts[name][pid]["answer"] for pid in ids] for name in POLICIES}
     found = {name: {pid: degeneration(a, c) for pid, a, c in zip(ids, answers[name], cons)} for name in POLICIES}
     keep = {pid for pid in ids if not (found["base"][pid].degenerate or found["trained"][pid].degenerate)}
-    change = degenerate_change([found["base"][p] for p in ids], [found["trained"][p] for p in ids], answers, cons,
-                               n_resamples, seed)
+    change = {"n": len(ids), **degenerate_change([found["base"][p] for p in ids], [found["trained"][p] for p in ids],
+                                                 POLICIES, n_resamples, seed, digits=6)}
     return (change, clean_holdout(verdicts, keep, n_resamples, seed),
             holdout_gallery(ids, prompts, verdicts, found))
 

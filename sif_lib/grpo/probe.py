@@ -9,12 +9,12 @@ import random
 from pathlib import Path
 from typing import Any, Sequence
 
-from sif_lib.constraints.degenerate import degenerate_summary, degeneration
+from sif_lib.constraints.degenerate import degeneration
 from sif_lib.constraints.repetition import is_repetitive, repetition_summary
 from sif_lib.core.answers import Policy, PolicyRunner
 from sif_lib.core.generation import Sampling
 from sif_lib.core.io import read_jsonl
-from sif_lib.core.stats import mean_ci, paired_flips, sign_test_p, wilcoxon_p
+from sif_lib.core.stats import mean_ci, paired_flips, wilcoxon_p
 from sif_lib.grpo.policy import grpo_dir
 from sif_lib.grpo.rl_set import curriculum_items
 from sif_lib.reward import heldout
@@ -189,23 +189,17 @@ def probe_degenerate(before_rows: Sequence[dict], after_rows: Sequence[dict], an
     cons = [constraints.get(b["id"]) for b, _ in pairs]
     answers = {side: [extract(row["completion"], answer_mode) for row in rows]
                for side, rows in (("before", [b for b, _ in pairs]), ("after", [a for _, a in pairs]))}
-    bad = {side: [degeneration(t, c).degenerate for t, c in zip(texts, cons)] for side, texts in answers.items()}
-    turned = sum(a and not b for b, a in zip(bad["before"], bad["after"]))
-    cleaned = sum(b and not a for b, a in zip(bad["before"], bad["after"]))
-    diffs = [float(a) - float(b) for b, a in zip(bad["before"], bad["after"])]
+    found = {side: [degeneration(t, c) for t, c in zip(texts, cons)] for side, texts in answers.items()}
+    bad = {side: [v.degenerate for v in verdicts] for side, verdicts in found.items()}
+    change = heldout.degenerate_change(found["before"], found["after"], ("before", "after"), n_resamples, seed)
     soft = [p for (b, a), was, now in zip(pairs, bad["before"], bad["after"]) if now and not was
             for p in _soft_probs(b, a)]
     mean = (lambda values: round(sum(values) / len(values), 4) if values else None)  # noqa: E731
     soft_before, soft_after = mean([b for b, _ in soft]), mean([a for _, a in soft])
-    return {"before": degenerate_summary(answers["before"], cons),
-            "after": degenerate_summary(answers["after"], cons),
-            "delta": round(sum(diffs) / len(diffs), 4) if diffs else None,
-            "delta_ci95": mean_ci(diffs, n_resamples, seed),
-            "flips": {"paired": len(pairs), "became_degenerate": turned, "became_clean": cleaned,
-                      "sign_test_p": sign_test_p(turned, cleaned)},
+    return {**change,
             "clean": _hard_rates([p for p, b, a in zip(pairs, bad["before"], bad["after"]) if not (b or a)]),
             "soft_turned_degenerate": {
-                "prompts": turned, "n": len(soft), "before": soft_before, "after": soft_after,
+                "prompts": change["flips"]["became_degenerate"], "n": len(soft), "before": soft_before, "after": soft_after,
                 "delta": None if soft_before is None else round(soft_after - soft_before, 4)}}
 
 

@@ -21,8 +21,10 @@ import hashlib
 from pathlib import Path
 from typing import Any, Sequence
 
+from sif_lib.constraints.degenerate import Degeneration, verdict_summary
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import read_json, read_jsonl, write_json, write_jsonl
+from sif_lib.core.stats import mean_ci, paired_flips
 from sif_lib.reward.composite import ItemScore, make_reward_function
 
 KEY_SUFFIX = ".key.json"
@@ -123,3 +125,20 @@ def constraint_verdicts(rows: Sequence[dict], soft_scored: bool = True) -> list[
             verdicts.append({"id": row["id"], "level": int(row["level"]), "constraint": c.get("id"),
                              "kind": c["kind"], "category": c.get("category") or "unknown", "score": value})
     return verdicts
+
+
+def degenerate_change(first: Sequence[Degeneration], second: Sequence[Degeneration],
+                      names: tuple[str, str] = ("before", "after"), n_resamples: int = 1000, seed: int = 0,
+                      digits: int = 4) -> dict:
+    """Degenerate answers of the same prompts under two policies (the probe's before/after, stage 07's
+    base/trained): each side's :func:`~sif_lib.constraints.degenerate.verdict_summary` under its name, the paired
+    change of the share (second − first, a fraction) with its 95% bootstrap interval over prompts, and the flips:
+    prompts that turned degenerate and turned clean, with the exact sign test of that split."""
+    bad = [[v.degenerate for v in side] for side in (first, second)]
+    diffs = [float(b) - float(a) for a, b in zip(*bad)]
+    flips = paired_flips(*bad)
+    return {names[0]: verdict_summary(first), names[1]: verdict_summary(second),
+            "delta": round(sum(diffs) / len(diffs), digits) if diffs else None,
+            "delta_ci95": mean_ci(diffs, n_resamples, seed),
+            "flips": {"paired": flips["paired"], "became_degenerate": flips["gained"], "became_clean": flips["lost"],
+                      "sign_test_p": flips["sign_test_p"]}}
