@@ -121,3 +121,17 @@ def test_summary_counts_reasons_with_an_exact_interval():
     assert set(out["reasons"]) == set(REASONS)
     assert out["reasons"]["near_empty"] == 1 and out["reasons"]["tail_loop"] >= 1
     assert degenerate_summary([])["share_ci95"] is None
+
+
+def test_strip_stuffing_removes_stuffed_markers_and_keeps_honest_ones():
+    from sif_lib.constraints.degenerate import strip_stuffing
+
+    text = "* This is point 1.\n* a real point\nwe met *at noon* and *at noon* and *at noon* under the *old oak*"
+    stripped = strip_stuffing(text)
+    assert "point 1" not in stripped and "* a real point" in stripped
+    assert "*at noon*" not in stripped and "*old oak*" in stripped
+    assert strip_stuffing("P.S. hi\nP.S. hi\nP.S. hi").count("P.S.") == 0
+    assert strip_stuffing("thanks\nP.S. see you soon") == "thanks\nP.S. see you soon"
+    stuffed = "banana banana banana banana is what i say"
+    assert "banana" not in strip_stuffing(stuffed, [{"kwargs": {"keywords": ["banana"]}}])
+    assert strip_stuffing(stuffed) == stuffed  # a repeated word is only stuffing against a constraint that asks for it

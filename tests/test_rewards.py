@@ -211,3 +211,28 @@ def test_degenerate_gate_pays_nothing_for_stuffed_or_looping_answers():
     # Math is not gated: a bare boxed answer is short by design, and still earns its 1.
     assert gated([["q"]], ["\\boxed{4}"], kind=["reasoning"], level=[None], constraints=[None],
                  answer=["4"]) == pytest.approx([1.0])
+
+
+HIGHLIGHT = {"id": "detectable_format:number_highlighted_sections", "kind": "hard",
+             "description": "Highlight at least 1 section with markdown.", "kwargs": {"num_highlights": 1}}
+
+
+def test_marker_scope_unpays_only_the_rules_met_by_stuffing():
+    constraints = [HIGHLIGHT, NO_COMMA, WARM]
+    probs = {**PROBS, HIGHLIGHT["description"]: 0.5}
+    copied = "the garden was quiet in the morning and the birds sang softly\n*highlighted section*"
+    honest = "the garden was *quiet* in the morning and the birds sang softly over the wet grass"
+    looped = " ".join(["*highlighted section*"] * 30)
+    batch = instruction_batch(copied, honest, looped, constraints=constraints)
+    whole = make_reward_function(params_from_dict({"grpo": {"degenerate_gate": True}}), FixedScorer(probs))
+    assert whole(**batch) == pytest.approx([0.0, (1 + 1 + 0.8) / 3, 0.0])
+    marker = make_reward_function(params_from_dict({"grpo": {"degenerate_gate": True, "degenerate_scope": "marker"}}),
+                                  FixedScorer(probs))
+    # The copied example no longer meets the highlight rule, but its comma-free prose is still paid; a loop
+    # (a text fault) is still gated whole.
+    assert marker(**batch) == pytest.approx([(0 + 1 + 0.8) / 3, (1 + 1 + 0.8) / 3, 0.0])
+    scores = marker.score_batch([copied], ["instruction"], [1], [constraints], [None])
+    assert scores[0].stripped and scores[0].degenerate == ["template_copy"]
+    assert [c["verdict"] for c in scores[0].constraints if c["kind"] == "hard"] == [False, True]
+    with pytest.raises(ValueError, match="degenerate_scope"):
+        CompositeReward(None, degenerate_scope="everything")

@@ -41,6 +41,10 @@ from typing import Any, Iterable, Mapping, Sequence
 from sif_lib.constraints.repetition import distinct_ngram_ratio
 
 REASONS = ("near_empty", "loop", "repeated_line", "tail_loop", "stuffed", "template_copy")
+# Reasons about the text as a whole (no answer is left to score) and about markers in it (the rest of the text may
+# still be an answer): grpo.degenerate_scope "marker" gates the first kind and strips the second.
+TEXT_REASONS = ("near_empty", "loop", "repeated_line", "tail_loop")
+MARKER_REASONS = ("stuffed", "template_copy")
 
 MIN_WORDS = 3            # near_empty below this many words with a letter or digit
 LOOP_RATIO = 0.5         # loop below this share of distinct word 4-grams
@@ -187,6 +191,40 @@ def _phrase_stuffed(text: str, constraints: Iterable[Mapping[str, Any]]) -> bool
         if count >= 3 and count >= 2 * needed and covered >= PHRASE_SHARE * words:
             return True
     return False
+
+
+def strip_stuffing(text: str, constraints: Iterable[Mapping[str, Any]] | None = None) -> str:
+    """``text`` without the markers that make it ``stuffed`` or a ``template_copy``, so that a rule met only
+    by stuffing or by copying the instruction's example is unmet when checked again: every line that holds an
+    example text (a bullet ``* This is point 1.`` would otherwise stay a bullet), every copy of a highlight text
+    that occurs 3+ times, of a placeholder that occurs 4+ times, every postscript marker when there are 3+, and
+    every copy of a stuffed required phrase. Highlights, placeholders and a postscript used as asked stay."""
+    lines = [line for line in text.splitlines() if not any(e in line.lower() for e in EXAMPLE_TEXTS)]
+    out = "\n".join(lines)
+    highlights: dict[str, int] = {}
+    for bold, plain in _HIGHLIGHT.findall(out):
+        key = _norm(bold or plain)
+        highlights[key] = highlights.get(key, 0) + 1
+    out = _HIGHLIGHT.sub(lambda m: "" if highlights.get(_norm(m.group(1) or m.group(2)), 0) >= SAME_HIGHLIGHT
+                         else m.group(0), out)
+    placeholders: dict[str, int] = {}
+    for inner in _PLACEHOLDER.findall(out):
+        placeholders[_norm(inner)] = placeholders.get(_norm(inner), 0) + 1
+    out = _PLACEHOLDER.sub(lambda m: "" if placeholders.get(_norm(m.group(1)), 0) >= SAME_PLACEHOLDER
+                           else m.group(0), out)
+    if len(_POSTSCRIPT.findall(out)) >= POSTSCRIPTS:
+        out = _POSTSCRIPT.sub("", out)
+    if constraints:
+        words = max(len(out.split()), 1)
+        for phrase, needed in _required_phrases(constraints):
+            phrase = phrase.strip().lower()
+            pattern = re.compile(r"(?<!\w)" + re.escape(phrase) + r"(?!\w)", re.IGNORECASE) if phrase else None
+            if pattern is None:
+                continue
+            count = len(pattern.findall(out))
+            if count >= 3 and count >= 2 * needed and count * len(phrase.split()) >= PHRASE_SHARE * words:
+                out = pattern.sub("", out)
+    return out
 
 
 def degeneration(answer: str | None, constraints: Iterable[Mapping[str, Any]] | None = None) -> Degeneration:

@@ -164,6 +164,11 @@ class GRPOParams(_Section):
                                        "items are not gated (a bare \\boxed{} answer is short by design). Off: the paper's reward.")
     degenerate_reward: float = opt(0.0, "The reward of a gated degenerate answer (grpo.degenerate_gate); 0 is what an empty "
                                         "answer scores.")
+    degenerate_scope: Literal["answer", "marker"] = opt("answer", "What grpo.degenerate_gate refuses to pay. answer: the whole "
+                                       "reward of any degenerate answer. marker: a looping or near-empty answer scores "
+                                       "grpo.degenerate_reward, but one whose only fault is a stuffed marker or a copied "
+                                       "example has its rules checked again with those removed (the rules they met unpaid, "
+                                       "the rest paid; sif_lib.constraints.degenerate.strip_stuffing).")
     greedy_members: int = opt(0, "Completions of each GRPO group decoded greedily, the rest sampled at grpo.temperature: "
                                  "rollouts that also see what the probe and the evaluation see (they decode greedily). "
                                  "Needs the single-process CPU decoder (no vLLM, one process); 0: all sampled (TRL).")

@@ -33,6 +33,10 @@ and no comma), and a small reward model does not always punish them:
   (near-empty, looping, ending in a loop, a marker or required phrase stuffed) scores ``grpo.degenerate_reward``
   (0 by default) instead of its composite. Still self-supervised: a rule on the text, no model and no label.
   Every scored item records its ``degenerate`` reasons, gate or not, and ``components/degenerate`` logs the share.
+  ``grpo.degenerate_scope: marker`` narrows the gate: a looping or near-empty answer still scores
+  ``degenerate_reward``, but one whose only fault is a stuffed marker or a copied example (``*highlighted
+  section*``) has its rules checked again without those markers, so only the rules they met go unpaid. Zeroing
+  the whole answer taught a small policy to write no highlights, placeholders or bullets at all.
 * ``grpo.repetitive_penalty`` (older, weaker): subtracts a fixed amount when over half the answer's word 4-grams
   repeat.
 
@@ -54,7 +58,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from sif_lib.constraints import check_constraints, extract_answer
-from sif_lib.constraints.degenerate import degeneration
+from sif_lib.constraints.degenerate import TEXT_REASONS, degeneration, near_empty, strip_stuffing
 from sif_lib.constraints.math_answer import score_reasoning
 from sif_lib.constraints.repetition import is_repetitive
 
@@ -137,6 +141,7 @@ class ItemScore:
     correct: bool | None = None
     repetitive: bool = False
     degenerate: list[str] = field(default_factory=list)
+    stripped: bool = False  # scored on the answer with stuffed markers removed (grpo.degenerate_scope "marker")
 
     def values(self, kind: str) -> list[float]:
         return [c["score"] for c in self.constraints if c["kind"] == kind]
@@ -150,7 +155,7 @@ class ItemScore:
     def to_dict(self) -> dict:
         return {"kind": self.kind, "level": self.level, "reward": self.reward, "answer_found": self.answer_found,
                 "correct": self.correct, "repetitive": self.repetitive, "degenerate": self.degenerate,
-                "constraints": self.constraints}
+                "stripped": self.stripped, "constraints": self.constraints}
 
 
 def score_instruction(answer: str | None, constraints: Sequence[dict], soft_scores: Sequence[float | None],
@@ -271,7 +276,8 @@ class CompositeReward:
 
     def __init__(self, scorer: Any, answer_mode: str = "after_think", soft_reward: str = "probability",
                  hard_reward: str = "rules", rollout_log: str | Path | None = None, process_index: int = 0,
-                 repetitive_penalty: float = 0.0, degenerate_gate: bool = False, degenerate_reward: float = 0.0):
+                 repetitive_penalty: float = 0.0, degenerate_gate: bool = False, degenerate_reward: float = 0.0,
+                 degenerate_scope: str = "answer"):
         soft_value(0.0, soft_reward)  # validates the name
         if hard_reward not in ("rules", "reward_model"):
             raise ValueError(f"hard_reward must be 'rules' or 'reward_model', got {hard_reward!r}")
@@ -280,6 +286,9 @@ class CompositeReward:
         self.repetitive_penalty = float(repetitive_penalty)
         self.degenerate_gate = bool(degenerate_gate)
         self.degenerate_reward = float(degenerate_reward)
+        if degenerate_scope not in ("answer", "marker"):
+            raise ValueError(f"degenerate_scope must be 'answer' or 'marker', got {degenerate_scope!r}")
+        self.degenerate_scope = degenerate_scope
         self.scorer = scorer
         self.answer_mode = answer_mode
         self.soft_reward = soft_reward
@@ -330,11 +339,30 @@ class CompositeReward:
                 # A missing answer already scores 0 everywhere; only a present one can be degenerate text.
                 results[-1].degenerate = list(degeneration(answers[i], parsed[i]).reasons) if answers[i] else []
                 if self.degenerate_gate and results[-1].degenerate:
-                    results[-1].reward = self.degenerate_reward
+                    self._gate(results, answers[i], parsed[i], probs[i], lvl)
             if answers[i] and is_repetitive(answers[i]):
                 results[-1].repetitive = True
                 results[-1].reward -= self.repetitive_penalty
         return results
+
+    def _gate(self, results: list[ItemScore], answer: str, constraints: list[dict],
+              probs: list[float | None], level: int | None) -> None:
+        """Apply the degenerate gate to the last result. Scope "answer": the whole reward becomes
+        ``degenerate_reward``. Scope "marker": only a looping or near-empty answer does; an answer whose only
+        fault is a stuffed marker or a copied example is scored again, its rules checked on the text with those
+        removed (:func:`~sif_lib.constraints.degenerate.strip_stuffing`) and its RM probabilities kept, so that
+        the rules met by stuffing go unpaid and the rest of the answer is still paid."""
+        item = results[-1]
+        text_fault = any(r in TEXT_REASONS for r in item.degenerate)
+        if self.degenerate_scope == "answer" or text_fault or self.hard_reward != "rules":
+            item.reward = self.degenerate_reward
+            return
+        stripped = strip_stuffing(answer, constraints)
+        if near_empty(stripped):
+            item.reward = self.degenerate_reward
+            return
+        again = score_instruction(stripped, constraints, probs, self.soft_reward, self.hard_reward, level=level)
+        item.reward, item.constraints, item.stripped = again.reward, again.constraints, True
 
     def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], kind: Sequence[str] | None = None,
                  level: Sequence[Any] | None = None, constraints: Sequence[Any] | None = None,
@@ -395,4 +423,5 @@ def make_reward_function(params: Any, scorer: Any, rollout_log: str | Path | Non
     return CompositeReward(scorer, answer_mode=params.model.answer_mode, soft_reward=params.grpo.soft_reward,
                            hard_reward=params.grpo.hard_reward, rollout_log=rollout_log, process_index=process_index,
                            repetitive_penalty=params.grpo.repetitive_penalty,
-                           degenerate_gate=params.grpo.degenerate_gate, degenerate_reward=params.grpo.degenerate_reward)
+                           degenerate_gate=params.grpo.degenerate_gate, degenerate_reward=params.grpo.degenerate_reward,
+                           degenerate_scope=params.grpo.degenerate_scope)
