@@ -117,30 +117,21 @@ def trainer_class():
             batch. Same sampling distribution as TRL's ``generate`` call (its temperature, top-k, top-p, min-p
             and end-of-sequence ids), other random draws; each completion ends at its first EOS, kept, as TRL
             keeps it. With ``greedy_members`` k, rows ``i`` with ``i % num_generations < k`` (TRL repeats each
-            prompt ``num_generations`` times in a row) are decoded greedily in a batch of their own."""
-            import torch
+            prompt ``num_generations`` times in a row) are decoded greedily, in the same batch as the sampled ones
+            (a batch of their own doubled the decoding steps: 78 s per demo step against about 40)."""
             from trl.models.utils import unwrap_model_for_generation
 
             config = self.generation_config
             greedy = [i for i in range(len(prompt_ids))
                       if num_generations > 1 and i % num_generations < self.greedy_members]
-            sampled = sorted(set(range(len(prompt_ids))) - set(greedy))
-            out: list[list[int]] = [[] for _ in prompt_ids]
             with unwrap_model_for_generation(self.model_wrapped, self.accelerator,
                                              generation_kwargs=self.generation_kwargs,
                                              gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs
-                                             ) as model, torch.no_grad():
-                for rows, temperature in ((sampled, config.temperature), (greedy, 0.0)):
-                    if not rows:
-                        continue
-                    ids, mask = decoding.left_pad([prompt_ids[i] for i in rows], self._tokenizer.pad_token_id,
-                                                  self.accelerator.device)
-                    decoded = decoding.decode(model, ids, mask, config.max_new_tokens, temperature=temperature,
-                                              top_p=config.top_p, top_k=config.top_k, min_p=config.min_p,
-                                              eos=set(self.eos_token_ids))
-                    for i, row in zip(rows, decoded):
-                        out[i] = row
-            return out
+                                             ) as model:
+                ids, mask = decoding.left_pad(list(prompt_ids), self._tokenizer.pad_token_id, self.accelerator.device)
+                return decoding.decode(model, ids, mask, config.max_new_tokens, temperature=config.temperature,
+                                       top_p=config.top_p, top_k=config.top_k, min_p=config.min_p,
+                                       eos=set(self.eos_token_ids), greedy_rows=greedy)
 
         def _lora_merged(self):
             model = self.accelerator.unwrap_model(self.model)
