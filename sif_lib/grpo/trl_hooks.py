@@ -118,7 +118,7 @@ def trainer_class():
             and end-of-sequence ids), other random draws; each completion ends at its first EOS, kept, as TRL
             keeps it. With ``greedy_members`` k, rows ``i`` with ``i % num_generations < k`` (TRL repeats each
             prompt ``num_generations`` times in a row) are decoded greedily, in the same batch as the sampled ones
-            (a batch of their own doubled the decoding steps: 78 s per demo step against about 40)."""
+            (in a batch of their own, every step decoded twice: 65-78 s per demo step, against 37 s without them)."""
             from trl.models.utils import unwrap_model_for_generation
 
             config = self.generation_config
