@@ -135,3 +135,6 @@ def test_strip_stuffing_removes_stuffed_markers_and_keeps_honest_ones():
     stuffed = "banana banana banana banana is what i say"
     assert "banana" not in strip_stuffing(stuffed, [{"kwargs": {"keywords": ["banana"]}}])
     assert strip_stuffing(stuffed) == stuffed  # a repeated word is only stuffing against a constraint that asks for it
+    # "* *Bold*" bullets hold whitespace-only "highlights" between the bullet stars: not stuffing, as for the detector
+    bullets = "* *one:\n* *two:\n* *three:\n* *four:"
+    assert strip_stuffing(bullets) == bullets and not is_degenerate(bullets)

@@ -35,16 +35,17 @@ both ways.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from sif_lib.constraints.repetition import distinct_ngram_ratio
 
 REASONS = ("near_empty", "loop", "repeated_line", "tail_loop", "stuffed", "template_copy")
-# Reasons about the text as a whole (no answer is left to score) and about markers in it (the rest of the text may
-# still be an answer): grpo.degenerate_scope "marker" gates the first kind and strips the second.
+# Reasons about the text as a whole: no answer is left to score. The others (stuffed, template_copy) are about
+# markers in it, and the rest of the text may still be an answer: grpo.degenerate_scope "marker" gates the first
+# kind and strips the second (strip_stuffing).
 TEXT_REASONS = ("near_empty", "loop", "repeated_line", "tail_loop")
-MARKER_REASONS = ("stuffed", "template_copy")
 
 MIN_WORDS = 3            # near_empty below this many words with a letter or digit
 LOOP_RATIO = 0.5         # loop below this share of distinct word 4-grams
@@ -137,21 +138,26 @@ def tail_loop(text: str) -> bool:
     return False
 
 
-def _marker_stuffed(text: str) -> bool:
-    highlights: dict[str, int] = {}
-    for bold, plain in _HIGHLIGHT.findall(text):
-        key = _norm(bold or plain)
-        if key:
-            highlights[key] = highlights.get(key, 0) + 1
-    if any(c >= SAME_HIGHLIGHT for c in highlights.values()):
-        return True
-    placeholders: dict[str, int] = {}
-    for inner in _PLACEHOLDER.findall(text):
-        key = _norm(inner)
-        placeholders[key] = placeholders.get(key, 0) + 1
-    if any(c >= SAME_PLACEHOLDER for c in placeholders.values()):
-        return True
+def _repeated(keys: Iterable[str], at_least: int) -> set[str]:
+    return {key for key, count in Counter(keys).items() if count >= at_least}
+
+
+def _stuffed_highlights(text: str) -> set[str]:
+    """The highlight texts (lower-cased, spaces collapsed) that occur ``SAME_HIGHLIGHT`` or more times."""
+    return _repeated((_norm(bold or plain) for bold, plain in _HIGHLIGHT.findall(text)), SAME_HIGHLIGHT) - {""}
+
+
+def _stuffed_placeholders(text: str) -> set[str]:
+    """The placeholder texts that occur ``SAME_PLACEHOLDER`` or more times."""
+    return _repeated((_norm(inner) for inner in _PLACEHOLDER.findall(text)), SAME_PLACEHOLDER)
+
+
+def _postscripts_stuffed(text: str) -> bool:
     return len(_POSTSCRIPT.findall(text)) >= POSTSCRIPTS
+
+
+def _marker_stuffed(text: str) -> bool:
+    return bool(_stuffed_highlights(text) or _stuffed_placeholders(text) or _postscripts_stuffed(text))
 
 
 def _required_phrases(constraints: Iterable[Mapping[str, Any]]) -> list[tuple[str, int]]:
@@ -177,20 +183,26 @@ def _required_phrases(constraints: Iterable[Mapping[str, Any]]) -> list[tuple[st
     return out
 
 
-def _phrase_stuffed(text: str, constraints: Iterable[Mapping[str, Any]]) -> bool:
+def _phrase_pattern(phrase: str, flags: int = 0) -> re.Pattern:
+    return re.compile(r"(?<!\w)" + re.escape(phrase) + r"(?!\w)", flags)
+
+
+def _stuffed_phrases(text: str, constraints: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The required phrases (lower-cased) that occur at least 3 times, at least twice as often as asked, and
+    cover a tenth of the words."""
     words = len(text.split())
     if not words:
-        return False
+        return []
     lowered = text.lower()
+    stuffed = []
     for phrase, needed in _required_phrases(constraints):
         phrase = phrase.strip().lower()
         if not phrase:
             continue
-        count = len(re.findall(r"(?<!\w)" + re.escape(phrase) + r"(?!\w)", lowered))
-        covered = count * len(phrase.split())
-        if count >= 3 and count >= 2 * needed and covered >= PHRASE_SHARE * words:
-            return True
-    return False
+        count = len(_phrase_pattern(phrase).findall(lowered))
+        if count >= 3 and count >= 2 * needed and count * len(phrase.split()) >= PHRASE_SHARE * words:
+            stuffed.append(phrase)
+    return stuffed
 
 
 def strip_stuffing(text: str, constraints: Iterable[Mapping[str, Any]] | None = None) -> str:
@@ -201,29 +213,14 @@ def strip_stuffing(text: str, constraints: Iterable[Mapping[str, Any]] | None = 
     every copy of a stuffed required phrase. Highlights, placeholders and a postscript used as asked stay."""
     lines = [line for line in text.splitlines() if not any(e in line.lower() for e in EXAMPLE_TEXTS)]
     out = "\n".join(lines)
-    highlights: dict[str, int] = {}
-    for bold, plain in _HIGHLIGHT.findall(out):
-        key = _norm(bold or plain)
-        highlights[key] = highlights.get(key, 0) + 1
-    out = _HIGHLIGHT.sub(lambda m: "" if highlights.get(_norm(m.group(1) or m.group(2)), 0) >= SAME_HIGHLIGHT
-                         else m.group(0), out)
-    placeholders: dict[str, int] = {}
-    for inner in _PLACEHOLDER.findall(out):
-        placeholders[_norm(inner)] = placeholders.get(_norm(inner), 0) + 1
-    out = _PLACEHOLDER.sub(lambda m: "" if placeholders.get(_norm(m.group(1)), 0) >= SAME_PLACEHOLDER
-                           else m.group(0), out)
-    if len(_POSTSCRIPT.findall(out)) >= POSTSCRIPTS:
+    highlights = _stuffed_highlights(out)
+    out = _HIGHLIGHT.sub(lambda m: "" if _norm(m.group(1) or m.group(2)) in highlights else m.group(0), out)
+    placeholders = _stuffed_placeholders(out)
+    out = _PLACEHOLDER.sub(lambda m: "" if _norm(m.group(1)) in placeholders else m.group(0), out)
+    if _postscripts_stuffed(out):
         out = _POSTSCRIPT.sub("", out)
-    if constraints:
-        words = max(len(out.split()), 1)
-        for phrase, needed in _required_phrases(constraints):
-            phrase = phrase.strip().lower()
-            pattern = re.compile(r"(?<!\w)" + re.escape(phrase) + r"(?!\w)", re.IGNORECASE) if phrase else None
-            if pattern is None:
-                continue
-            count = len(pattern.findall(out))
-            if count >= 3 and count >= 2 * needed and count * len(phrase.split()) >= PHRASE_SHARE * words:
-                out = pattern.sub("", out)
+    for phrase in _stuffed_phrases(out, constraints or ()):
+        out = _phrase_pattern(phrase, re.IGNORECASE).sub("", out)
     return out
 
 
@@ -241,7 +238,7 @@ def degeneration(answer: str | None, constraints: Iterable[Mapping[str, Any]] | 
         reasons.append("repeated_line")
     if tail_loop(text):
         reasons.append("tail_loop")
-    if _marker_stuffed(text) or (constraints and _phrase_stuffed(text, list(constraints))):
+    if _marker_stuffed(text) or (constraints and _stuffed_phrases(text, list(constraints))):
         reasons.append("stuffed")
     lowered = text.lower()
     if any(example in lowered for example in EXAMPLE_TEXTS):

@@ -339,20 +339,19 @@ class CompositeReward:
                 # A missing answer already scores 0 everywhere; only a present one can be degenerate text.
                 results[-1].degenerate = list(degeneration(answers[i], parsed[i]).reasons) if answers[i] else []
                 if self.degenerate_gate and results[-1].degenerate:
-                    self._gate(results, answers[i], parsed[i], probs[i], lvl)
+                    self._gate(results[-1], answers[i], parsed[i], probs[i], lvl)
             if answers[i] and is_repetitive(answers[i]):
                 results[-1].repetitive = True
                 results[-1].reward -= self.repetitive_penalty
         return results
 
-    def _gate(self, results: list[ItemScore], answer: str, constraints: list[dict],
+    def _gate(self, item: ItemScore, answer: str, constraints: list[dict],
               probs: list[float | None], level: int | None) -> None:
-        """Apply the degenerate gate to the last result. Scope "answer": the whole reward becomes
+        """Apply the degenerate gate to ``item``, the score of ``answer``. Scope "answer": the whole reward becomes
         ``degenerate_reward``. Scope "marker": only a looping or near-empty answer does; an answer whose only
         fault is a stuffed marker or a copied example is scored again, its rules checked on the text with those
         removed (:func:`~sif_lib.constraints.degenerate.strip_stuffing`) and its RM probabilities kept, so that
         the rules met by stuffing go unpaid and the rest of the answer is still paid."""
-        item = results[-1]
         text_fault = any(r in TEXT_REASONS for r in item.degenerate)
         if self.degenerate_scope == "answer" or text_fault or self.hard_reward != "rules":
             item.reward = self.degenerate_reward
