@@ -8,8 +8,9 @@
     sif params [PARAMS.yaml]                                          check a params file, or list every field
     sif model prepare [SPEC]                                          convert/cache a model spec
     sif ifeval score --input-data F --responses F --output-dir D     score IFEval responses
+    sif ifbench score --input-data F --responses F --output-dir D    score IFBench responses
     sif serve-rm --model DIR [--host 127.0.0.1 --port N]              serve the reward model over HTTP
-    sif bench verifiers | reward | grpo | serve-rm | generate         print speed and memory figures
+    sif bench verifiers|scoring|reward|grpo|serve-rm|generate          print speed and memory figures
     sif compare RUN_DIR RUN_DIR...                                    compare runs (table and HTML), across seeds too
     sif report RUN_DIR... --markdown [--output FILE]                  the measured tables as Markdown
     sif compare-rm RUN_DIR RUN_DIR...                                 compare their reward models (stage 04)
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from sif_lib.core.config import describe_params, load_params
 from sif_lib.core.errors import InputError
+from sif_lib.core.runlock import refuse_if_running
 from sif_lib.core.seed_runs import compare_command, display_path
 
 # Each subcommand imports the module it runs when it runs: `sif params` or `sif status` must answer in a moment,
@@ -37,6 +39,9 @@ def _terminate_as_interrupt(signum, frame) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    # A run directory another `sif run` is writing is refused before the runner's imports, which take seconds.
+    refuse_if_running(args.params, args.outputs, args.run_id, args.from_stage, args.only, args.to_stage, args.reuse,
+                      args.seeds)
     from sif_lib.core.pipeline import RunInterrupted, StageFailed, parse_overrides, run_pipeline, run_seeds
 
     overrides = parse_overrides(args.set) if args.set else None
@@ -45,11 +50,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.seeds is not None:
             run_dirs = run_seeds(args.params, args.seeds, run_id=args.run_id, outputs=args.outputs,
                                  overrides=overrides, reuse=args.reuse, log_output=args.verbose,
-                                 from_stage=args.from_stage, to_stage=args.to_stage, only=args.only)
+                                 from_stage=args.from_stage, to_stage=args.to_stage, only=args.only,
+                                 space_check=not args.no_space_check)
         else:
             run_dir = run_pipeline(args.params, run_id=args.run_id, from_stage=args.from_stage,
                                    to_stage=args.to_stage, only=args.only, outputs=args.outputs,
-                                   log_output=args.verbose, overrides=overrides, reuse=args.reuse)
+                                   log_output=args.verbose, overrides=overrides, reuse=args.reuse,
+                                   space_check=not args.no_space_check)
     except StageFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -98,6 +105,13 @@ def _cmd_ifeval_score(args: argparse.Namespace) -> int:
     return run_score_command(args.input_data, args.responses, args.output_dir, allow_missing=args.allow_missing)
 
 
+def _cmd_ifbench_score(args: argparse.Namespace) -> int:
+    from sif_lib.evaluation.ifbench import run_score_command
+
+    return run_score_command(args.input_data, args.responses, args.output_dir, allow_missing=args.allow_missing,
+                             skip_unavailable=args.skip_unavailable)
+
+
 def _cmd_serve_rm(args: argparse.Namespace) -> int:
     from sif_lib.reward.server import serve
 
@@ -112,7 +126,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "verifiers":
         from sif_lib.bench.verifiers import bench_verifiers
 
-        bench_verifiers(n_repeats=args.repeats)
+        bench_verifiers(n_repeats=args.repeats, ifbench_reference_path=args.ifbench_reference,
+                        reference_python=args.reference_python)
+    elif args.what == "scoring":
+        from sif_lib.bench.scoring import bench_scoring
+
+        bench_scoring(repeats=args.repeats, ifeval_reference_path=args.ifeval_reference,
+                      ifbench_reference_path=args.ifbench_reference, reference_python=args.reference_python)
     elif args.what == "reward":
         from sif_lib.bench.reward import bench_reward
 
@@ -185,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="stages 01-05 once (or from --reuse RUN_DIR), then GRPO and evaluation once per seed, "
                           "each in <run-id>-seed<N> with grpo.seed=N; prints the runs and the sif compare command")
     run.add_argument("--verbose", action="store_true", help="stream notebook cell output")
+    run.add_argument("--no-space-check", action="store_true",
+                     help="start even when the disk has less free space than the run is estimated to need")
     run.set_defaults(func=_cmd_run)
 
     status = sub.add_parser("status", help="one line per stage of a run: state, start, seconds, peak memory")
@@ -214,6 +236,18 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--allow-missing", action="store_true", help="count a prompt without a response as failed")
     score.set_defaults(func=_cmd_ifeval_score)
 
+    ifbench = sub.add_parser("ifbench", help="IFBench tools")
+    ifbench_sub = ifbench.add_subparsers(dest="ifbench_command", required=True)
+    score = ifbench_sub.add_parser("score", help="score responses against IFBench prompts, strict and loose")
+    score.add_argument("--input-data", required=True, help="prompts JSONL: key, prompt, instruction_id_list, kwargs")
+    score.add_argument("--responses", required=True, help="responses JSONL: prompt (or key), response")
+    score.add_argument("--output-dir", required=True, help="where eval_results_{strict,loose}.jsonl and scores.json go")
+    score.add_argument("--allow-missing", action="store_true", help="count a prompt without a response as failed")
+    score.add_argument("--skip-unavailable", action="store_true",
+                       help="leave out instructions whose check cannot run here (words:start_verb without NLTK's "
+                            "tagger data) instead of stopping")
+    score.set_defaults(func=_cmd_ifbench_score)
+
     serve = sub.add_parser("serve-rm", help="serve the constraint-wise reward model over HTTP")
     serve.add_argument("--model", required=True, help="reward-model directory (a run's rm/)")
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
@@ -233,8 +267,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_cmd_serve_rm)
 
     bench = sub.add_parser("bench", help="print speed and memory figures")
-    bench.add_argument("what", choices=["verifiers", "reward", "grpo", "serve-rm", "generate"])
-    bench.add_argument("--repeats", type=int, default=3, help="verifiers: passes over the golden GPT-4 response set")
+    bench.add_argument("what", choices=["verifiers", "scoring", "reward", "grpo", "serve-rm", "generate"])
+    bench.add_argument("--repeats", type=int, default=3, help="verifiers: passes over the golden GPT-4 response set "
+                                                              "and IFBench's dev responses; scoring: timed runs of "
+                                                              "each command")
+    bench.add_argument("--ifbench-reference", metavar="PATH",
+                       help="verifiers, scoring: a checkout of allenai/IFBench, timed beside our scorer")
+    bench.add_argument("--ifeval-reference", metavar="PATH",
+                       help="scoring: google-research's instruction_following_eval folder, timed beside ours")
+    bench.add_argument("--reference-python", metavar="PYTHON",
+                       help="verifiers, scoring: the interpreter that runs the references (default: this one)")
     bench.add_argument("--params", default="params/smoke.yaml", help="reward/grpo/serve-rm: params file")
     bench.add_argument("--rm", help="reward/serve-rm: a trained reward-model directory "
                                     "(default: a fresh head on the backbone)")

@@ -301,6 +301,34 @@ def test_sentence_splitting_matches_nltk_punkt_and_loads_no_pickle(monkeypatch):
     assert T.count_sentences("") == 0
 
 
+def test_scoring_imports_only_nltk_tokenizers_and_leaves_nltk_importable():
+    """In a fresh process the tokenizers load without the rest of NLTK (nor scikit-learn, scipy, pandas), split
+    as NLTK does, and a later ``import nltk`` still gets the whole package."""
+    import subprocess
+    import sys
+
+    code = """if True:
+        import sys
+        from sif_lib.constraints import text
+        from sif_lib.evaluation.ifeval import score_response
+        text_ = "Dr. Smith went to Washington. He was tired. I DON'T know, OK?"
+        light = (text.split_sentences(text_), text.word_tokenize(text_), text.count_capital_words(text_),
+                 score_response(text_, ["length_constraints:number_sentences"],
+                                [{"relation": "less than", "num_sentences": 4}]))
+        heavy = sorted(m for m in ("nltk", "sklearn", "scipy", "pandas") if m in sys.modules)
+        assert not heavy, heavy
+        import nltk
+        from nltk.tokenize.punkt import PunktSentenceTokenizer
+        assert callable(nltk.word_tokenize) and "sklearn" in sys.modules
+        full = PunktSentenceTokenizer(text._punkt_parameters()).tokenize(text_)
+        tokens = [t for s in full for t in nltk.NLTKWordTokenizer().tokenize(s)]
+        assert light[0] == full and light[1] == tokens and light[2] == sum(t.isupper() for t in tokens) == 4
+        assert light[3] == ([True], [True]), light
+    """
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
 def test_capital_word_count_matches_nltk_word_tokenize():
     from nltk.tokenize import NLTKWordTokenizer
 

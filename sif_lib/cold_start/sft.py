@@ -1,8 +1,9 @@
 """Supervised fine-tuning of the policy on the cold-start set, with TRL's ``SFTTrainer``.
 
 Full fine-tuning (fp32 on CPU, bf16 autocast on a GPU) or a LoRA adapter that is merged before saving, so every
-later stage loads the thinking policy as a plain model directory. Checkpoints go to ``cold_start/checkpoints``
-and a rerun resumes from the newest complete one. The model is saved atomically to ``cold_start/policy``.
+later stage loads the thinking policy as a plain model directory. Checkpoints go to ``cold_start/checkpoints``,
+written whole as stage 06's are (:mod:`sif_lib.grpo.checkpoints`), and a rerun resumes from the newest complete
+one. The model is saved atomically to ``cold_start/policy``, its files checked before it is renamed into place.
 
 One repair on the way: a tokenizer whose EOS token is not the token the model's generation config ends a turn
 with (SmolLM2's GGUF conversion names ``<|im_start|>``, while the model stops at ``<|im_end|>``) is given the
@@ -12,14 +13,13 @@ generation config's, so that the SFT, and TRL's GRPO after it, end completions w
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import time
 from pathlib import Path
 
 from sif_lib.core import models
 from sif_lib.core import progress as stage_progress
-from sif_lib.grpo.checkpoints import latest_checkpoint, prune_incomplete_checkpoints
+from sif_lib.core.io import staged_dir
+from sif_lib.grpo.checkpoints import commit_callback, latest_checkpoint, prune_incomplete_checkpoints, saving_dir
 
 
 def turn_end_token(model, tokenizer) -> str | None:
@@ -56,7 +56,7 @@ def train_sft(examples: list[dict], params, base_spec: str, out_dir: Path, progr
     resume = latest_checkpoint(checkpoints)
     amp_bf16 = on_gpu and torch.cuda.is_bf16_supported()
     args = SFTConfig(
-        output_dir=str(checkpoints),
+        output_dir=str(saving_dir(checkpoints)),  # each checkpoint is committed into checkpoints/ when whole
         per_device_train_batch_size=cs.batch_size,
         learning_rate=cs.learning_rate,
         num_train_epochs=cs.epochs,
@@ -78,7 +78,8 @@ def train_sft(examples: list[dict], params, base_spec: str, out_dir: Path, progr
         disable_tqdm=not progress,
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                         peft_config=peft_config, callbacks=[stage_progress.trainer_callback("loss")])
+                         peft_config=peft_config, callbacks=[stage_progress.trainer_callback("loss"),
+                                                             commit_callback(checkpoints, args.save_total_limit)])
     began = time.monotonic()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.monotonic() - began
@@ -96,12 +97,10 @@ def train_sft(examples: list[dict], params, base_spec: str, out_dir: Path, progr
 
 
 def save_policy(model, tokenizer, target: Path) -> Path:
-    """Save model and tokenizer to ``target`` through a temporary folder, so a half-written policy never exists."""
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp))
-    tokenizer.padding_side = "left"  # how every later stage generates
-    tokenizer.save_pretrained(str(tmp))
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
+    """Save model and tokenizer to ``target`` through a temporary folder, checked before it is renamed into place
+    (:func:`~sif_lib.core.io.staged_dir`), so a half-written policy never exists."""
+    with staged_dir(target) as tmp:
+        model.save_pretrained(str(tmp))
+        tokenizer.padding_side = "left"  # how every later stage generates
+        tokenizer.save_pretrained(str(tmp))
     return target

@@ -11,12 +11,21 @@ Everything here reproduces how the IFEval reference implementation counts and de
   Treebank-style word tokenizer), as the reference does.  :func:`count_capital_words` gets the same number
   without running the word tokenizer on every word, which is what keeps a 1 MB response under a second.
 * **Language** comes from ``langdetect`` with its seed fixed, so a verdict never changes between runs.
+
+NLTK's tokenizer modules are imported without ``nltk/__init__.py`` (:func:`nltk_modules`), which would import all
+of NLTK and, through it, scikit-learn, scipy and pandas: over a second before the first sentence is split.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.machinery
+import importlib.util
+import os
 import re
+import sys
 import threading
+import types
 from collections import defaultdict
 from functools import lru_cache
 
@@ -26,6 +35,7 @@ __all__ = [
     "count_sentences",
     "count_words",
     "detect_language",
+    "nltk_modules",
     "sentence_tokenizer",
     "split_sentences",
     "word_tokenize",
@@ -40,6 +50,51 @@ def count_words(text: str) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# NLTK's modules, without the rest of NLTK
+
+_NLTK_IMPORT_LOCK = threading.Lock()
+
+
+def nltk_modules(*names: str) -> list[types.ModuleType]:
+    """NLTK's modules ``names`` (``"nltk.tokenize.punkt"``), their code unchanged, without ``nltk/__init__.py``.
+
+    When ``nltk`` is already imported, its own modules are returned.  Otherwise the packages above each name
+    (``nltk``, ``nltk.tokenize``) are stood in for by empty package modules while the names and what they
+    import load, and every ``nltk`` entry is then taken out of ``sys.modules`` again: a later ``import nltk``
+    loads the whole package as usual, beside the modules returned here.  A function of theirs that imports
+    more of NLTK when it runs gets the whole package then (none of the tokenizing code used here does).
+    """
+    if "nltk" in sys.modules:
+        return [importlib.import_module(name) for name in names]
+    with _NLTK_IMPORT_LOCK:
+        spec = importlib.util.find_spec("nltk")
+        if spec is None or not spec.submodule_search_locations:
+            return [importlib.import_module(name) for name in names]  # fails as an import of NLTK fails
+        roots = list(spec.submodule_search_locations)
+        before = set(sys.modules)
+        packages = {".".join(name.split(".")[:i]) for name in names for i in range(1, name.count(".") + 1)}
+        for package in sorted(packages):
+            stub = types.ModuleType(package)
+            stub.__path__ = [os.path.join(root, *package.split(".")[1:]) for root in roots]
+            stub.__spec__ = importlib.machinery.ModuleSpec(package, None, is_package=True)
+            stub.__spec__.submodule_search_locations = stub.__path__
+            sys.modules[package] = stub
+        try:
+            return [importlib.import_module(name) for name in names]
+        finally:
+            for name in set(sys.modules) - before:
+                if name == "nltk" or name.startswith("nltk."):
+                    del sys.modules[name]
+
+
+@lru_cache(maxsize=1)
+def _nltk_tokenize() -> tuple[types.ModuleType, types.ModuleType]:
+    """NLTK's ``nltk.tokenize.punkt`` and ``nltk.tokenize.destructive``, loaded once, together."""
+    punkt_module, destructive = nltk_modules("nltk.tokenize.punkt", "nltk.tokenize.destructive")
+    return punkt_module, destructive
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Sentences
 
 
@@ -49,11 +104,10 @@ def _punkt_parameters():
     That package stores each model as plain Python literals (frozensets and a dict) inside its wheel; we copy
     them into NLTK's own parameter object so that the sentence splitter is NLTK's, unchanged.
     """
-    from nltk.tokenize.punkt import PunktParameters
     from punkt import load_model
 
     model = load_model("english")
-    params = PunktParameters()
+    params = _nltk_tokenize()[0].PunktParameters()
     params.abbrev_types = set(model.abbrev_types)
     params.collocations = set(model.collocations)
     params.sent_starters = set(model.sent_starters)
@@ -69,9 +123,7 @@ _MEMO_LIMIT = 100_000
 
 
 def _make_tokenizer():
-    from nltk.tokenize.punkt import PunktSentenceTokenizer
-
-    class _FastPunkt(PunktSentenceTokenizer):
+    class _FastPunkt(_nltk_tokenize()[0].PunktSentenceTokenizer):
         """NLTK's Punkt tokenizer with its per-boundary decision memoised.
 
         ``text_contains_sentbreak`` is a pure function of the short context string around one candidate
@@ -138,9 +190,7 @@ def count_sentences(text: str) -> int:
 
 @lru_cache(maxsize=1)
 def _treebank():
-    from nltk.tokenize import NLTKWordTokenizer
-
-    return NLTKWordTokenizer()
+    return _nltk_tokenize()[1].NLTKWordTokenizer()
 
 
 def word_tokenize(text: str) -> list[str]:

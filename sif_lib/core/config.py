@@ -38,7 +38,7 @@ from sif_lib.core.types import check_value, type_name
 
 from sif_lib.core.params_sections import (  # noqa: F401  (re-exported: the sections are part of the params API)
     ColdStartParams, EvaluationParams, GRPOParams, ModelParams, RewardModelParams, RolloutParams, RunParams, ScoringParams,
-    SynthesisParams, _Section, opt, IFEVAL_ENV, SHARED_IFEVAL)
+    SynthesisParams, _Section, opt, IFBENCH_ENV, IFEVAL_ENV, SHARED_IFBENCH, SHARED_IFEVAL)
 
 
 @dataclass
@@ -101,7 +101,7 @@ def _lookup(data: dict, dotted: str) -> Any:
 
 # Fields that hold file paths, and fields that hold a path or a name (model specs, seed sources, hub ids).
 PATH_FIELDS = ("synthesis.reasoning_source", "grpo.accelerate_config", "evaluation.ifeval_path",
-               "evaluation.gsm8k_path")
+               "evaluation.gsm8k_path", "evaluation.ifbench_path")
 PATH_OR_NAME_FIELDS = ("model.policy", "reward_model.backbone", "synthesis.seeds")
 
 
@@ -170,11 +170,21 @@ def default_ifeval_path() -> str | None:
     """Where the IFEval prompts are when ``evaluation.ifeval_path`` is null: ``$SIF_IFEVAL_PATH``, else
     ``../shared/...`` seen from the current directory, else from the checkout (a notebook's kernel runs in
     ``notebooks/``)."""
-    if os.environ.get(IFEVAL_ENV):
-        return str(Path(os.environ[IFEVAL_ENV]).expanduser().resolve())
+    return _shared_default(IFEVAL_ENV, SHARED_IFEVAL)
+
+
+def default_ifbench_path() -> str | None:
+    """Where the IFBench test set is when ``evaluation.ifbench_path`` is null, found as IFEval's prompts are
+    (``$SIF_IFBENCH_PATH``, else ``../shared/...``)."""
+    return _shared_default(IFBENCH_ENV, SHARED_IFBENCH)
+
+
+def _shared_default(env: str, shared: Path) -> str | None:
+    if os.environ.get(env):
+        return str(Path(os.environ[env]).expanduser().resolve())
     for root in (Path.cwd(), CHECKOUT):
-        if root is not None and (root / SHARED_IFEVAL).is_file():
-            return str((root / SHARED_IFEVAL).resolve())
+        if root is not None and (root / shared).is_file():
+            return str((root / shared).resolve())
     return None
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from sif_lib.core.errors import InputError
+from sif_lib.core.io import storage_error
 
 BUNDLED_SMOLLM2 = "smollm2-135m-instruct"
 TINY = "tiny"
@@ -103,12 +104,19 @@ def _bundled_gguf() -> Path:
     return path
 
 
+CACHE_HINT = "set SIF_CACHE to a folder that can be written, with room for the converted model"
+
+
 def _atomic_save(target: Path, save) -> Path:
-    """Build a directory next to ``target`` and rename it into place, so concurrent runs never see half."""
+    """Build a directory next to ``target`` and rename it into place, so concurrent runs never see half. A cache
+    that cannot be written (full, read-only, not ours) is a StorageError naming it."""
     if (target / "config.json").is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=target.name + ".tmp-"))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=target.name + ".tmp-"))
+    except OSError as err:
+        raise (storage_error(err, target.parent, CACHE_HINT) or err) from None
     try:
         save(tmp)
         try:
@@ -116,9 +124,45 @@ def _atomic_save(target: Path, save) -> Path:
         except OSError:
             if not (target / "config.json").is_file():
                 raise
+    except Exception as err:
+        fault = storage_error(err, target.parent, CACHE_HINT)
+        if fault is None:
+            raise
+        raise fault from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def cache_target(spec: str) -> Path | None:
+    """The cache folder a spec is converted into (the bundled model, ``tiny``, a GGUF file), or None for a spec
+    used where it is (a local directory, a hub id)."""
+    parsed = parse_spec(spec)
+    if parsed.kind == "bundled":
+        return cache_dir() / BUNDLED_SMOLLM2
+    if parsed.kind == "tiny":
+        return cache_dir() / f"tiny-llama-{_tiny_digest()}"
+    if parsed.kind == "gguf":
+        return _gguf_target(Path(parsed.source))
+    return None
+
+
+def gguf_file(spec: str) -> Path | None:
+    """The GGUF file a spec is converted from (the bundled model's, or the spec's own), or None."""
+    parsed = parse_spec(spec)
+    if parsed.kind == "bundled":
+        return _bundled_gguf()
+    return Path(parsed.source) if parsed.kind == "gguf" else None
+
+
+def _tiny_digest() -> str:
+    return hashlib.sha1(repr(sorted(TINY_CONFIG.items())).encode()).hexdigest()[:10]
+
+
+def _gguf_target(path: Path) -> Path:
+    stat = path.stat()
+    digest = hashlib.sha1(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:10]
+    return cache_dir() / f"gguf-{path.stem}-{digest}"
 
 
 def convert_gguf(gguf_path: Path, target: Path) -> Path:
@@ -146,7 +190,6 @@ def convert_gguf(gguf_path: Path, target: Path) -> Path:
 
 def _tiny_dir() -> Path:
     tokenizer_dir = resolve(BUNDLED_SMOLLM2)
-    digest = hashlib.sha1(repr(sorted(TINY_CONFIG.items())).encode()).hexdigest()[:10]
 
     def save(tmp: Path) -> None:
         import torch
@@ -165,7 +208,7 @@ def _tiny_dir() -> Path:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
 
-    return _atomic_save(cache_dir() / f"tiny-llama-{digest}", save)
+    return _atomic_save(cache_dir() / f"tiny-llama-{_tiny_digest()}", save)
 
 
 def resolve(spec: str, key: str = "model") -> str:
@@ -177,9 +220,7 @@ def resolve(spec: str, key: str = "model") -> str:
         return str(_tiny_dir())
     if parsed.kind == "gguf":
         path = Path(parsed.source)
-        stat = path.stat()
-        digest = hashlib.sha1(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:10]
-        return str(convert_gguf(path, cache_dir() / f"gguf-{path.stem}-{digest}"))
+        return str(convert_gguf(path, _gguf_target(path)))
     return parsed.source
 
 

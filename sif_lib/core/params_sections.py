@@ -14,6 +14,8 @@ from typing import Any, Literal, Optional
 
 IFEVAL_ENV = "SIF_IFEVAL_PATH"
 SHARED_IFEVAL = Path("..") / "shared" / "benchmarks" / "ifeval" / "input_data.jsonl"
+IFBENCH_ENV = "SIF_IFBENCH_PATH"
+SHARED_IFBENCH = Path("..") / "shared" / "benchmarks" / "ifbench" / "IFBench_test.jsonl"
 
 
 def opt(default: Any, help: str, **kwargs: Any) -> Any:
@@ -245,6 +247,13 @@ class EvaluationParams(_Section):
                                  "trained; -1 for all.")
     math_max_new_tokens: int = opt(256, "Token budget per math response (reasoning retention needs room to work).")
     bootstrap: int = opt(1000, "Paired bootstrap resamples (over prompts or items) for the interval of each before/after delta.")
+    ifbench: bool = opt(False, "Also evaluate IFBench (AllenAI's 58 out-of-distribution constraint types on 300 prompts): "
+                               "base and trained answer its prompts with IFEval's greedy decoding, scored strict and "
+                               "loose like IFEval. Instructions whose check needs a resource missing here "
+                               "(words:start_verb without NLTK's tagger data) are left out and counted.")
+    ifbench_path: Optional[str] = opt(None, f"IFBench test set JSONL (IFBench_test.jsonl). Null looks at ${IFBENCH_ENV}, "
+                                            f"then at {SHARED_IFBENCH} from the current directory and from the checkout.")
+    ifbench_limit: int = opt(-1, "Evaluate the first N IFBench prompts (a fixed subset); -1 for all 300.")
 
 
 

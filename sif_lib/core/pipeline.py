@@ -3,7 +3,9 @@
 Each stage is one parameterised notebook. The runner passes it ``run_dir`` and ``params_file``; the
 notebook reads its inputs from the run directory and writes its artifacts and ``metrics/<stage>.json``
 there. ``manifest.json`` records every stage's status and timing. A failing stage stops the run and is
-marked ``failed``; what earlier stages wrote stays, and ``--from`` resumes.
+marked ``failed``; what earlier stages wrote stays, and ``--from`` resumes. One ``sif run`` at a time writes a run
+directory (:mod:`sif_lib.core.runlock`); a full disk or a folder that cannot be written ends the run with one line
+naming the path, and a stage whose kernel died says of what (:mod:`sif_lib.core.kernels`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import logging
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -28,9 +31,13 @@ from sif_lib.core import progress
 from sif_lib.core.answers import BASE_ANSWER_CACHES, copy_answer_caches
 from sif_lib.core.config import load_params, read_params_file
 from sif_lib.core.errors import InputError
-from sif_lib.core.io import atomic_write_text, notebooks_dir, outputs_dir, read_json, write_json
+from sif_lib.core.io import (atomic_write_text, notebooks_dir, outputs_dir, read_json, recover_dirs, storage_error,
+                             write_json)
+from sif_lib.core.kernels import StageWatch, ipc_kernel_manager_class, stop_children
 from sif_lib.core.models import parse_spec
+from sif_lib.core.runlock import hold, process_alive, process_record, run_dir_for
 from sif_lib.core.seed_runs import first_unfinished, plan_seeds, seed_step
+from sif_lib.core.space import check_space
 from sif_lib.core.stages import STAGE_NAMES, enabled, select
 from sif_lib.core.stages import stage as stage_entry
 
@@ -84,61 +91,20 @@ class RunInterrupted(RuntimeError):
                          f"--from {stage}")
 
 
-def _runner() -> dict:
-    """Who runs a stage: enough to tell later whether that process is still alive (a pid can be reused, so its
-    start time is kept too)."""
-    import psutil
-
-    me = psutil.Process()
-    return {"pid": me.pid, "host": platform.node(), "pid_started": me.create_time()}
-
-
-def _runner_alive(record: dict) -> bool:
-    """Whether the process that marked a stage ``running`` still runs. A record from another host cannot be
-    checked from here and counts as gone."""
-    import psutil
-
-    if record.get("host") != platform.node() or not isinstance(record.get("pid"), int):
-        return False
-    try:
-        return psutil.Process(record["pid"]).create_time() == record.get("pid_started")
-    except psutil.Error:
-        return False
-
-
 def mark_interrupted(manifest: dict, manifest_path: Path) -> list[str]:
     """Stages that a vanished process left ``running`` (a SIGKILL, a crash, a lost node) become ``interrupted``,
-    with the time this was seen. A stage whose process still runs means another ``sif run`` is working in this
-    run directory: that is refused."""
+    with the time this was seen, and so does one this process left (a write that failed for want of space). A
+    stage whose process still runs means another ``sif run`` is working in this run directory: that is refused."""
     marked = []
     for stage, record in (manifest.get("stages") or {}).items():
         if record.get("status") != "running":
             continue
-        if _runner_alive(record):
+        if process_alive(record) and record.get("pid") != os.getpid():
             raise InputError(f"{manifest_path}: stage {stage} is running in process {record['pid']}; wait for it, "
                              f"or stop it, before starting another run here")
         record.update({"status": "interrupted", "interrupted_seen": _now()})
         marked.append(stage)
     return marked
-
-
-def _stop_children(grace_s: float = 5.0) -> None:
-    """End every process this one started (the stage kernel, and a training launch with its workers)."""
-    import psutil
-
-    children = psutil.Process().children(recursive=True)
-    for child in children:
-        try:
-            child.terminate()
-        except psutil.Error:
-            pass
-    _, alive = psutil.wait_procs(children, timeout=grace_s)
-    for child in alive:
-        try:
-            child.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(alive, timeout=grace_s)
 
 
 def stage_lines(run_dir: Path) -> list[str]:
@@ -150,7 +116,7 @@ def stage_lines(run_dir: Path) -> list[str]:
     for stage in STAGE_NAMES:
         record = (manifest.get("stages") or {}).get(stage) or {"status": "pending"}
         status = record.get("status", "pending")
-        if status == "running" and not _runner_alive(record):
+        if status == "running" and not process_alive(record):
             status = "interrupted (its process is gone)"
         elif status == "running":
             status = f"running (pid {record.get('pid')})"
@@ -165,19 +131,6 @@ def stage_lines(run_dir: Path) -> list[str]:
             parts.append(f"error: {record['error'][:120]}")
         lines.append("  ".join(parts).rstrip())
     return lines
-
-
-def latest_run(params_path: Path, outputs: Path) -> Path | None:
-    """The newest run directory made from this params file (what ``--from`` without ``--run-id`` resumes)."""
-    candidates = []
-    for manifest in outputs.glob("*/manifest.json"):
-        try:
-            data = json.loads(manifest.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if Path(data.get("params_file", "")).resolve() == params_path.resolve():
-            candidates.append((data.get("created", ""), manifest.parent))
-    return max(candidates)[1] if candidates else None
 
 
 def preflight(params, source: str) -> None:
@@ -269,32 +222,18 @@ def _lookup(data: dict, dotted: str):
     return value.get(key) if key and isinstance(value, dict) else (None if key else value)
 
 
-def _ipc_kernel_manager_class(socket_dir: Path):
-    """A kernel manager whose kernel talks over Unix sockets: a headless run opens no TCP ports, so other users
-    of a shared GPU server cannot read the stage kernels' (unencrypted) traffic, and ipykernel does not warn.
-    The sockets live in ``socket_dir`` (jupyter_client would put them in the kernel's working directory,
-    notebooks/, where a killed kernel leaves them behind)."""
-    from jupyter_client.manager import AsyncKernelManager
-
-    class IPCKernelManager(AsyncKernelManager):
-        def __init__(self, **kwargs):
-            kwargs.setdefault("transport", "ipc")
-            kwargs.setdefault("ip", str(socket_dir / "kernel"))
-            super().__init__(**kwargs)
-
-    return IPCKernelManager
-
-
 def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage: str | None = None,
                  only: str | None = None, outputs: str | Path | None = None, log_output: bool = False,
                  overrides: dict | None = None, reuse: str | Path | None = None, echo=print,
-                 to_stage: str | None = None) -> Path:
-    """Execute the selected stages; returns the run directory. Raises StageFailed on a failing stage.
+                 to_stage: str | None = None, space_check: bool = True) -> Path:
+    """Execute the selected stages; returns the run directory. Raises StageFailed on a failing stage, and a
+    StorageError (one line naming the path) when the run directory cannot be written.
 
     ``overrides`` (``--set``) change params of this run; they are kept in the manifest and applied again when
     the run is resumed without new ones. ``reuse`` (``--reuse``) starts a new run whose stages before
     ``from_stage`` are copied from another run: the same data and reward model under another GRPO setting,
-    which is how an ablation is run."""
+    which is how an ablation is run. The run directory is locked while the run writes it; ``space_check``
+    refuses to start when its disk lacks the room the selected stages need (:mod:`sif_lib.core.space`)."""
 
     params_path = Path(params_file)
     read_params_file(params_path)  # an unusable file fails here, before any run directory is looked at or made
@@ -303,16 +242,24 @@ def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage:
     outputs = Path(outputs) if outputs else outputs_dir()
     stages = select(from_stage, only, to_stage)
 
-    if run_id:
-        run_dir = outputs / run_id
-    elif (from_stage or only) and not reuse:  # resume; --reuse always starts a new run
-        found = latest_run(params_path, outputs)
-        if found is None:
-            raise InputError(f"{params_path}: no earlier run of this params file to resume; pass --run-id")
-        run_dir = found
-    else:
-        run_dir = outputs / f"{params_path.stem}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    # --from or --only resumes the latest run of the params file; --reuse always starts a new run.
+    run_dir = run_dir_for(params_path, outputs, run_id, resume=bool((from_stage or only) and not reuse))
+    if reuse and run_dir.exists():
+        raise InputError(f"{run_dir}: exists already; --reuse starts a new run (pick another --run-id)")
+    try:
+        with hold(run_dir, echo):
+            for line in recover_dirs(run_dir):
+                echo(line)
+            return _run_locked(params_path, run_dir, stages, overrides, reuse, log_output, echo, space_check)
+    except OSError as err:  # the run directory itself: its stage, when there was one, is marked already
+        fault = storage_error(err, getattr(err, "filename", None) or run_dir)
+        if fault is None:
+            raise
+        raise fault from None
 
+
+def _run_locked(params_path: Path, run_dir: Path, stages: list[str], overrides: dict | None, reuse, log_output: bool,
+                echo, space_check: bool) -> Path:
     manifest_path = run_dir / "manifest.json"
     earlier = read_json(manifest_path, "") if manifest_path.is_file() else None
     if earlier:
@@ -322,12 +269,13 @@ def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage:
     if overrides is None and earlier and earlier.get("overrides"):
         overrides = earlier["overrides"]
         echo(f"applying this run's earlier --set overrides: {json.dumps(overrides)}")
-    params = load_params(params_path, overrides)  # fail fast, before any directory is made
+    params = load_params(params_path, overrides)  # fail fast, before anything is written
     preflight(params, str(params_path))
+    skip = {s for s in stages if not enabled(s, params)}
+    if space_check:
+        check_space(params, [s for s in stages if s not in skip], run_dir, echo)
     reused: dict = {}
     if reuse:
-        if run_dir.exists():
-            raise InputError(f"{run_dir}: exists already; --reuse starts a new run (pick another --run-id)")
         reused = reuse_stages(Path(reuse), run_dir, list(STAGE_NAMES[:STAGE_NAMES.index(stages[0])]), params)
         for folder in copy_answer_caches(Path(reuse), run_dir, BASE_ANSWER_CACHES):
             echo(f"{folder}: the base policy's answers are copied from {reuse} (used if they still match)")
@@ -356,7 +304,7 @@ def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage:
     socket_dir = Path(tempfile.mkdtemp(prefix="sif-kernels-"))
     try:
         _run_stages(stages, manifest, manifest_path, run_dir, resolved, params_path, timeout, log_output,
-                    socket_dir, echo, skip={s for s in stages if not enabled(s, params)})
+                    socket_dir, echo, skip=skip)
     finally:
         shutil.rmtree(socket_dir, ignore_errors=True)
     manifest["total_seconds"] = round(sum(s.get("seconds", 0) for s in manifest["stages"].values()), 2)
@@ -367,7 +315,7 @@ def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage:
 
 def run_seeds(params_file: str | Path, seeds, run_id: str | None = None, outputs: str | Path | None = None,
               overrides: dict | None = None, reuse: str | Path | None = None, log_output: bool = False, echo=print,
-              **stage_options) -> list[Path]:
+              space_check: bool = True, **stage_options) -> list[Path]:
     """``sif run --seeds``: stages 01-05 once, then GRPO and evaluation once per seed, each seed in its own run
     directory (:func:`~sif_lib.core.seed_runs.plan_seeds`); returns those directories. Rerun with the same
     ``--run-id``, it keeps what finished and resumes what stopped. A failing stage raises StageFailed, and no later
@@ -379,13 +327,15 @@ def run_seeds(params_file: str | Path, seeds, run_id: str | None = None, outputs
     if todo:
         echo(f"== stages {plan.base_stages[0][:2]}-{plan.base_stages[-1][:2]}, once: {plan.base_dir}")
         run_pipeline(params_file, run_id=plan.base_dir.name, from_stage=todo, outputs=plan.base_dir.parent,
-                     log_output=log_output, overrides=plan.base_overrides, echo=echo, to_stage=plan.base_stages[-1])
+                     log_output=log_output, overrides=plan.base_overrides, echo=echo, to_stage=plan.base_stages[-1],
+                     space_check=space_check)
     for run in plan.runs:
         step = seed_step(run, plan.seed_stages, load_params(params_file, run.overrides).to_dict())
         echo(f"== seed {run.seed}: {run.run_dir}" + ("" if step else " (finished already: kept)"))
         if step:
             run_pipeline(params_file, run_id=run.run_dir.name, from_stage=step[0], outputs=run.run_dir.parent,
-                         log_output=log_output, overrides=run.overrides, reuse=step[1], echo=echo)
+                         log_output=log_output, overrides=run.overrides, reuse=step[1], echo=echo,
+                         space_check=space_check)
     return [run.run_dir for run in plan.runs]
 
 
@@ -424,9 +374,9 @@ def _run_stages(stages: list[str], manifest: dict, manifest_path: Path, run_dir:
                 params_path: Path, timeout: float | None, log_output: bool, socket_dir: Path, echo,
                 skip: set = frozenset()) -> None:
     """Execute each stage's notebook in order, keeping its manifest record current; the stages in ``skip`` (their
-    ``enabled_by`` field is false) are recorded as skipped without starting a kernel."""
-    import papermill
-
+    ``enabled_by`` field is false) are recorded as skipped without starting a kernel. A write of this process
+    that fails for want of space or permission marks the stage failed (if the manifest can still be written)
+    and ends the run with a StorageError."""
     for stage in stages:
         if stage in skip:
             reason = f"{stage_entry(stage).enabled_by} is false"
@@ -434,67 +384,114 @@ def _run_stages(stages: list[str], manifest: dict, manifest_path: Path, run_dir:
             write_json(manifest_path, manifest)
             echo(f"[{stage}] skipped: {reason}")
             continue
-        record = {"status": "running", "start": _now(), "notebook": f"notebooks/{stage}.ipynb", **_runner()}
-        previous = manifest["stages"].get(stage) or {}
-        if previous.get("status") in ("interrupted", "failed"):
-            # The stage's history stays readable: an interrupted or failed attempt, then this one.
-            record["earlier_attempts"] = previous.pop("earlier_attempts", []) + [previous]
-        manifest["stages"][stage] = record
-        write_json(manifest_path, manifest)
-        echo(f"[{stage}] running")
-        began = time.monotonic()
-        metrics_file = run_dir / "metrics" / f"{stage}.json"
-        metrics_file.unlink(missing_ok=True)
-        error, interrupted = None, False
         try:
-            # --verbose streams cell output to the terminal as well, which a line redrawn in place would garble.
-            with _stage_output(run_dir, stage, plain=log_output) as log:
-                papermill.execute_notebook(
-                    str(notebooks_dir() / f"{stage}.ipynb"),
-                    str(run_dir / "notebooks" / f"{stage}.ipynb"),
-                    parameters={"run_dir": str(run_dir.resolve()), "params_file": str(resolved.resolve())},
-                    cwd=str(notebooks_dir()),
-                    progress_bar=False,
-                    log_output=log_output,
-                    stdout_file=log,
-                    stderr_file=log,
-                    execution_timeout=timeout,
-                    kernel_name="python3",
-                    kernel_manager_class=_ipc_kernel_manager_class(socket_dir),
-                )
-            if not metrics_file.is_file():
-                error = f"stage finished without writing metrics/{stage}.json"
-        except KeyboardInterrupt:
-            interrupted = True
-        except papermill.PapermillExecutionError as err:
-            # Ctrl-C reaches the kernel too (one process group), which may report it before this process does.
-            interrupted = err.ename == "KeyboardInterrupt"
-            error = f"{err.ename}: {err.evalue}".strip()
-            _append_log(run_dir, stage, str(err))  # the traceback is no stream output: papermill did not log it
-        except Exception as err:  # a kernel that died, a timeout, a missing notebook
-            error = f"{type(err).__name__}: {err}".strip()
-            _append_log(run_dir, stage, error)
-        if interrupted:
-            _stop_children()
-            # The kernel was stopped on purpose. nbclient's pending checks of it end in DeadKernelError, which
-            # asyncio would log with a traceback at exit, after the one line that says how to resume.
-            logging.getLogger("asyncio").setLevel(logging.CRITICAL + 1)
-            record.update({"end": _now(), "seconds": round(time.monotonic() - began, 2), "status": "interrupted"})
-            write_json(manifest_path, manifest)
-            echo(f"[{stage}] interrupted after {record['seconds']:.1f} s")
-            raise RunInterrupted(stage, run_dir, params_path)
-        seconds = round(time.monotonic() - began, 2)
-        record.update({"end": _now(), "seconds": seconds, "status": "failed" if error else "ok",
-                       **_stage_record_from_metrics(metrics_file)})
-        if error:
-            record["error"] = error.splitlines()[-1][:500] if error.splitlines() else error
+            _run_stage(stage, manifest, manifest_path, run_dir, resolved, params_path, timeout, log_output,
+                       socket_dir, echo)
+        except OSError as err:
+            fault = storage_error(err, getattr(err, "filename", None) or run_dir)
+            if fault is None:
+                raise
+            record = manifest["stages"].get(stage) or {}
+            if record.get("status") == "running":
+                record.update({"end": _now(), "status": "failed", "error": str(fault)})
+                try:
+                    write_json(manifest_path, manifest)
+                except OSError:
+                    pass  # the stage stays "running" there; the next run sees its process gone and reruns it
+            raise fault from None
+
+
+# "[Errno 28] No space left on device: '/path'" as Python prints an OSError (the path is optional).
+_ERRNO_TEXT = re.compile(r"\[Errno (\d+)\][^:']*(?::\s*'([^']+)')?")
+
+
+def _storage_reason(error: str, run_dir: Path) -> str | None:
+    """A stage error (one line of text from the kernel) that is a full disk or a folder that cannot be
+    written, as one line naming the path (the run directory when the error names none); else None."""
+    if error.startswith("StorageError: "):
+        return error[len("StorageError: "):]
+    found = _ERRNO_TEXT.search(error)
+    if found:
+        code = int(found.group(1))
+        fault = storage_error(OSError(code, os.strerror(code)), found.group(2) or run_dir)
+    else:
+        fault = storage_error(RuntimeError(error), run_dir)
+    return str(fault) if fault else None
+
+
+def _run_stage(stage: str, manifest: dict, manifest_path: Path, run_dir: Path, resolved: Path, params_path: Path,
+               timeout: float | None, log_output: bool, socket_dir: Path, echo) -> None:
+    import papermill
+
+    record = {"status": "running", "start": _now(), "notebook": f"notebooks/{stage}.ipynb", **process_record()}
+    previous = manifest["stages"].get(stage) or {}
+    if previous.get("status") in ("interrupted", "failed"):
+        # The stage's history stays readable: an interrupted or failed attempt, then this one.
+        record["earlier_attempts"] = previous.pop("earlier_attempts", []) + [previous]
+    manifest["stages"][stage] = record
+    write_json(manifest_path, manifest)
+    echo(f"[{stage}] running")
+    began = time.monotonic()
+    metrics_file = run_dir / "metrics" / f"{stage}.json"
+    metrics_file.unlink(missing_ok=True)
+    error, interrupted, death = None, False, None
+    try:
+        # --verbose streams cell output to the terminal as well, which a line redrawn in place would garble.
+        with _stage_output(run_dir, stage, plain=log_output) as log, StageWatch() as watch:
+            papermill.execute_notebook(
+                str(notebooks_dir() / f"{stage}.ipynb"),
+                str(run_dir / "notebooks" / f"{stage}.ipynb"),
+                parameters={"run_dir": str(run_dir.resolve()), "params_file": str(resolved.resolve())},
+                cwd=str(notebooks_dir()),
+                progress_bar=False,
+                log_output=log_output,
+                stdout_file=log,
+                stderr_file=log,
+                execution_timeout=timeout,
+                kernel_name="python3",
+                kernel_manager_class=ipc_kernel_manager_class(socket_dir, watch),
+            )
+        if not metrics_file.is_file():
+            error = f"stage finished without writing metrics/{stage}.json"
+    except KeyboardInterrupt:
+        interrupted = True
+    except papermill.PapermillExecutionError as err:
+        # Ctrl-C reaches the kernel too (one process group), which may report it before this process does.
+        interrupted = err.ename == "KeyboardInterrupt"
+        error = f"{err.ename}: {err.evalue}".strip()
+        _append_log(run_dir, stage, str(err))  # the traceback is no stream output: papermill did not log it
+    except Exception as err:  # a kernel that died, a timeout, a missing notebook
+        error = f"{type(err).__name__}: {err}".strip()
+        _append_log(run_dir, stage, error)
+        if type(err).__name__ == "DeadKernelError":  # nbclient's: the kernel is gone, of what the watch says
+            death = watch.death()
+    if interrupted:
+        stop_children()
+        # The kernel was stopped on purpose. nbclient's pending checks of it end in DeadKernelError, which
+        # asyncio would log with a traceback at exit, after the one line that says how to resume.
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL + 1)
+        record.update({"end": _now(), "seconds": round(time.monotonic() - began, 2), "status": "interrupted"})
         write_json(manifest_path, manifest)
-        if error:
-            echo(f"[{stage}] FAILED after {seconds:.1f} s: {record['error']}")
-            echo(f"  executed notebook: {run_dir / 'notebooks' / (stage + '.ipynb')}")
-            raise StageFailed(f"stage {stage} failed: {record['error']}")
-        echo(f"[{stage}] ok in {seconds:.1f} s")
-        finish = stage_entry(stage).finish
-        if finish:  # work on the executed notebook itself (stage 07: report.html)
-            module, _, function = finish.partition(":")
-            echo(getattr(importlib.import_module(module), function)(run_dir))
+        echo(f"[{stage}] interrupted after {record['seconds']:.1f} s")
+        raise RunInterrupted(stage, run_dir, params_path)
+    seconds = round(time.monotonic() - began, 2)
+    record.update({"end": _now(), "seconds": seconds, "status": "failed" if error else "ok",
+                   **_stage_record_from_metrics(metrics_file)})
+    if error:
+        record["error"] = error.splitlines()[-1][:500] if error.splitlines() else error
+        storage = _storage_reason(record["error"], run_dir)
+        if storage:
+            record["error"] = f"{storage}; once it can be written, resume with --from {stage}"
+        if death:
+            record.update({"error": death["line"], "killed_by": death["cause"], "peak_rss_mb": death["peak_rss_mb"]})
+            _append_log(run_dir, stage, death["line"])
+    write_json(manifest_path, manifest)
+    if error:
+        echo(f"[{stage}] FAILED after {seconds:.1f} s: {record['error']}")
+        echo(f"  executed notebook: {run_dir / 'notebooks' / (stage + '.ipynb')}")
+        raise StageFailed(f"stage {stage} failed: {record['error']}")
+    echo(f"[{stage}] ok in {seconds:.1f} s")
+    finish = stage_entry(stage).finish
+    if finish:  # work on the executed notebook itself (stage 07: report.html)
+        module, _, function = finish.partition(":")
+        echo(getattr(importlib.import_module(module), function)(run_dir))

@@ -1,17 +1,20 @@
-"""What stage 07 evaluates: the IFEval prompts (official data, the first ``evaluation.limit`` of them), and how a
-response file is scored exactly as ``sif ifeval score`` scores it. The curriculum hold-out and the math tasks are
-loaded by :mod:`sif_lib.evaluation.holdout` and :mod:`sif_lib.evaluation.math_accuracy`.
+"""What stage 07 evaluates: the IFEval prompts (official data, the first ``evaluation.limit`` of them), the IFBench
+prompts when ``evaluation.ifbench`` is on (the first ``evaluation.ifbench_limit``), and how a response file is
+scored exactly as ``sif ifeval score`` and ``sif ifbench score`` score it. The curriculum hold-out and the math
+tasks are loaded by :mod:`sif_lib.evaluation.holdout` and :mod:`sif_lib.evaluation.math_accuracy`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from sif_lib.core.config import IFEVAL_ENV, SHARED_IFEVAL, Params
+from sif_lib.constraints.ifbench import missing_resources
+from sif_lib.core.config import IFBENCH_ENV, IFEVAL_ENV, SHARED_IFBENCH, SHARED_IFEVAL, Params, default_ifbench_path
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import read_jsonl, write_jsonl
-from sif_lib.evaluation import ifeval
+from sif_lib.evaluation import ifbench, ifeval
 
 @dataclass
 class IFEvalTask:
@@ -52,6 +55,54 @@ class IFEvalTask:
         return cls(rows, source, input_path)
 
 
+@dataclass
+class IFBenchTask:
+    """The IFBench prompts evaluated in this run: the first ``evaluation.ifbench_limit`` rows of the test set, less
+    the prompts whose every instruction needs a resource missing here (``sif ifbench score --skip-unavailable``
+    leaves those instructions out; a prompt left with none is not even answered). ``left_out`` counts what was
+    left out, ``{"prompts": n, "instructions": {id: n}, "reasons": {id: why}}``."""
+
+    rows: list[dict]
+    source: str
+    input_path: Path  # the evaluated prompts, written into the run so that they can be rescored as they were
+    left_out: dict = field(default_factory=dict)
+
+    @property
+    def prompts(self) -> list[str]:
+        return [row["prompt"] for row in self.rows]
+
+    @classmethod
+    def load(cls, params: Params, eval_dir: Path) -> "IFBenchTask | None":
+        """None when ``evaluation.ifbench`` is off; every row is checked as ``sif ifbench score`` checks it."""
+        ev = params.evaluation
+        if not ev.ifbench:
+            return None
+        if ev.ifbench_limit == 0 or ev.ifbench_limit < -1:
+            raise InputError(f"evaluation.ifbench_limit: must be -1 (all prompts) or a positive number, "
+                             f"got {ev.ifbench_limit}")
+        found = ev.ifbench_path or default_ifbench_path()
+        if not found:
+            raise InputError(f"evaluation.ifbench_path: no IFBench test set found: set it, or ${IFBENCH_ENV}, or "
+                             f"place it at {SHARED_IFBENCH}")
+        path = Path(found)
+        if not path.is_file():
+            raise InputError(f"evaluation.ifbench_path: IFBench test set not found at {path} (point it at "
+                             f"IFBench_test.jsonl)")
+        ifbench.load_prompts(path)  # a malformed row, an unknown id or a bad argument stops here, naming its line
+        rows = read_jsonl(path)
+        if ev.ifbench_limit > 0:
+            rows = rows[:ev.ifbench_limit]
+        unavailable = missing_resources(i for row in rows for i in row["instruction_id_list"])
+        kept = [row for row in rows if any(i not in unavailable for i in row["instruction_id_list"])]
+        left_out = {"prompts": len(rows) - len(kept),
+                    "instructions": dict(sorted(Counter(i for row in rows for i in row["instruction_id_list"]
+                                                        if i in unavailable).items())),
+                    "reasons": dict(sorted(unavailable.items()))}
+        input_path = eval_dir / "ifbench_input_data.jsonl"
+        write_jsonl(input_path, kept)
+        return cls(kept, str(path), input_path, left_out)
+
+
 def _hub_rows(hub_id: str) -> list[dict]:
     """IFEval from the hub. Its ``kwargs`` list every argument name with null for the unused ones; the
     reference data (and our scorer) expect only the arguments that are set, so the nulls are dropped."""
@@ -78,5 +129,15 @@ def score_ifeval(input_path: Path, responses_path: Path, out_dir: Path):
     return report
 
 
-def rescore_command(input_path: Path, responses_path: Path, out_dir: Path) -> str:
-    return f"sif ifeval score --input-data {input_path} --responses {responses_path} --output-dir {out_dir}"
+def score_ifbench(input_path: Path, responses_path: Path, out_dir: Path):
+    """Score one response file as ``sif ifbench score --skip-unavailable`` does; writes its files to ``out_dir``."""
+    report = ifbench.score(ifbench.load_prompts(input_path), ifbench.load_responses(responses_path),
+                           skip_unavailable=True)
+    ifbench.write_results(report, out_dir)
+    return report
+
+
+def rescore_command(input_path: Path, responses_path: Path, out_dir: Path, benchmark: str = "ifeval",
+                    skip_unavailable: bool = False) -> str:
+    return (f"sif {benchmark} score --input-data {input_path} --responses {responses_path} --output-dir {out_dir}"
+            + (" --skip-unavailable" if skip_unavailable else ""))

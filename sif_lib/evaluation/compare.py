@@ -4,9 +4,10 @@ Each run directory must hold ``eval/summary.json`` (stage 07) and ``params.yaml`
 reference: every other run is described by the parameters in which it differs, and its trained IFEval Pr(L) is
 also shown relative to the reference's, which is how the paper reports its ablations (no curriculum −4.0 points,
 binary soft rewards −1.8, the RM judging hard constraints −4.2). Where a run differs from the reference in exactly
-one of those switches, the paper's figure is shown beside ours. Beside the IFEval and hold-out figures stand the
-share of degenerate answers and the clean gain (the same figures on the prompts where neither answer is
-degenerate); a run evaluated before those existed shows "n/a".
+one of those switches, the paper's figure is shown beside ours. When any run evaluated IFBench, its four figures
+follow IFEval's ("n/a" for a run without them). Beside the IFEval and hold-out figures stand the share of
+degenerate answers and the clean gain (the same figures on the prompts where neither answer is degenerate); a run
+evaluated before those existed shows "n/a".
 
 The table is printed, and an HTML page (the table and plotly charts, plotly.js inline, so it opens offline) is
 written to ``--output`` or ``outputs/compare-<timestamp>.html``. When some runs differ only in their seed, both
@@ -29,7 +30,7 @@ from sif_lib.core.errors import InputError
 from sif_lib.core.plots import TEMPLATE
 from sif_lib.evaluation import replicates
 from sif_lib.evaluation.math_accuracy import math_accuracy_text, math_modes
-from sif_lib.evaluation.report import IFEVAL_LABELS, load_summary, reasoning_key
+from sif_lib.evaluation.report import IFBENCH_LABELS, IFEVAL_LABELS, load_summary, reasoning_key
 from sif_lib.core.io import atomic_write_text, outputs_dir
 
 METRICS = ("prompt_strict", "inst_strict", "prompt_loose", "inst_loose")
@@ -110,6 +111,12 @@ def _section_cell(summary: dict, section: str, benchmark: str, figure: str) -> s
     return f"{_pct(b)} → {_pct(t)} ({_pts(_delta(b, t))})"
 
 
+def _change(section: dict, metric: str) -> str:
+    """``base → trained (Δ)`` of one figure of the ``ifeval`` or ``ifbench`` section."""
+    b, t = section["base"][metric], section["trained"][metric]
+    return f"{_pct(b)} → {_pct(t)} ({_pts(_delta(b, t))})"
+
+
 def table_rows(runs: Sequence[RunRecord]) -> list[dict[str, str]]:
     """One row per run, values as text (percent; deltas in points)."""
     reference = runs[0]
@@ -124,11 +131,15 @@ def table_rows(runs: Sequence[RunRecord]) -> list[dict[str, str]]:
         row["other params"] = ", ".join(f"{k}={run.flat.get(k)!r}" for k in other)
         row["IFEval n"] = str(s["ifeval"]["n_prompts"])
         for metric in METRICS:
-            b, t = s["ifeval"]["base"][metric], s["ifeval"]["trained"][metric]
-            row[SHORT[metric]] = f"{_pct(b)} → {_pct(t)} ({_pts(_delta(b, t))})"
+            row[SHORT[metric]] = _change(s["ifeval"], metric)
         trained = s["ifeval"]["trained"]["prompt_loose"]
         row["Pr(L) vs ref"] = "ref" if run is reference else _pts(_delta(ref_trained, trained))
         row["paper (Table 5)"] = "" if run is reference else paper_ablation(reference, run)
+        if any(r.summary.get("ifbench") for r in runs):
+            ifbench = s.get("ifbench")
+            row["IFBench n"] = str(ifbench["n_prompts"]) if ifbench else "n/a"
+            for metric in METRICS:
+                row[f"IFBench {SHORT[metric]}"] = _change(ifbench, metric) if ifbench else "n/a"
         holdout = s.get("holdout") or {}
         if holdout:
             b, t = holdout["base"]["composite"], holdout["trained"]["composite"]
@@ -163,6 +174,16 @@ def figures(runs: Sequence[RunRecord]) -> list:
                       y=[100 * _delta(r.summary["ifeval"]["base"][metric], r.summary["ifeval"]["trained"][metric])
                          for r in runs])
     delta.update_layout(title="IFEval: trained − base (points)", barmode="group", yaxis_title="Δ points", height=420)
+    shown = [delta]
+    if any(r.summary.get("ifbench") for r in runs):
+        ood = go.Figure()
+        for metric in METRICS:
+            ood.add_bar(name=IFBENCH_LABELS[metric], x=ids,
+                        y=[100 * _delta(r.summary["ifbench"]["base"][metric], r.summary["ifbench"]["trained"][metric])
+                           if r.summary.get("ifbench") else None for r in runs])
+        ood.update_layout(title="IFBench (out-of-distribution constraints): trained − base (points)",
+                          barmode="group", yaxis_title="Δ points", height=420)
+        shown.append(ood)
 
     levels = sorted({lv for r in runs if r.summary.get("holdout") for lv in r.summary["holdout"]["trained"]["levels"]},
                     key=lambda name: int(name[1:]))
@@ -191,7 +212,7 @@ def figures(runs: Sequence[RunRecord]) -> list:
                                    line_dash="solid" if mode == "strict" else "dash")
     panels.update_layout(height=420, title="Per run")
     panels.update_yaxes(title_text="%", range=[0, 100])
-    return [delta, panels]
+    return [*shown, panels]
 
 
 def _color(i: int) -> str:
@@ -249,7 +270,8 @@ p.note {{ color: #555; max-width: 60em; }}
 <p class="note">Made {created}. The first run is the reference. IFEval cells read base → trained (trained − base, in
 points); "Pr(L) vs ref" is the trained prompt-level loose accuracy minus the reference's, the way the paper's
 Table 5 reports ablations, whose figures stand beside ours where a run differs from the reference in exactly one
-ablation switch. Runs evaluated on different IFEval subsets (column "IFEval n") are not directly comparable. The
+ablation switch. Runs evaluated on different IFEval subsets (column "IFEval n") are not directly comparable; nor
+are IFBench cells over different subsets ("IFBench n"; "n/a": the run did not evaluate IFBench). The
 degenerate columns give the share of degenerate answers (lower is better); the clean columns give IFEval
 instruction-level loose and the hold-out's hard constraints on the prompts where neither answer is degenerate
 ("n/a": the run was evaluated before these figures existed). The reasoning cell gives math accuracy strict (the

@@ -1,9 +1,9 @@
 """Stage 07's answers: the base and the trained policy answer every evaluation prompt with the same greedy
 decoding, one model in memory at a time.
 
-Every answer set lives in its own folder under ``eval/`` (``ifeval_base/``, ``holdout_trained/``, ...) and is
-cached by :class:`~sif_lib.core.answers.PolicyRunner`, keyed by who wrote it; a rerun regenerates only what
-changed.
+Every answer set lives in its own folder under ``eval/`` (``ifeval_base/``, ``holdout_trained/``, and
+``ifbench_base/`` when ``evaluation.ifbench`` is on, ...) and is cached by
+:class:`~sif_lib.core.answers.PolicyRunner`, keyed by who wrote it; a rerun regenerates only what changed.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sif_lib.core.generation import Sampling, vllm_available
 from sif_lib.core.runs import RunContext
 from sif_lib.evaluation import holdout as holdout_eval
 from sif_lib.evaluation import math_accuracy
-from sif_lib.evaluation.benchmarks import IFEvalTask
+from sif_lib.evaluation.benchmarks import IFBenchTask, IFEvalTask
 from sif_lib.grpo.policy import trained_policy
 
 EVAL_DIR = "eval"
@@ -36,11 +36,13 @@ class EvalInputs:
     policies: dict[str, Policy]
     decoding: dict[str, Sampling]
     backend: str
+    ifbench: IFBenchTask | None = None  # None when evaluation.ifbench is off
 
     @classmethod
     def load(cls, ctx: RunContext) -> "EvalInputs":
         params, ev = ctx.params, ctx.params.evaluation
         ifeval_task = IFEvalTask.load(params, ctx.root / EVAL_DIR)
+        ifbench_task = IFBenchTask.load(params, ctx.root / EVAL_DIR)
         holdout_rows = holdout_eval.load_holdout(
             ctx.require("data", "curriculum.jsonl"), ev.holdout_limit)
         math_tasks = []
@@ -53,10 +55,12 @@ class EvalInputs:
         seed = params.run.seed
         decoding = {"ifeval": _sampling(ev.max_new_tokens, seed), "holdout": _sampling(ev.max_new_tokens, seed),
                     "math": _sampling(ev.math_max_new_tokens, seed)}
+        if ifbench_task is not None:
+            decoding["ifbench"] = decoding["ifeval"]  # the same greedy decoding, literally
         # One backend for both policies, so that "the same greedy decoding" is literally the same code: a LoRA
         # adapter is merged into a transformers model, so its presence rules vLLM out for the base as well.
         backend = "hf" if any(p.adapter for p in policies.values()) or not vllm_available() else "vllm"
-        return cls(ifeval_task, holdout_rows, math_tasks, policies, decoding, backend)
+        return cls(ifeval_task, holdout_rows, math_tasks, policies, decoding, backend, ifbench_task)
 
 
 def generate_all(ctx: RunContext, inputs: EvalInputs, echo: Callable[[str], None] = print) -> dict[str, dict]:
@@ -69,6 +73,10 @@ def generate_all(ctx: RunContext, inputs: EvalInputs, echo: Callable[[str], None
         try:
             got["ifeval"] = runner.answer(eval_dir / f"ifeval_{name}", inputs.ifeval.prompts, inputs.decoding["ifeval"],
                                           ev.batch_size, extra=[{"key": r["key"]} for r in inputs.ifeval.rows])
+            if inputs.ifbench is not None:
+                got["ifbench"] = runner.answer(eval_dir / f"ifbench_{name}", inputs.ifbench.prompts,
+                                               inputs.decoding["ifbench"], ev.batch_size,
+                                               extra=[{"key": r["key"]} for r in inputs.ifbench.rows])
             got["holdout"] = runner.answer(eval_dir / f"holdout_{name}", [r["prompt"] for r in inputs.holdout],
                                            inputs.decoding["holdout"], ev.batch_size,
                                            extra=[{"id": r["id"], "level": r["level"]} for r in inputs.holdout])

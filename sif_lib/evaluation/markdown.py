@@ -5,10 +5,10 @@ the README can be regenerated rather than retyped. Two tables:
 
 * per run: each stage's time, the total and the peak memory (manifest), the GRPO probe's hard constraints and
   degenerate answers before → after with the sign test of the flips (stage 06's metrics), the hold-out's hard
-  constraints and the four IFEval figures before → after with their paired 95% intervals, the share of degenerate
-  answers on IFEval and the hold-out, and the clean gain: IFEval instruction-level loose and the hold-out's hard
-  constraints on the prompts where neither answer is degenerate (``eval/summary.json``; "n/a" for a run evaluated
-  before those figures existed);
+  constraints and the four IFEval figures (and IFBench's, when a run evaluated it) before → after with their
+  paired 95% intervals, the share of degenerate answers on IFEval and the hold-out, and the clean gain: IFEval
+  instruction-level loose and the hold-out's hard constraints on the prompts where neither answer is degenerate
+  (``eval/summary.json``; "n/a" for a run evaluated before those figures existed, or without IFBench);
 * with several runs, the settings across seeds and the paired tests between them
   (:mod:`sif_lib.evaluation.replicates`, as ``sif compare`` prints them).
 
@@ -26,7 +26,7 @@ from sif_lib.core.io import atomic_write_text, read_json
 from sif_lib.core.stages import STAGE_NAMES, stage
 from sif_lib.evaluation import replicates
 from sif_lib.evaluation.compare import load_run
-from sif_lib.evaluation.report import IFEVAL_LABELS, reasoning_key
+from sif_lib.evaluation.report import IFBENCH_LABELS, IFEVAL_LABELS, reasoning_key
 
 PROBE_STAGE = stage("train_grpo").name
 
@@ -73,6 +73,7 @@ class RunFiles:
         self.summary = read_json(summary, "") if summary.is_file() else {}
         self.holdout = self.summary.get("holdout") or {}
         self.ifeval = self.summary.get("ifeval") or {}
+        self.ifbench = self.summary.get("ifbench") or {}
         key = reasoning_key(self.summary)
         self.math = ((self.summary.get("reasoning") or {}).get(key) or {}) if key else {}
         self.thinking = (self.summary.get("thinking") or {}).get("holdout") or {}
@@ -142,6 +143,10 @@ def demo_rows(runs: Sequence[RunFiles]) -> list[dict[str, str]]:
     n_prompts = " / ".join(sorted({str(r.ifeval.get("n_prompts", "?")) for r in runs}))
     for metric, label in IFEVAL_LABELS.items():
         add(f"{label}, % (n = {n_prompts} prompts)", lambda run, metric=metric: _figure(run.ifeval, metric))
+    n_ifbench = " / ".join(sorted({str(r.ifbench["n_prompts"]) for r in runs if r.ifbench}))
+    for metric, label in (IFBENCH_LABELS.items() if n_ifbench else ()):
+        add(f"{label}, % (n = {n_ifbench} prompts)",
+            lambda run, metric=metric: _figure(run.ifbench, metric) if run.ifbench else "n/a")
     add("IFEval degenerate answers, % (lower is better)", lambda run: _degenerate(run.degenerate.get("ifeval")))
     add("hold-out degenerate answers, % (lower is better)", lambda run: _degenerate(run.degenerate.get("holdout")))
     add("IFEval instruction-level loose, clean prompts (neither answer degenerate), %",

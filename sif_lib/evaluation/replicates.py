@@ -2,11 +2,12 @@
 
 Runs whose params differ only in the seed (``grpo.seed``, or ``run.seed``) form one *setting*; the params that
 differ between settings name it. Per setting, each headline figure of ``eval/summary.json`` (the share of
-degenerate answers on IFEval and the hold-out, IFEval prompt- and instruction-level strict and loose, the
-hold-out's hard, soft and composite scores, the clean gain: IFEval instruction-level loose and the hold-out's
-hard constraints on the prompts where neither answer is degenerate, math accuracy strict and flexible, and the
-share of hold-out answers that close ``</think>``) gets the mean, the sample standard deviation and n over its
-runs, for the trained value and for the before→after delta. A run evaluated before a figure existed has none ("n/a").
+degenerate answers on IFEval and the hold-out, IFEval prompt- and instruction-level strict and loose, the same
+for IFBench when a run evaluated it, the hold-out's hard, soft and composite scores, the clean gain: IFEval
+instruction-level loose and the hold-out's hard constraints on the prompts where neither answer is degenerate,
+math accuracy strict and flexible, and the share of hold-out answers that close ``</think>``) gets the mean, the
+sample standard deviation and n over its runs, for the trained value and for the before→after delta. A run
+evaluated before a figure existed (or without IFBench) has none ("n/a").
 
 Two settings are compared seed by seed: for each seed both ran, the difference of their deltas (numpy). The mean
 of those differences, its t-based 95% interval and the two-sided p of the paired t-test come from scipy
@@ -66,6 +67,10 @@ def _ifeval(metric: str) -> Callable[[dict, str], float | None]:
     return lambda s, policy: _get(s, "ifeval", policy, metric)
 
 
+def _ifbench(metric: str) -> Callable[[dict, str], float | None]:
+    return lambda s, policy: _get(s, "ifbench", policy, metric)
+
+
 def _holdout(metric: str) -> Callable[[dict, str], float | None]:
     return lambda s, policy: _get(s, "holdout", policy, metric)
 
@@ -85,6 +90,10 @@ HEADLINE = (
     Metric("ifeval.inst_strict", "IFEval instruction strict", _ifeval("inst_strict")),
     Metric("ifeval.prompt_loose", "IFEval prompt loose", _ifeval("prompt_loose")),
     Metric("ifeval.inst_loose", "IFEval instruction loose", _ifeval("inst_loose")),
+    Metric("ifbench.prompt_strict", "IFBench prompt strict", _ifbench("prompt_strict")),
+    Metric("ifbench.inst_strict", "IFBench instruction strict", _ifbench("inst_strict")),
+    Metric("ifbench.prompt_loose", "IFBench prompt loose", _ifbench("prompt_loose")),
+    Metric("ifbench.inst_loose", "IFBench instruction loose", _ifbench("inst_loose")),
     Metric("holdout.hard", "hold-out hard", _holdout("hard")),
     Metric("holdout.soft", "hold-out soft", _holdout("soft")),
     Metric("holdout.composite", "hold-out composite", _holdout("composite")),

@@ -4,8 +4,9 @@ Notebook 07 displays what this module builds from ``eval/summary.json``: the bef
 paper's numbers alongside (for scale only: the paper's policies are 1.5B to 8B reasoning models trained on 8 GPUs
 per node; the default here is a 135M model trained for minutes on a CPU), the per-category IFEval deltas, the
 per-level hold-out satisfaction, the instruction-following against reasoning scatter, and IFEval prompts whose
-verdict flipped. The degenerate-answer rows, the clean-prompt columns and the gallery of answers that gained checks
-by turning degenerate are :mod:`sif_lib.evaluation.degenerate_report`'s.
+verdict flipped; IFBench's four figures join the table when the run evaluated it. The degenerate-answer rows, the
+clean-prompt columns and the gallery of answers that gained checks by turning degenerate are
+:mod:`sif_lib.evaluation.degenerate_report`'s.
 
 :func:`export_report` turns the run's executed notebook into one HTML file. The notebooks render plotly figures
 with plotly.js embedded in the output (:mod:`sif_lib.core.plots`), so the export is interactive without a network;
@@ -34,6 +35,7 @@ IFEVAL_LABELS = {
     "prompt_loose": "IFEval prompt-level loose, Pr(L)",
     "inst_loose": "IFEval instruction-level loose",
 }
+IFBENCH_LABELS = {metric: label.replace("IFEval", "IFBench") for metric, label in IFEVAL_LABELS.items()}
 
 # METHOD.md section 7 (the paper's main results): before -> after training.
 PAPER_RESULTS = [
@@ -107,6 +109,10 @@ def summary_rows(summary: dict) -> list[dict]:
             _delta(ifeval["delta"][metric], (ifeval.get("delta_ci95") or {}).get(metric)),
             clean_cells(summary, "ifeval", metric),
             _arrow(*paper_7b["ifeval_pr_loose"]) if metric == "prompt_loose" else "")
+    ifbench = summary.get("ifbench")
+    for metric, label in (IFBENCH_LABELS.items() if ifbench else ()):
+        add(f"{label} (n={ifbench['n_prompts']})", _pct(ifbench["base"][metric]), _pct(ifbench["trained"][metric]),
+            _delta(ifbench["delta"][metric], (ifbench.get("delta_ci95") or {}).get(metric)))
     holdout = summary.get("holdout")
     if holdout:
         for level in holdout["base"]["levels"]:
@@ -182,6 +188,7 @@ def summary_markdown(summary: dict) -> str:
         f"- decoding: greedy; {dec['ifeval']['max_new_tokens']} new tokens for IFEval and the hold-out, "
         f"{dec['math']['max_new_tokens']} for math; batch size {summary['batch_size']}",
         f"- IFEval prompts: the first {summary['ifeval']['n_prompts']} of {summary['ifeval']['source']}",
+        *ifbench_lines(summary),
         "",
     ]
     rows = summary_rows(summary)
@@ -206,11 +213,25 @@ def summary_markdown(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def ifbench_lines(summary: dict) -> list[str]:
+    """The summary's line on the IFBench prompts, and one on what was left out (none without IFBench)."""
+    ifbench = summary.get("ifbench")
+    if not ifbench:
+        return []
+    left = ifbench.get("left_out") or {}
+    skipped = ", ".join(f"{n} {i}" for i, n in (left.get("instructions") or {}).items())
+    return [f"- IFBench prompts: {ifbench['n_prompts']} evaluated, from {ifbench['source']}"] + (
+        [f"- IFBench left out: {skipped} instructions (their check cannot run here), {left.get('prompts', 0)} "
+         f"prompts with no other"] if skipped else [])
+
+
 def flips_lines(summary: dict) -> list[str]:
-    """One line per paired pass/fail figure: IFEval prompts, hold-out hard constraints, math items."""
+    """One line per paired pass/fail figure: IFEval (and IFBench) prompts, hold-out hard constraints, math items."""
     found = []
-    for key, label in (("prompt_strict", "IFEval prompts, strict"), ("prompt_loose", "IFEval prompts, loose")):
-        found.append((label, (summary["ifeval"].get("flips") or {}).get(key)))
+    for bench, name in (("ifeval", "IFEval"), ("ifbench", "IFBench")):
+        for key, mode in (("prompt_strict", "strict"), ("prompt_loose", "loose")):
+            if summary.get(bench):
+                found.append((f"{name} prompts, {mode}", (summary[bench].get("flips") or {}).get(key)))
     found.append(("hold-out hard constraints", ((summary.get("holdout") or {}).get("flips") or {}).get("hard")))
     for name, entry in (summary.get("reasoning") or {}).items():
         label = "synthetic math" if name == "synthetic" else "GSM8K"
@@ -239,7 +260,7 @@ def thinking_rows(summary: dict) -> list[dict] | str | None:
     def length(e: dict, key: str) -> str:
         return " → ".join("–" if e[p][key] is None else f"{e[p][key]:.1f}" for p in ("base", "trained"))
 
-    labels = {"ifeval": "IFEval", "holdout": "hold-out"}
+    labels = {"ifeval": "IFEval", "ifbench": "IFBench", "holdout": "hold-out"}
     return [{"set": f"{labels.get(name, name)} (n={e['base']['n']})",
              "closed </think> %, base → trained": f"{share(e['base'])} → {share(e['trained'])}",
              "Δ points": _pts(e["delta"]["closed_share"]),

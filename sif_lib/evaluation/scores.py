@@ -1,11 +1,12 @@
-"""Stage 07's scores: IFEval (strict and loose, prompt and instruction level), the curriculum hold-out (by the
-held-out scorer), math accuracy, the repetition diagnostic, and the deltas trained minus base with their paired
-intervals and flips (:mod:`sif_lib.evaluation.paired`).
+"""Stage 07's scores: IFEval and IFBench (strict and loose, prompt and instruction level), the curriculum hold-out
+(by the held-out scorer), math accuracy, the repetition diagnostic, and the deltas trained minus base with their
+paired intervals and flips (:mod:`sif_lib.evaluation.paired`).
 
-IFEval folders also hold ``responses.jsonl`` (``prompt``, ``response``): the part of each output that is scored
-(``model.answer_mode``: the text after ``</think>`` for reasoning models, the whole output otherwise), in the
-format ``sif ifeval score`` reads. With the exact prompt subset that was evaluated
-(``eval/ifeval_input_data.jsonl``) anyone can rescore them; ``summary.json`` carries the command.
+IFEval and IFBench folders also hold ``responses.jsonl`` (``prompt``, ``response``): the part of each output that
+is scored (``model.answer_mode``: the text after ``</think>`` for reasoning models, the whole output otherwise), in
+the format ``sif ifeval score`` and ``sif ifbench score`` read. With the exact prompt subset that was evaluated
+(``eval/ifeval_input_data.jsonl``, ``eval/ifbench_input_data.jsonl``) anyone can rescore them; ``summary.json``
+carries the command.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sif_lib.core.io import write_jsonl
 from sif_lib.core.runs import RunContext
 from sif_lib.evaluation import holdout as holdout_eval
 from sif_lib.evaluation import math_accuracy, paired
-from sif_lib.evaluation.benchmarks import IFEvalTask, rescore_command, score_ifeval
+from sif_lib.evaluation.benchmarks import IFBenchTask, IFEvalTask, rescore_command, score_ifbench, score_ifeval
 from sif_lib.evaluation.generate import EVAL_DIR
 from sif_lib.reward.scorers import make_scorer
 
@@ -29,7 +30,7 @@ IFEVAL_METRICS = ("prompt_strict", "inst_strict", "prompt_loose", "inst_loose")
 POLICIES = ("base", "trained")
 
 
-RESPONSES = "responses.jsonl"  # IFEval: the scored answers, in the format `sif ifeval score` reads
+RESPONSES = "responses.jsonl"  # IFEval, IFBench: the scored answers, in the format `sif ifeval score` reads
 
 
 def scored_answers(texts: Sequence[str], answer_mode: str) -> list[str]:
@@ -70,6 +71,30 @@ def score_ifeval_stage(ctx: RunContext, task: IFEvalTask, outputs: dict) -> dict
         rows[name] = report.rows
         out[name] = ifeval_figures(report)
         out[name]["rescore"] = rescore_command(task.input_path, folder / RESPONSES, folder / "rescored")
+    return _paired(ctx, out, rows)
+
+
+def score_ifbench_stage(ctx: RunContext, task: IFBenchTask, outputs: dict) -> dict:
+    """IFBench as :func:`score_ifeval_stage` scores IFEval, leaving out (and counting, under ``left_out``) the
+    instructions whose check cannot run here, as ``sif ifbench score --skip-unavailable`` does."""
+    out: dict = {"source": task.source, "n_prompts": len(task.rows), "input_data": str(task.input_path),
+                 "left_out": task.left_out}
+    rows = {}
+    for name in POLICIES:
+        folder = ctx.root / EVAL_DIR / f"ifbench_{name}"
+        answers = scored_answers(outputs[name]["ifbench"], ctx.params.model.answer_mode)
+        write_jsonl(folder / RESPONSES, [{"key": r["key"], "prompt": r["prompt"], "response": a}
+                                         for r, a in zip(task.rows, answers)])
+        report = score_ifbench(task.input_path, folder / RESPONSES, folder)
+        rows[name] = report.rows
+        out[name] = ifeval_figures(report)
+        out[name]["rescore"] = rescore_command(task.input_path, folder / RESPONSES, folder / "rescored", "ifbench",
+                                               skip_unavailable=bool(task.left_out.get("instructions")))
+    return _paired(ctx, out, rows)
+
+
+def _paired(ctx: RunContext, out: dict, rows: dict) -> dict:
+    """``out`` with the deltas of the four figures, their paired intervals and the prompt-level flips."""
     out["delta"] = {m: delta(out["base"][m], out["trained"][m]) for m in IFEVAL_METRICS}
     found = paired.ifeval_intervals(rows["base"], rows["trained"], ctx.params.evaluation.bootstrap, ctx.params.run.seed)
     out["delta_ci95"], out["flips"] = found["intervals"], found["flips"]

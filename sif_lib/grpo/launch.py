@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from sif_lib.core.errors import InputError
+from sif_lib.core.errors import InputError, ServiceError
 from sif_lib.core.runs import RunContext
 from sif_lib.grpo.config import device_of
 from sif_lib.grpo.trainer import train_grpo
@@ -98,6 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except ServiceError as err:  # the reward service stopped answering: one line, no traceback per process
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     finally:
         _close_process_group()
     if int(os.environ.get("RANK", "0")) == 0:

@@ -4,13 +4,13 @@ fine-tuning) or ``grpo/merged`` (an adapter merged into the base, with ``grpo.me
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 from sif_lib.core import models
 from sif_lib.core.answers import Policy, fingerprint_dir
 from sif_lib.core.errors import InputError
+from sif_lib.core.io import staged_dir
 from sif_lib.core.stages import producer
 
 
@@ -41,12 +41,10 @@ def export_merged(ctx) -> Path:
     model = models.load_causal_lm(params.model.policy, dtype=params.run.dtype, device=params.run.device,
                                   key="model.policy", adapter=out / "adapter")
     merged = model.merge_and_unload()
-    target, tmp = out / "merged", out / "merged.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    merged.save_pretrained(str(tmp))
-    models.load_tokenizer(params.model.policy, key="model.policy").save_pretrained(str(tmp))
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
+    target = out / "merged"
+    with staged_dir(target) as tmp:  # written whole: checked, then renamed into place
+        merged.save_pretrained(str(tmp))
+        models.load_tokenizer(params.model.policy, key="model.policy").save_pretrained(str(tmp))
     del model, merged
     models.release_memory()
     return target

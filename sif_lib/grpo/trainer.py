@@ -6,7 +6,7 @@ process runs it (:mod:`sif_lib.grpo.launch`). The pieces it puts together:
 * the RL set in curriculum order (:mod:`sif_lib.grpo.rl_set`);
 * the composite reward as TRL's reward function (:mod:`sif_lib.reward.composite`);
 * ``GRPOConfig`` from the params (:mod:`sif_lib.grpo.config`) and the LoRA config;
-* resume from the newest complete checkpoint (:mod:`sif_lib.grpo.checkpoints`);
+* checkpoints written whole, and resume from the newest complete one (:mod:`sif_lib.grpo.checkpoints`);
 * the generation hook (:mod:`sif_lib.grpo.trl_hooks`), the only use of TRL's private surface.
 
 **Batches.** ``prompts_per_step`` prompts x ``num_generations`` completions make one optimizer step, split as
@@ -32,8 +32,9 @@ from typing import Any, Sequence
 from sif_lib.core import generation, models
 from sif_lib.core import progress as stage_progress
 from sif_lib.core.errors import InputError
-from sif_lib.core.io import write_json
-from sif_lib.grpo.checkpoints import checkpoint_step, latest_checkpoint, prune_incomplete_checkpoints, trim_rollout_log
+from sif_lib.core.io import commit_dir, write_json
+from sif_lib.grpo.checkpoints import (checkpoint_step, commit_callback, latest_checkpoint, prune_incomplete_checkpoints,
+                                      saving_dir, trim_rollout_log)
 from sif_lib.grpo.config import batch_layout, check_params, make_grpo_config, make_peft_config
 from sif_lib.grpo.policy import grpo_dir
 from sif_lib.grpo.rl_set import build_order, drop_long_prompts, load_rl_items, prompt_lengths, prompt_messages
@@ -43,8 +44,8 @@ from sif_lib.reward.scorers import make_scorer
 
 
 def _save_final(trainer, tokenizer, target: Path) -> None:
-    """Save the trained adapter or model next to ``target`` and rename it into place (a killed save never
-    leaves a directory that looks complete)."""
+    """Save the trained adapter or model next to ``target``, check its files and rename it into place
+    (:func:`~sif_lib.core.io.commit_dir`): a killed save leaves the previous one, or none, never half of one."""
     tmp = target.with_name(target.name + ".tmp")
     if trainer.args.should_save and tmp.exists():
         shutil.rmtree(tmp)
@@ -52,9 +53,7 @@ def _save_final(trainer, tokenizer, target: Path) -> None:
     trainer.save_model(str(tmp))
     if trainer.args.should_save:
         tokenizer.save_pretrained(str(tmp))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        commit_dir(tmp, target)
     trainer.accelerator.wait_for_everyone()
 
 
@@ -94,7 +93,8 @@ def train_grpo(ctx, scorer: Any = None, callbacks: Sequence[Any] | None = None) 
         # (zero.Init) for every model loaded afterwards, and the reward model must stay whole on each process.
         scorer = make_scorer(params, ctx.root)
     tokenizer = models.load_tokenizer(params.model.policy, key="model.policy")
-    args = make_grpo_config(params, checkpoint_dir, world_size,
+    # The trainer saves each checkpoint under checkpoints/.saving; the commit callback checks it and moves it up.
+    args = make_grpo_config(params, saving_dir(checkpoint_dir), world_size,
                             chat_template_kwargs=generation.template_kwargs(tokenizer, params.model.enable_thinking))
     resumed_from = None
     with args.main_process_first(desc="preparing the resume"):
@@ -130,7 +130,8 @@ def train_grpo(ctx, scorer: Any = None, callbacks: Sequence[Any] | None = None) 
         model=models.resolve(params.model.policy, key="model.policy"), reward_funcs=reward, args=args,
         train_dataset=dataset, processing_class=tokenizer, peft_config=make_peft_config(g),
         quantization_config=quantization,
-        callbacks=[*(callbacks or []), stage_progress.trainer_callback("reward")])
+        callbacks=[*(callbacks or []), stage_progress.trainer_callback("reward"),
+                   commit_callback(checkpoint_dir, g.save_total_limit)])
     trainer.merge_lora_for_generation = (g.merge_lora_for_generation and g.finetune == "lora"
                                          and args.world_size == 1)
     # One process: the rollouts go through sif_lib.core.decoding where TRL would call generate() (trl_hooks).

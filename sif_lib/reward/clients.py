@@ -5,14 +5,16 @@
   ``vllm serve RM_DIR --runner pooling --convert classify`` (``sif serve-rm`` answers it too).
 
 Both retry a 503 (the service is at capacity) and a failed connection with exponential backoff and jitter,
-honouring ``Retry-After``, until a deadline; then they raise one RuntimeError naming the URL and the last
-error. A 4xx is the caller's mistake and is not retried.
+honouring ``Retry-After``, until a deadline; then they raise one :class:`ServiceError` (a RuntimeError) naming the
+URL and the last error. A 4xx is the caller's mistake and is not retried. A reply must hold one probability in
+[0, 1] per pair; anything else (a missing, null or non-finite score) is an error, never a default reward.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import math
 import random
 import time
 import urllib.error
@@ -20,7 +22,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Sequence
 
-from sif_lib.core.errors import InputError
+from sif_lib.core.errors import InputError, ServiceError
 from sif_lib.core.stages import producer
 from sif_lib.reward.rm_input import META_FILE, check_pair, encode_pairs, read_meta
 
@@ -29,7 +31,7 @@ class _JsonHttp:
 
     A 503 (the service is full) and a connection failure (refused, reset, timed out) are retried with
     exponential backoff and full jitter, waiting at least the server's ``Retry-After``, until ``deadline_s``
-    after the first attempt; then one RuntimeError names the URL and the last error. Each attempt has its own
+    after the first attempt; then one ServiceError names the URL and the last error. Each attempt has its own
     ``timeout``, cut to what is left of the deadline. Any other HTTP error (a 4xx above all) is not retried:
     sending the same request again cannot help.
     """
@@ -61,11 +63,11 @@ class _JsonHttp:
                 try:
                     return json.loads(raw)
                 except ValueError:
-                    raise RuntimeError(f"{url}: the reply is not JSON: {raw[:200]!r}") from None
+                    raise ServiceError(f"{url}: the reply is not JSON: {raw[:200]!r}") from None
             except urllib.error.HTTPError as err:
                 reason = _error_reason(err)
                 if err.code != 503:
-                    raise RuntimeError(f"{url}: HTTP {err.code}: {reason}") from None
+                    raise ServiceError(f"{url}: HTTP {err.code}: {reason}") from None
                 last = f"HTTP 503: {reason}"
                 retry_after = _retry_after(err.headers.get("Retry-After"))
             except urllib.error.URLError as err:
@@ -75,7 +77,7 @@ class _JsonHttp:
             backoff = random.uniform(0, min(self.MAX_BACKOFF_S, self.BACKOFF_S * 2 ** (attempt - 1)))
             delay = retry_after + backoff
             if time.monotonic() + delay >= deadline:
-                raise RuntimeError(f"{url}: gave up after {attempt} attempts in {time.monotonic() - began:.1f} s "
+                raise ServiceError(f"{url}: gave up after {attempt} attempts in {time.monotonic() - began:.1f} s "
                                    f"(deadline_s {self.deadline_s:g}); last error: {last}")
             self.retries += 1
             time.sleep(delay)
@@ -98,6 +100,14 @@ def _retry_after(value: str | None) -> float:
         return max(0.0, float(value)) if value else 0.0
     except ValueError:  # the HTTP-date form; the backoff alone then paces the retry
         return 0.0
+
+
+def _probability(value: Any, url: str) -> float:
+    """A score of a reply: a number in [0, 1]. Anything else is the service's fault, and no reward."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0.0 <= value <= 1.0:
+        raise ServiceError(f"{url}: malformed reply (a score of {value!r}, where a probability in [0, 1] belongs)")
+    return float(value)
 
 
 def _base_url(url: str, suffixes: Sequence[str]) -> str:
@@ -136,8 +146,8 @@ class HttpRewardScorer:
             reply = self.http.request("/score", {"pairs": [{"response": r, "constraint": c} for r, c in chunk]})
             got = reply.get("scores") if isinstance(reply, dict) else None
             if not isinstance(got, list) or len(got) != len(chunk):
-                raise RuntimeError(f"{self.base_url}/score: malformed reply (expected {len(chunk)} scores)")
-            scores.extend(float(s) for s in got)
+                raise ServiceError(f"{self.base_url}/score: malformed reply (expected {len(chunk)} scores)")
+            scores.extend(_probability(s, f"{self.base_url}/score") for s in got)
         return scores
 
     def health(self) -> dict:
@@ -185,7 +195,7 @@ class VllmClassifyScorer:
             reply = self.http.request("/v1/models")
             names = [m.get("id") for m in reply.get("data", []) if isinstance(m, dict)] if isinstance(reply, dict) else []
             if len(names) != 1 or not isinstance(names[0], str):
-                raise RuntimeError(f"{self.base_url}/v1/models: expected one served model, got {names}; "
+                raise ServiceError(f"{self.base_url}/v1/models: expected one served model, got {names}; "
                                    "set scoring.rm_model")
             self.model = names[0]
         return self.model
@@ -207,15 +217,15 @@ class VllmClassifyScorer:
             reply = self.http.request("/classify", {"model": self.model_name(), "input": chunk})
             data = reply.get("data") if isinstance(reply, dict) else None
             if not isinstance(data, list) or len(data) != len(chunk):
-                raise RuntimeError(f"{url}: malformed reply (expected {len(chunk)} results in 'data')")
+                raise ServiceError(f"{url}: malformed reply (expected {len(chunk)} results in 'data')")
             try:
                 data = sorted(data, key=lambda d: d["index"])
                 probs = [d["probs"] for d in data]
             except (KeyError, TypeError):
-                raise RuntimeError(f"{url}: malformed reply (each result needs 'index' and 'probs')") from None
+                raise ServiceError(f"{url}: malformed reply (each result needs 'index' and 'probs')") from None
             for p in probs:
                 if not isinstance(p, list) or len(p) != 2:
-                    raise RuntimeError(f"{url}: the model has {len(p) if isinstance(p, list) else '?'} classes; "
+                    raise ServiceError(f"{url}: the model has {len(p) if isinstance(p, list) else '?'} classes; "
                                        "a sif reward model has 2")
-            scores.extend(float(p[1]) for p in probs)
+            scores.extend(_probability(p[1], url) for p in probs)
         return scores

@@ -26,7 +26,7 @@ from typing import Any
 
 from sif_lib.core import models
 from sif_lib.core.errors import InputError
-from sif_lib.core.io import atomic_write_text, iter_jsonl, write_json, write_jsonl
+from sif_lib.core.io import atomic_write_text, commit_dir, iter_jsonl, storage_error, write_json, write_jsonl
 from sif_lib.reward import degenerate_negatives, finetune, linear_probe, rm_eval
 from sif_lib.reward.rm_input import CARD_FILE, META_FILE, RM_FORMAT, RM_TEMPLATE, answered_pairs, encode_pairs
 from sif_lib.reward.scorers import RewardScorer
@@ -268,10 +268,13 @@ def _train(rows: list[dict], train_rows: list[dict], eval_rows: list[dict], prep
                            if k not in ("loss_curve", "reliability", "counts", "learning_curve")}
         write_json(tmp / META_FILE, meta)
         atomic_write_text(tmp / CARD_FILE, model_card(meta))
-        _replace_dir(tmp, out_dir)
-    except BaseException:
+        commit_dir(tmp, out_dir)  # checked, then renamed into place: a killed save leaves the old one whole
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        fault = storage_error(err, out_dir) if isinstance(err, Exception) else None
+        if fault is None:
+            raise
+        raise fault from None
     return metrics
 
 
@@ -279,16 +282,6 @@ def _trained_kinds(train_rows: list[dict]) -> list[str]:
     """The degenerate variant kinds the training rows hold, in the documented order."""
     held = {r["variant"] for r in train_rows if r.get("variant")}
     return [k for k in degenerate_negatives.VARIANT_KINDS if k in held]
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    old = None
-    if target.exists():
-        old = target.with_name(target.name + f".old-{int(time.time() * 1000)}")
-        target.rename(old)
-    new.rename(target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def fmt(value: Any, digits: int = 3) -> str:

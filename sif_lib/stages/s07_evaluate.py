@@ -1,8 +1,11 @@
 """Stage 07 (notebook 07): the base policy against the trained policy, with the same greedy decoding, on
-three benchmarks, and the run's ``report.html``.
+three benchmarks (four with IFBench), and the run's ``report.html``.
 
 * **IFEval** (:mod:`sif_lib.evaluation.benchmarks`): the official prompts, the first ``evaluation.limit`` of them,
   scored strict and loose at prompt and instruction level by :mod:`sif_lib.evaluation.ifeval`.
+* **IFBench**, when ``evaluation.ifbench`` is on: out-of-distribution constraint types, the first
+  ``evaluation.ifbench_limit`` prompts, scored the same way by :mod:`sif_lib.evaluation.ifbench`; instructions
+  whose check cannot run here are left out and counted.
 * **The curriculum hold-out** (:mod:`sif_lib.evaluation.holdout`): satisfaction per level L1..L5, by the
   held-out scorer the GRPO probe uses too.
 * **Reasoning retention** (:mod:`sif_lib.evaluation.math_accuracy`): held-out synthetic math, GSM8K if given.
@@ -27,8 +30,8 @@ from sif_lib.core.stages import stage_of_module
 from sif_lib.evaluation.degenerate_figures import degenerate_figures
 from sif_lib.evaluation.generate import EVAL_DIR, EvalInputs, generate_all
 from sif_lib.evaluation.report import summary_markdown
-from sif_lib.evaluation.scores import (generation_figures, score_holdout_stage, score_ifeval_stage,
-                                       score_reasoning_stage, scored_answers)
+from sif_lib.evaluation.scores import (generation_figures, score_holdout_stage, score_ifbench_stage,
+                                       score_ifeval_stage, score_reasoning_stage, scored_answers)
 from sif_lib.evaluation.thinking import thinking_summary
 
 STAGE = stage_of_module(__name__)
@@ -63,6 +66,9 @@ def run(ctx: RunContext, echo: Callable[[str], None] = print) -> dict:
     }
     echo("scoring IFEval")
     summary["ifeval"] = score_ifeval_stage(ctx, inputs.ifeval, outputs)
+    if inputs.ifbench is not None:
+        echo("scoring IFBench")
+        summary["ifbench"] = score_ifbench_stage(ctx, inputs.ifbench, outputs)
     echo("scoring the curriculum hold-out")
     summary["holdout"] = score_holdout_stage(ctx, inputs.holdout, outputs)
     echo("scoring reasoning")
