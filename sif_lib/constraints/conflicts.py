@@ -11,6 +11,25 @@ nonsensical for *any* arguments, while leaving alone pairs that IFEval itself co
 * one instruction makes the other meaningless (all-capital text makes a capital-word count trivial).
 
 The same id twice always conflicts: two thresholds on one quantity are either redundant or contradictory.
+
+IFBench ids (:mod:`~sif_lib.constraints.ifbench`, which synthesis draws with ``synthesis.ifbench_ids``) follow
+the same idea with a simplification: instead of a table over all of their pairs, a few rules, each erring towards
+keeping a pair apart.
+
+* Two IFBench ids of one family (the part before the colon: ``count``, ``format``, ``ratio``, ``sentence``,
+  ``words`` ...) conflict, whatever the pair: a family's rules govern one aspect of the response, where many
+  pairs contradict (``format:newline`` against ``format:line_indent``); keeping every such pair apart spares a
+  table of which ones do, at the price of some pairs that would have been fine.
+* An IFBench id that governs every word, line or character of the response, or fixes its whole form
+  (:data:`IFBENCH_ALONE`), conflicts with every other hard id.
+* IFEval's whole-form ids (JSON, two responses, repeat the request, fixed answers) and the response language
+  conflict with every IFBench id: IFBench's checks read one English prose response.
+* A short table (:data:`IFBENCH_CONFLICTS`) names the IFEval-IFBench pairs that state two rules on one quantity
+  or contradict outright (a word count twice, letter case, bullet points, no commas against every punctuation mark).
+
+Soft constraints declare their conflicts with IFEval ids only; an IFBench id borrows those of the IFEval ids named
+for it in :data:`IFBENCH_SOFT_PROXIES` (every IFBench check reads English words, so each one borrows
+``keywords:existence``'s conflict with a response in another language).
 """
 
 from __future__ import annotations
@@ -18,7 +37,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from itertools import combinations
 
-__all__ = ["CONFLICTS", "compatible", "conflicting_ids", "conflicts"]
+from sif_lib.constraints.hard import HARD_CONSTRAINTS
+from sif_lib.constraints.ifbench import IFBENCH_CONSTRAINTS
+
+__all__ = ["CONFLICTS", "IFBENCH_ALONE", "IFBENCH_CONFLICTS", "IFBENCH_SOFT_PROXIES", "compatible",
+           "conflicting_ids", "conflicts"]
 
 _LOWER = "change_case:english_lowercase"
 _CAPITAL = "change_case:english_capital"
@@ -38,6 +61,9 @@ _BULLETS = "detectable_format:number_bullet_lists"
 _HIGHLIGHTS = "detectable_format:number_highlighted_sections"
 _PARAGRAPHS = "length_constraints:number_paragraphs"
 _FIRST_WORD = "length_constraints:nth_paragraph_first_word"
+_WORDS = "length_constraints:number_words"
+_SENTENCES = "length_constraints:number_sentences"
+_KEYWORDS = "keywords:existence"
 
 _REASONS: dict[frozenset[str], str] = {}
 
@@ -91,27 +117,115 @@ _add(_PARAGRAPHS, _FIRST_WORD, "paragraphs separated by *** versus by blank line
 _add(_LOWER, _SECTIONS, "section headers contain capital letters")
 
 CONFLICTS: frozenset[frozenset[str]] = frozenset(_REASONS)
-"""Unordered id pairs that must not share one instruction (same-id pairs are handled by :func:`conflicts`)."""
+"""Unordered IFEval id pairs that must not share one instruction (same-id pairs are handled by :func:`conflicts`)."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# IFBench ids: rules by family and form, and a short table of pairs with IFEval ids
+
+_IFBENCH = frozenset(IFBENCH_CONSTRAINTS)
+
+
+def _family(instruction_id: str) -> str:
+    return instruction_id.split(":", 1)[0]
+
+
+IFBENCH_ALONE: frozenset[str] = frozenset({
+    # every word: its first letter, vowels, consonants, length, syllables
+    "words:alphabet", "words:consonants", "words:vowel", "words:prime_lengths", "words:no_consecutive",
+    "words:odd_even_syllables",
+    # every character or line, or the whole form of the response
+    "format:no_whitespace", "format:newline", "format:output_template", "format:options", "ratio:sentence_words",
+    *(i for i in _IFBENCH if _family(i) in ("custom", "repeat")),
+})
+"""IFBench ids that leave no room for another hard rule: each governs every word, line or character of the
+response, or fixes its whole form (a template, three sentences, a task of its own, a copy of the request)."""
+
+# IFEval ids that conflict with every IFBench id.
+_WITH_EVERY_IFBENCH = {
+    _JSON: "IFBench's checks read prose, not a bare JSON document",
+    _TWO: "IFBench's checks would read both responses as one",
+    _REPEAT: "IFBench's checks would also read the repeated request",
+    _OPTIONS: "a fixed one-line answer leaves no room for IFBench's rules",
+    _LANGUAGE: "IFBench's checks read English words and sentences",
+}
+
+_IFBENCH_REASONS: dict[frozenset[str], str] = {}
+
+
+def _add_ifbench(a: str, b: str, reason: str) -> None:
+    _IFBENCH_REASONS[frozenset((a, b))] = reason
+
+
+for _case in (_LOWER, _CAPITAL, _CAPITAL_WORDS):
+    _add_ifbench(_case, "format:title_case", "two rules on letter case")
+_add_ifbench(_WORDS, "count:word_count_range", "two rules on the word count")
+_add_ifbench(_WORDS, "count:unique_word_count", "a word limit can leave too few words for the unique-word count")
+for _other in ("sentence:keyword", "words:keywords_specific_position"):
+    _add_ifbench(_SENTENCES, _other, "a sentence limit can end before the sentence the keyword must be in")
+for _other in ("format:sub-bullets", "format:no_bullets_bullets", "format:list"):
+    _add_ifbench(_BULLETS, _other, "two rules on bullet points")
+_add_ifbench(_NO_COMMA, "count:punctuation", "every punctuation mark includes the comma")
+
+IFBENCH_CONFLICTS: frozenset[frozenset[str]] = frozenset(_IFBENCH_REASONS)
+"""Unordered IFEval-IFBench id pairs that must not share one instruction, beyond the rules."""
+
+IFBENCH_SOFT_PROXIES: dict[str, tuple[str, ...]] = {
+    instruction_id: (_KEYWORDS,) for instruction_id in IFBENCH_CONSTRAINTS}
+"""For each IFBench id, the IFEval ids whose declared soft conflicts it shares."""
+for _ids, _proxies in (
+        (("count:word_count_range", "count:unique_word_count"), (_WORDS,)),
+        (("count:words_japanese",), (_LANGUAGE,)),
+        (("format:title_case",), (_CAPITAL,)),
+        (("format:sub-bullets", "format:no_bullets_bullets", "format:list"), (_BULLETS,)),
+        (("format:newline", "format:no_whitespace"), (_PARAGRAPHS, _BULLETS, _WORDS)),
+        (("format:line_indent", "words:paragraph_last_first"), (_PARAGRAPHS,)),
+        (("format:thesis",), (_SECTIONS, _HIGHLIGHTS)),
+        (("format:output_template",), (_JSON,)),
+        (("sentence:keyword", "words:keywords_specific_position", "sentence:increment",
+          "sentence:alliteration_increment", "ratio:sentence_type", "ratio:sentence_balance",
+          "ratio:sentence_words"), (_SENTENCES,)),
+):
+    for _id in _ids:
+        IFBENCH_SOFT_PROXIES[_id] = (_KEYWORDS, *_proxies)
+
+
+def _ifbench_reason(id_a: str, id_b: str) -> str | None:
+    a_ifbench, b_ifbench = id_a in _IFBENCH, id_b in _IFBENCH
+    if not (a_ifbench or b_ifbench):
+        return None
+    reason = _IFBENCH_REASONS.get(frozenset((id_a, id_b)))
+    if reason is not None:
+        return reason
+    for alone in (id_a, id_b):
+        if alone in IFBENCH_ALONE:
+            return f"{alone} leaves no room for another hard rule"
+    if a_ifbench and b_ifbench:
+        family = _family(id_a)
+        return f"two IFBench rules of the {family!r} family" if family == _family(id_b) else None
+    return _WITH_EVERY_IFBENCH.get(id_b if a_ifbench else id_a)
 
 
 def conflicts(id_a: str, id_b: str) -> bool:
     """True when the two constraint ids must not appear in the same instruction (the same id twice included)."""
-    return id_a == id_b or frozenset((id_a, id_b)) in CONFLICTS
+    return id_a == id_b or frozenset((id_a, id_b)) in CONFLICTS or _ifbench_reason(id_a, id_b) is not None
 
 
 def conflict_reason(id_a: str, id_b: str) -> str | None:
     """Why the pair conflicts, or None when it does not."""
     if id_a == id_b:
         return "the same constraint twice"
-    return _REASONS.get(frozenset((id_a, id_b)))
+    return _REASONS.get(frozenset((id_a, id_b))) or _ifbench_reason(id_a, id_b)
 
 
 def conflicting_ids(instruction_id: str) -> frozenset[str]:
-    """Every id that conflicts with ``instruction_id``, itself included."""
+    """Every IFEval or IFBench id that conflicts with ``instruction_id``, itself included."""
     out = {instruction_id}
     for pair in CONFLICTS:
         if instruction_id in pair:
             out |= pair
+    out.update(other for other in (*HARD_CONSTRAINTS, *IFBENCH_CONSTRAINTS)
+               if _ifbench_reason(instruction_id, other) is not None)
     return frozenset(out)
 
 

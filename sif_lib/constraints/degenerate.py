@@ -160,6 +160,10 @@ def _marker_stuffed(text: str) -> bool:
     return bool(_stuffed_highlights(text) or _stuffed_placeholders(text) or _postscripts_stuffed(text))
 
 
+# count:keywords_multiple (IFBench): each keyword argument and how many times the response must hold it.
+_KEYWORD_TIMES = (("keyword1", 1), ("keyword2", 2), ("keyword3", 3), ("keyword4", 5), ("keyword5", 7))
+
+
 def _required_phrases(constraints: Iterable[Mapping[str, Any]]) -> list[tuple[str, int]]:
     """(phrase, how many times the constraint needs it) for the constraints that ask for a word or phrase."""
     out: list[tuple[str, int]] = []
@@ -176,10 +180,17 @@ def _required_phrases(constraints: Iterable[Mapping[str, Any]]) -> list[tuple[st
         for word in kwargs.get("keywords") or ():
             out.append((str(word), 1))
         if kwargs.get("keyword"):
-            needed = int(kwargs.get("frequency") or 1)
+            # IFBench's words:words_position wants its keyword twice (second word and second to last)
+            needed = int(kwargs.get("frequency") or (2 if c.get("id") == "words:words_position" else 1))
             out.append((str(kwargs["keyword"]), needed if kwargs.get("relation") != "less than" else 1))
         if kwargs.get("end_phrase"):
             out.append((str(kwargs["end_phrase"]), 1))
+        # IFBench: count:keywords_multiple's five keywords, sentence:keyword's word
+        for key, times in _KEYWORD_TIMES:
+            if kwargs.get(key):
+                out.append((str(kwargs[key]), times))
+        if kwargs.get("word") and c.get("id") == "sentence:keyword":
+            out.append((str(kwargs["word"]), 1))
     return out
 
 

@@ -14,7 +14,8 @@ Contradictions are declared through *tags*. A template carries tags such as ``lo
 ``TAG_CLASHES`` lists pairs of tags that cannot sensibly appear in the same instruction. A declared conflict
 means "can contradict for some parameters of the hard check" (a tweet-length answer contradicts "at least 300
 words" but not "fewer than 300"); the table errs towards avoiding a pairing rather than risking an
-unsatisfiable instruction.
+unsatisfiable instruction. An IFBench id has no tags of its own: it shares the declared conflicts of the IFEval ids
+that :data:`~sif_lib.constraints.conflicts.IFBENCH_SOFT_PROXIES` names for it.
 
 The library itself (categories, templates with their parameter pools, tag tables) is data, in
 ``sif_lib/data/soft_constraints.yaml``; this module is the logic that samples and checks it.
@@ -34,6 +35,7 @@ from typing import Iterable, Iterator, Mapping
 
 import yaml
 
+from sif_lib.constraints.conflicts import IFBENCH_SOFT_PROXIES
 from sif_lib.core.errors import InputError
 
 GROUPS = ("content", "numerical", "stylistic", "format", "linguistic", "situation")
@@ -160,9 +162,19 @@ def template_of(soft: Mapping | str) -> SoftTemplate:
 def soft_conflicts_with_hard(soft: Mapping | str, hard_id: str) -> bool:
     """True when the soft constraint's template declares it can contradict the hard check ``hard_id``.
 
-    Hard ids outside IFEval's 25 have no declared conflicts and so return False.
+    An IFBench id conflicts where one of its proxies in :data:`~sif_lib.constraints.conflicts.IFBENCH_SOFT_PROXIES`
+    does; other ids outside IFEval's 25 have no declared conflicts and so return False.
     """
-    return hard_id in template_of(soft).hard_conflicts
+    declared = template_of(soft).hard_conflicts
+    return hard_id in declared or any(proxy in declared for proxy in IFBENCH_SOFT_PROXIES.get(hard_id, ()))
+
+
+def _with_proxies(hard_ids: Iterable[str]) -> frozenset[str]:
+    out: set[str] = set()
+    for hard_id in hard_ids:
+        out.add(hard_id)
+        out.update(IFBENCH_SOFT_PROXIES.get(hard_id, ()))
+    return frozenset(out)
 
 
 def _clash(a: SoftTemplate, b: SoftTemplate) -> bool:
@@ -188,10 +200,11 @@ def sample_soft_constraint(rng: random.Random, category: str | None = None, avoi
 
     With no category, a category is drawn uniformly among those that still have an eligible template, so
     categories are balanced rather than weighted by how many templates each has. Templates that declare a
-    conflict with any of ``avoid_hard_ids``, or clash with a constraint in ``avoid_soft``, are never drawn.
+    conflict with any of ``avoid_hard_ids`` (an IFBench id through its proxies), or clash with a constraint in
+    ``avoid_soft``, are never drawn.
     Raises ``InputError`` for an unknown category and ``LookupError`` when nothing eligible remains.
     """
-    avoid_hard = frozenset(avoid_hard_ids)
+    avoid_hard = _with_proxies(avoid_hard_ids)
     avoid = tuple(template_of(s) for s in avoid_soft)
     names = [resolve_category(category)] if category is not None else [c.name for c in SOFT_CATEGORIES]
     pools = {name: [t for t in _templates_in(name) if _eligible(t, avoid_hard, avoid)] for name in names}

@@ -28,7 +28,8 @@ from typing import Any, Literal
 
 import yaml
 
-from sif_lib.constraints import usable_hard_ids
+from sif_lib.constraints import EXCLUDED_IFBENCH_IDS, HARD_CONSTRAINTS, IFBENCH_CONSTRAINTS, usable_hard_ids
+from sif_lib.constraints.ifbench import missing_resources
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import CHECKOUT
 from sif_lib.core.trl_fields import check_trl_passthrough
@@ -197,6 +198,24 @@ def _finish(params: Params, source: str) -> None:
     params.forget_reads()
 
 
+def _check_ifbench_ids(ids: list[str], source: str) -> None:
+    """Each id is IFBench's, one synthesis draws, and its check can run here."""
+    key = f"{source}: key 'synthesis.ifbench_ids'"
+    for instruction_id in ids:
+        if instruction_id in HARD_CONSTRAINTS:
+            raise InputError(f"{key}: {instruction_id!r} is an IFEval id; name it in 'synthesis.hard_ids'")
+        if instruction_id not in IFBENCH_CONSTRAINTS:
+            close = difflib.get_close_matches(instruction_id, list(IFBENCH_CONSTRAINTS), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise InputError(f"{key}: {instruction_id!r} is not an IFBench constraint id{hint}")
+        if instruction_id in EXCLUDED_IFBENCH_IDS:
+            why = EXCLUDED_IFBENCH_IDS[instruction_id]
+            raise InputError(f"{key}: {instruction_id!r} is never drawn by synthesis: {why}")
+    missing = missing_resources(ids)
+    if missing:  # the message names the id and what its check needs
+        raise InputError(f"{key}: {next(iter(missing.values()))}")
+
+
 def _validate(p: Params, source: str) -> None:
     """Cross-field checks that a type alone cannot express."""
     s = p.synthesis
@@ -213,8 +232,11 @@ def _validate(p: Params, source: str) -> None:
             close = difflib.get_close_matches(unknown[0], usable, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise InputError(f"{source}: key 'synthesis.hard_ids': {unknown[0]!r} is not a usable hard constraint id{hint}")
-        if not s.hard_ids and s.hard_ratio > 0:
-            raise InputError(f"{source}: key 'synthesis.hard_ids' is empty but 'synthesis.hard_ratio' is {s.hard_ratio}")
+    if s.ifbench_ids is not None:
+        _check_ifbench_ids(s.ifbench_ids, source)
+    if s.hard_ids is not None and not s.hard_ids and not s.ifbench_ids and s.hard_ratio > 0:
+        raise InputError(f"{source}: key 'synthesis.hard_ids' is empty (and 'synthesis.ifbench_ids' names none) but "
+                         f"'synthesis.hard_ratio' is {s.hard_ratio}")
     if any(not isinstance(n, int) or n < 2 for n in p.reward_model.learning_curve):
         raise InputError(f"{source}: key 'reward_model.learning_curve' must list pair counts of at least 2, "
                          f"got {p.reward_model.learning_curve}")

@@ -69,7 +69,10 @@ class SynthesisParams(_Section):
     min_constraints: int = opt(1, "Fewest constraints per instruction.")
     max_constraints: int = opt(5, "Most constraints per instruction (the paper uses up to 5).")
     hard_ratio: float = opt(0.4, "Share of hard (code-verifiable) constraints; the paper's data is about 40% hard.")
-    hard_ids: Optional[list[str]] = opt(None, "Draw hard constraints only from these IFEval ids (e.g. punctuation:no_comma); null means every usable id.")
+    hard_ids: Optional[list[str]] = opt(None, "Draw hard constraints only from these IFEval ids (e.g. punctuation:no_comma); null means every usable id, [] none (with ifbench_ids: IFBench types only).")
+    ifbench_ids: Optional[list[str]] = opt(None, "Draw hard constraints also from these IFBench ids (e.g. count:numbers, format:sub-bullets), to "
+                                                 "train on IFBench types and test on IFEval or the other way round; null means none. An id "
+                                                 "whose check needs a resource missing here (emoji, syllapy, the NLTK tagger) is refused.")
     reasoning_share: float = opt(0.32, "Share of reasoning items in the RL set (the paper mixes in 32%).")
     reasoning_source: Optional[str] = opt(None, "GSM8K or DeepScaleR-style JSONL of math items; null uses the offline generator.")
     math_steps: Optional[int] = opt(None, "Generated math: null for the ten word-problem families at difficulty 2; 1, 2 or 3 for "

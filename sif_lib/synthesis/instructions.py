@@ -31,6 +31,14 @@ Hard ids left out
     where the constraint would ask the model to drop the task. IFEval uses it only on yes/no questions, so
     it stays in the evaluation but never in synthesized training data.
 
+IFBench ids (``synthesis.ifbench_ids``)
+    The ids named there join the hard deck beside the IFEval ones (``synthesis.hard_ids: []`` leaves IFBench's
+    alone), dealt in the same rounds, so each id gets about the same share. They are built like IFEval's: the
+    verifier's ``build_description`` with the argument stream, its ``get_instruction_args`` as ``kwargs``, the id
+    exactly as IFBench names it. Conflicts are :func:`~sif_lib.constraints.conflicts.conflicts`' IFBench rules.
+    IFBench ids that replace the seed task (``custom:*``, ``repeat:*``, ``format:options``) or need a reference
+    text are never drawn (``EXCLUDED_IFBENCH_IDS``).
+
 Reasoning mix
     The paper's RL set is 20,000 prompts of which 6,430 (32%) are reasoning items. The RL set here is the
     training sub-instructions L1..Ln (stage 02; L0 is only used for pseudo-labels), so the number of math
@@ -50,7 +58,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from sif_lib.constraints import EXCLUDED_HARD_IDS, HARD_CONSTRAINTS, category_of, conflicts, usable_hard_ids
+from sif_lib.constraints import (EXCLUDED_HARD_IDS, category_of, conflicts, get_constraint_class, usable_hard_ids,
+                                  usable_ifbench_ids)
 from sif_lib.constraints.soft import SOFT_CATEGORIES, sample_soft_constraint, soft_conflicts_with_hard
 from sif_lib.core.errors import InputError
 from sif_lib.synthesis import math_items, stepped_math
@@ -114,10 +123,11 @@ class _Deck:
 
 
 def build_hard(hard_id: str, rng: random.Random, seed_task: str) -> dict:
-    """One hard constraint with arguments drawn from ``rng``. ``combination:repeat_prompt`` repeats the seed:
-    the seed is the start of every curriculum prompt, so a response that repeats the request it was given
-    (without the repeat sentence itself) always starts with it, at every level."""
-    verifier = HARD_CONSTRAINTS[hard_id](rng=rng)
+    """One hard constraint (an IFEval or IFBench id) with arguments drawn from ``rng``.
+    ``combination:repeat_prompt`` repeats the seed: the seed is the start of every curriculum prompt, so a
+    response that repeats the request it was given (without the repeat sentence itself) always starts with it,
+    at every level."""
+    verifier = get_constraint_class(hard_id)(rng=rng)
     given = {"prompt_to_repeat": seed_task.strip()} if hard_id == "combination:repeat_prompt" else {}
     description = verifier.build_description(**given)
     return {"id": hard_id, "kind": "hard", "category": category_of(hard_id),
@@ -174,6 +184,15 @@ def _split_seeds(seeds: list, n_train: int, n_heldout: int) -> tuple[list, list]
     else:
         k = min(total - 1, max(1, round(total * n_heldout / (n_train + n_heldout))))
     return seeds[k:], seeds[:k]
+
+
+def hard_pool(synthesis) -> list[str]:
+    """The hard ids synthesis deals: the usable IFEval ids ``synthesis.hard_ids`` selects (all of them when null),
+    then the IFBench ids ``synthesis.ifbench_ids`` names, each in registry order."""
+    usable = usable_hard_ids()
+    ifeval = usable if synthesis.hard_ids is None else [h for h in usable if h in synthesis.hard_ids]
+    chosen = set(synthesis.ifbench_ids or ())
+    return ifeval + [h for h in usable_ifbench_ids() if h in chosen]
 
 
 class _Composer:
@@ -265,10 +284,8 @@ def compose_cold_start(params, seeds) -> list[dict]:
     reserved = shuffled[len(shuffled) - cold_start_seed_count(params, len(shuffled)):]
     if not reserved:
         return []
-    usable = usable_hard_ids()
-    hard_ids = usable if s.hard_ids is None else [h for h in usable if h in s.hard_ids]
     rng_seed = f"{params.run.seed}:cold-start"
-    composer = _Composer(rng_seed, [c.name for c in SOFT_CATEGORIES], hard_ids)
+    composer = _Composer(rng_seed, [c.name for c in SOFT_CATEGORIES], hard_pool(s))
     levels = list(range(s.min_constraints, s.max_constraints + 1))
     rows = _compose_split(composer, reserved, len(reserved), "cold_start", 1, levels, s.hard_ratio, rng_seed)
     return [{**row, "id": f"cold-{row['id']}"} for row in rows]
@@ -285,9 +302,7 @@ def compose_instructions(params, seeds) -> tuple[list[dict], dict]:
     shuffled = shuffled[:len(shuffled) - cold_start_seed_count(params, len(shuffled))]  # the cold start's stay out
     train_pool, heldout_pool = _split_seeds(shuffled, s.n_instructions, s.n_heldout)
 
-    usable = usable_hard_ids()
-    hard_ids = usable if s.hard_ids is None else [h for h in usable if h in s.hard_ids]
-    composer = _Composer(rng_seed, [c.name for c in SOFT_CATEGORIES], hard_ids)
+    composer = _Composer(rng_seed, [c.name for c in SOFT_CATEGORIES], hard_pool(s))
     levels = list(range(s.min_constraints, s.max_constraints + 1))
     train = _compose_split(composer, train_pool, s.n_instructions, "train", 1, levels, s.hard_ratio, rng_seed)
     heldout = _compose_split(composer, heldout_pool, s.n_heldout, "heldout", s.n_instructions + 1, levels,
