@@ -59,7 +59,7 @@ import json, os, sys
 args = dict(a[2:].split("=", 1) for a in sys.argv[1:])
 inputs = evaluation_lib.read_prompt_list(args["input_data"])
 responses = evaluation_lib.read_prompt_to_response_dict(args["input_response_data"])
-os.makedirs(args["output_dir"], exist_ok=True)
+{makedirs}
 for mode in ("strict", "loose"):
     check = getattr(evaluation_lib, "test_instruction_following_" + mode)
     with open(os.path.join(args["output_dir"], "{prefix}eval_results_" + mode + ".jsonl"), "w") as out:
@@ -76,13 +76,16 @@ def _stand_ins(root: Path) -> tuple[Path, Path]:
     (ifbench / "ifbench").mkdir(parents=True)
     (ifbench / "ifbench" / "instructions_registry.py").write_text("")
     (ifbench / "evaluation_lib.py").write_text(_EVALUATION_LIB.format(bench="ifbench"))
-    (ifbench / "run_eval.py").write_text(_MAIN.format(import_lib="import evaluation_lib", prefix="dev_responses-"))
+    (ifbench / "run_eval.py").write_text(_MAIN.format(import_lib="import evaluation_lib", prefix="dev_responses-",
+                                                      makedirs='os.makedirs(args["output_dir"], exist_ok=True)'))
     ifeval = root / "google-research" / "instruction_following_eval"
     ifeval.mkdir(parents=True)
     (ifeval / "__init__.py").write_text("")
     (ifeval / "evaluation_lib.py").write_text(_EVALUATION_LIB.format(bench="ifeval"))
     (ifeval / "evaluation_main.py").write_text(
-        _MAIN.format(import_lib="from instruction_following_eval import evaluation_lib", prefix=""))
+        _MAIN.format(import_lib="from instruction_following_eval import evaluation_lib", prefix="",
+                     # like google-research's evaluation_main, it writes into --output_dir without creating it
+                     makedirs=""))
     return ifeval, ifbench
 
 

@@ -123,6 +123,7 @@ def bench_scoring(repeats: int = 3, ifeval_reference_path: str | Path | None = N
                         "--output-dir", str(out)]
 
             def reference(out: Path, name=name, input_data=input_data, responses=responses) -> list[str]:
+                out.mkdir(parents=True, exist_ok=True)  # IFEval's evaluation_main writes there without creating it
                 return reference_command(python, name, input_data, responses, out)
 
             found = _measure(name, ours, reference if root else None, root, repeats, tmp)
