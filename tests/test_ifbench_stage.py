@@ -105,6 +105,38 @@ def test_stage_scores_ifbench_with_intervals_and_flips(ifbench_run):
     assert flips["paired"] == n and flips["gained"] - flips["lost"] == round(n * ifbench["delta"]["prompt_strict"])
 
 
+def test_ifbench_answers_get_degenerate_and_clean_figures(ifbench_run):
+    """IFBench gets what IFEval gets: the degenerate share base against trained, and the headline figures on the
+    prompts where neither answer is degenerate, in summary.json, summary.md, the table and sif report."""
+    from sif_lib.constraints.degenerate import is_degenerate
+    from sif_lib.evaluation.markdown import markdown_report
+    from sif_lib.evaluation.report import summary_rows
+
+    ctx, summary, _ = ifbench_run
+    n = summary["ifbench"]["n_prompts"]
+    degenerate, clean = summary["degenerate"]["ifbench"], summary["clean"]["ifbench"]
+    rows = read_jsonl(ctx.root / "eval" / "ifbench_input_data.jsonl")
+    flags = {}
+    for name in ("base", "trained"):
+        answers = [r["response"] for r in read_jsonl(ctx.root / "eval" / f"ifbench_{name}" / "eval_results_loose.jsonl")]
+        flags[name] = [is_degenerate(a, [{"id": i, "kwargs": kw or {}} for i, kw in
+                                         zip(row["instruction_id_list"], row["kwargs"])])
+                       for a, row in zip(answers, rows)]
+        assert degenerate[name]["n"] == n and degenerate[name]["degenerate"] == sum(flags[name])
+    kept = sum(not (b or t) for b, t in zip(flags["base"], flags["trained"]))
+    assert clean["n_prompts"] == kept and clean["n_excluded"] == n - kept
+    assert summary["degenerate"]["gallery"]["ifbench"] == sum(
+        row["set"] == "ifbench" for row in read_jsonl(ctx.root / "eval" / "degenerate_gallery.jsonl"))
+    table = {row["benchmark"]: row for row in summary_rows(summary)}
+    assert f"Degenerate answers, IFBench (share; lower is better) (n={n})" in table
+    assert table[f"IFBench instruction-level loose (n={n})"]["clean prompts: base → trained (n)"].endswith(
+        f"(n={kept})") or kept == 0
+    (ctx.root / "manifest.json").write_text(json.dumps({"run_id": ctx.root.name, "stages": {}}))
+    report = markdown_report([ctx.root])
+    assert "| IFBench degenerate answers, % (lower is better) |" in report
+    assert "| IFBench instruction-level loose, clean prompts (neither answer degenerate), % |" in report
+
+
 def test_rescore_command_reproduces_the_summary(ifbench_run, tmp_path):
     from sif_lib.cli import main
 
@@ -153,7 +185,7 @@ def test_summary_table_report_and_compare_show_ifbench(ifbench_run, tmp_path):
     other = tmp_path / "no-ifbench"
     shutil.copytree(ctx.root, other)
     plain = json.loads((other / "eval" / "summary.json").read_text())
-    del plain["ifbench"]
+    del plain["ifbench"], plain["degenerate"]["ifbench"], plain["clean"]["ifbench"]
     (other / "eval" / "summary.json").write_text(json.dumps(plain))
     for run_dir in (ctx.root, other):
         (run_dir / "manifest.json").write_text(json.dumps({"run_id": run_dir.name, "stages": {}}))

@@ -140,6 +140,8 @@ def table_rows(runs: Sequence[RunRecord]) -> list[dict[str, str]]:
             row["IFBench n"] = str(ifbench["n_prompts"]) if ifbench else "n/a"
             for metric in METRICS:
                 row[f"IFBench {SHORT[metric]}"] = _change(ifbench, metric) if ifbench else "n/a"
+            row["degenerate IFBench"] = _section_cell(s, "degenerate", "ifbench", "share")
+            row["clean IFBench Ins(L)"] = _section_cell(s, "clean", "ifbench", "inst_loose")
         holdout = s.get("holdout") or {}
         if holdout:
             b, t = holdout["base"]["composite"], holdout["trained"]["composite"]

@@ -2,7 +2,8 @@
 
 A policy trained against rule verifiers can win checks with text no reader would accept (``*highlighted
 section*`` thirty times). :mod:`sif_lib.constraints.degenerate` says, from the text alone, whether an answer is
-degenerate. This module reads what stage 07 saved under ``eval/`` and computes, for IFEval and the hold-out:
+degenerate. This module reads what stage 07 saved under ``eval/`` and computes, for IFEval, IFBench (when stage
+07 evaluated it; its results files have IFEval's format) and the hold-out:
 
 * ``degenerate``: per set, base and trained :func:`~sif_lib.constraints.degenerate.degenerate_summary` (the
   share with its exact 95% interval, counts per reason), the paired change trained − base (a fraction, like
@@ -11,8 +12,8 @@ degenerate. This module reads what stage 07 saved under ``eval/`` and computes, 
 * ``clean``: the headline figures on the prompts where *neither* answer is degenerate, with the same paired
   intervals and flips as the full figures (:mod:`sif_lib.evaluation.paired`);
 * the gallery (``eval/degenerate_gallery.jsonl``): trained answers that turned degenerate (the base answer is
-  clean) while gaining at least one check (an IFEval instruction's loose verdict, a hold-out hard constraint's
-  verifier verdict).
+  clean) while gaining at least one check (an IFEval or IFBench instruction's loose verdict, a hold-out hard
+  constraint's verifier verdict).
 
 The detector reads the part of each output that is scored (``model.answer_mode``): IFEval's ``responses.jsonl``
 holds it already; hold-out answers are cut from ``generations.jsonl`` the same way. An output with no answer
@@ -38,6 +39,7 @@ GALLERY = "degenerate_gallery.jsonl"
 POLICIES = ("base", "trained")
 IFEVAL_METRICS = ("prompt_strict", "inst_strict", "prompt_loose", "inst_loose")
 HOLDOUT_METRICS = ("hard", "soft", "composite")
+BENCH_NAMES = {"ifeval": "IFEval", "ifbench": "IFBench"}
 
 
 def ifeval_constraints(row: Mapping) -> list[dict]:
@@ -87,30 +89,36 @@ def clean_ifeval(rows: Mapping[str, Sequence[PromptResult]], keep: Sequence[bool
     return out
 
 
-def ifeval_gallery(rows: Mapping[str, Sequence[PromptResult]], verdicts: Mapping[str, Sequence[Degeneration]]) -> list:
-    """IFEval prompts whose trained answer turned degenerate while an instruction's loose verdict turned to pass."""
+def ifeval_gallery(rows: Mapping[str, Sequence[PromptResult]], verdicts: Mapping[str, Sequence[Degeneration]],
+                   bench: str = "ifeval") -> list:
+    """IFEval (or IFBench) prompts whose trained answer turned degenerate while an instruction's loose verdict
+    turned to pass."""
     found = []
     for b, t, db, dt in zip(rows["base"], rows["trained"], verdicts["base"], verdicts["trained"]):
         gained = [i for i, x, y in zip(b.instruction_id_list, b.loose, t.loose) if y and not x]
         if dt.degenerate and not db.degenerate and gained:
-            found.append({"set": "ifeval", "id": b.key, "prompt": b.prompt, "base_answer": b.response,
-                          "trained_answer": t.response, "reasons": list(dt.reasons), "checks": "IFEval loose",
+            found.append({"set": bench, "id": b.key, "prompt": b.prompt, "base_answer": b.response,
+                          "trained_answer": t.response, "reasons": list(dt.reasons),
+                          "checks": f"{BENCH_NAMES[bench]} loose",
                           "gained": gained,
                           "lost": [i for i, x, y in zip(b.instruction_id_list, b.loose, t.loose) if x and not y]})
     return found
 
 
-def ifeval_section(eval_dir: Path, n_resamples: int = 1000, seed: int = 0) -> tuple[dict, dict, list]:
-    """(degenerate, clean, gallery) for IFEval, from ``eval/ifeval_input_data.jsonl`` and each policy's results."""
-    input_rows = read_jsonl(eval_dir / "ifeval_input_data.jsonl")
-    rows = {name: ifeval_results(eval_dir / f"ifeval_{name}", input_rows) for name in POLICIES}
+def ifeval_section(eval_dir: Path, n_resamples: int = 1000, seed: int = 0, bench: str = "ifeval"
+                   ) -> tuple[dict, dict, list]:
+    """(degenerate, clean, gallery) for IFEval, from ``eval/ifeval_input_data.jsonl`` and each policy's results;
+    for IFBench with ``bench="ifbench"`` (``eval/ifbench_*``, the same files). The detector's stuffed-phrase check
+    knows IFEval's and IFBench's keyword arguments."""
+    input_rows = read_jsonl(eval_dir / f"{bench}_input_data.jsonl")
+    rows = {name: ifeval_results(eval_dir / f"{bench}_{name}", input_rows) for name in POLICIES}
     constraints = [ifeval_constraints(r) for r in input_rows]
     answers = {name: [r.response for r in rows[name]] for name in POLICIES}
     verdicts = {name: [degeneration(a, c) for a, c in zip(answers[name], constraints)] for name in POLICIES}
     keep = [not (b.degenerate or t.degenerate) for b, t in zip(verdicts["base"], verdicts["trained"])]
     return ({"n": len(input_rows), **degenerate_change(verdicts["base"], verdicts["trained"], POLICIES, n_resamples,
                                                        seed, digits=6)},
-            clean_ifeval(rows, keep, n_resamples, seed), ifeval_gallery(rows, verdicts))
+            clean_ifeval(rows, keep, n_resamples, seed), ifeval_gallery(rows, verdicts, bench))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -193,10 +201,15 @@ def degenerate_figures(eval_dir: Path, answer_mode: str, holdout_rows: Sequence[
     degenerate: dict = {}
     clean: dict = {}
     degenerate["ifeval"], clean["ifeval"], gallery = ifeval_section(eval_dir, n_resamples, seed)
+    ifbench: list = []
+    if all((eval_dir / f"ifbench_{name}" / "eval_results_loose.jsonl").is_file() for name in POLICIES):
+        degenerate["ifbench"], clean["ifbench"], ifbench = ifeval_section(eval_dir, n_resamples, seed, "ifbench")
     degenerate["holdout"], clean["holdout"], more = holdout_section(eval_dir, answer_mode, constraints,
                                                                      n_resamples, seed)
-    write_jsonl(eval_dir / GALLERY, gallery + more)
+    write_jsonl(eval_dir / GALLERY, gallery + ifbench + more)
     degenerate["gallery"] = {"file": GALLERY, "ifeval": len(gallery), "holdout": len(more)}
+    if "ifbench" in degenerate:
+        degenerate["gallery"]["ifbench"] = len(ifbench)
     return degenerate, clean
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sif_lib.evaluation.degenerate_figures import GALLERY, read_gallery
 
-SETS = (("ifeval", "IFEval"), ("holdout", "hold-out"))
+SETS = (("ifeval", "IFEval"), ("ifbench", "IFBench"), ("holdout", "hold-out"))
 CLEAN_COLUMN = "clean prompts: base → trained (n)"
 CLEAN_DELTA = "clean prompts: Δ points"
 MISSING = "n/a"
@@ -88,8 +88,9 @@ def markdown_lines(summary: dict) -> list[str]:
              "phrase (`sif_lib.constraints.degenerate`). Shares carry their exact 95% interval; the \"clean "
              "prompts\" columns give each headline figure on the prompts where neither answer is degenerate.", ""]
     lines += [f"- {line}" for line in flips_lines(summary)]
+    on_ifbench = f"{gallery['ifbench']} on IFBench, " if "ifbench" in gallery else ""
     lines += ["", f"Answers that gained a check while turning degenerate: {gallery.get('ifeval', 0)} on IFEval, "
-              f"{gallery.get('holdout', 0)} on the hold-out (`eval/{gallery.get('file', GALLERY)}`).",
+              f"{on_ifbench}{gallery.get('holdout', 0)} on the hold-out (`eval/{gallery.get('file', GALLERY)}`).",
               ""]
     return lines
 
@@ -112,7 +113,7 @@ def gallery_markup(run_dir: str | Path, n: int = 6) -> str:
     parts = [f"<p>{len(rows)} trained answer(s) gained a check while turning degenerate (the base answer was clean)"
              f"{f'; the first {n} are shown' if len(rows) > n else ''}.</p>"]
     for row in rows[:n]:
-        where = "IFEval" if row["set"] == "ifeval" else f"hold-out L{row.get('level')}"
+        where = dict(SETS).get(row["set"], row["set"]) if row["set"] != "holdout" else f"hold-out L{row.get('level')}"
         gained = ", ".join(f"<code>{html.escape(str(g))}</code>" for g in row.get("gained") or [])
         lost = ", ".join(f"<code>{html.escape(str(g))}</code>" for g in row.get("lost") or [])
         parts.append(

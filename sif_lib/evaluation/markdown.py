@@ -148,9 +148,15 @@ def demo_rows(runs: Sequence[RunFiles]) -> list[dict[str, str]]:
         add(f"{label}, % (n = {n_ifbench} prompts)",
             lambda run, metric=metric: _figure(run.ifbench, metric) if run.ifbench else "n/a")
     add("IFEval degenerate answers, % (lower is better)", lambda run: _degenerate(run.degenerate.get("ifeval")))
+    if n_ifbench:
+        add("IFBench degenerate answers, % (lower is better)",
+            lambda run: _degenerate(run.degenerate.get("ifbench")) if run.degenerate.get("ifbench") else "n/a")
     add("hold-out degenerate answers, % (lower is better)", lambda run: _degenerate(run.degenerate.get("holdout")))
     add("IFEval instruction-level loose, clean prompts (neither answer degenerate), %",
         lambda run: _clean(run.clean.get("ifeval"), "inst_loose"))
+    if n_ifbench:
+        add("IFBench instruction-level loose, clean prompts (neither answer degenerate), %",
+            lambda run: _clean(run.clean.get("ifbench"), "inst_loose") if run.clean.get("ifbench") else "n/a")
     add("hold-out hard constraints, clean prompts (neither answer degenerate), %",
         lambda run: _clean(run.clean.get("holdout"), "hard"))
     n_items = " / ".join(sorted({str(r.math.get("n", "?")) for r in runs if r.math}))

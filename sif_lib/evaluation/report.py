@@ -112,7 +112,8 @@ def summary_rows(summary: dict) -> list[dict]:
     ifbench = summary.get("ifbench")
     for metric, label in (IFBENCH_LABELS.items() if ifbench else ()):
         add(f"{label} (n={ifbench['n_prompts']})", _pct(ifbench["base"][metric]), _pct(ifbench["trained"][metric]),
-            _delta(ifbench["delta"][metric], (ifbench.get("delta_ci95") or {}).get(metric)))
+            _delta(ifbench["delta"][metric], (ifbench.get("delta_ci95") or {}).get(metric)),
+            clean_cells(summary, "ifbench", metric))
     holdout = summary.get("holdout")
     if holdout:
         for level in holdout["base"]["levels"]:
