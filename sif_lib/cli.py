@@ -25,10 +25,11 @@ import signal
 import sys
 from pathlib import Path
 
-from sif_lib.core.config import describe_params, load_params
+from sif_lib.core.config import describe_params
 from sif_lib.core.errors import InputError
 from sif_lib.core.runlock import refuse_if_running
 from sif_lib.core.seed_runs import compare_command, display_path
+from sif_lib.synthesis.params_checks import check_constraint_ids, load_checked_params
 
 # Each subcommand imports the module it runs when it runs: `sif params` or `sif status` must answer in a moment,
 # not after importing the training, serving and benchmarking code (and their imports) they never use.
@@ -51,12 +52,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
             run_dirs = run_seeds(args.params, args.seeds, run_id=args.run_id, outputs=args.outputs,
                                  overrides=overrides, reuse=args.reuse, log_output=args.verbose,
                                  from_stage=args.from_stage, to_stage=args.to_stage, only=args.only,
-                                 space_check=not args.no_space_check)
+                                 space_check=not args.no_space_check, checks=(check_constraint_ids,))
         else:
             run_dir = run_pipeline(args.params, run_id=args.run_id, from_stage=args.from_stage,
                                    to_stage=args.to_stage, only=args.only, outputs=args.outputs,
                                    log_output=args.verbose, overrides=overrides, reuse=args.reuse,
-                                   space_check=not args.no_space_check)
+                                   space_check=not args.no_space_check, checks=(check_constraint_ids,))
     except StageFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -84,7 +85,7 @@ def _cmd_params(args: argparse.Namespace) -> int:
     if args.params:
         from sif_lib.grpo.config import describe_method
 
-        params = load_params(args.params)
+        params = load_checked_params(args.params)
         print(f"{args.params}: ok ({params.description or 'no description'})")
         print(describe_method(params))
     else:

@@ -1,5 +1,6 @@
-"""The shape of the package: no import cycle, layers that only import downwards, modules a reader can hold in
-mind, imports at the top, one stage table that everything derives from, and TRL's private surface in one place."""
+"""The shape of the package: no import cycle, layers that only import downwards, the import rules between core,
+constraints, grpo and evaluation, modules a reader can hold in mind, imports at the top, one stage table that
+everything derives from, and TRL's private surface in one place."""
 
 from __future__ import annotations
 
@@ -12,9 +13,17 @@ from conftest import REPO
 
 PACKAGE = REPO / "sif_lib"
 # Bottom to top; a module may import its own layer and the ones below. core and constraints are the shared
-# infrastructure (constraints' verifiers are what every stage checks with).
+# infrastructure (constraints' verifiers are what every stage checks with), side by side at the bottom: neither
+# imports the other (FORBIDDEN, SELF_CONTAINED).
 LAYERS = [("core", "constraints"), ("synthesis",), ("labels",), ("reward",), ("grpo", "cold_start"), ("evaluation",), ("stages",),
           ("widgets", "bench", "cli", "__main__")]
+# The import rules the layers alone do not say, for every import, at the top or inside a function. Importer ->
+# the sif_lib packages it must not import: core, under every stage, knows no constraint, training or evaluation;
+# evaluation judges a policy without importing training (stage 06's policy is found through core.answers).
+FORBIDDEN = {"sif_lib.core": ("sif_lib.constraints", "sif_lib.grpo", "sif_lib.evaluation"),
+             "sif_lib.evaluation": ("sif_lib.grpo",)}
+# Packages that import nothing of sif_lib but themselves: the verifiers stand alone.
+SELF_CONTAINED = ("sif_lib.constraints",)
 # Modules allowed imports of sif_lib inside functions, and why.
 LAZY_IMPORTS = {"sif_lib.cli": "each subcommand imports what it runs, so that `sif params` or `sif status` "
                                "answer without importing training or serving code"}
@@ -30,22 +39,53 @@ def _modules() -> dict[str, Path]:
     return found
 
 
-def _imports(modules: dict[str, Path]) -> dict[str, list[tuple[str, bool]]]:
-    """module -> [(imported sif_lib module, at top level?)]; ``from pkg import mod`` counts as importing mod."""
-    graph: dict[str, list[tuple[str, bool]]] = {}
-    for name, path in modules.items():
-        tree = ast.parse(path.read_text())
-        top = {id(n) for n in tree.body}
-        edges = []
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sif_lib") and not node.level:
+def _statements(name: str, source: str, modules: dict[str, Path]) -> list[tuple[str, bool, int, str]]:
+    """The sif_lib imports of module ``name``: (imported module, at top level?, line, the statement); ``from pkg
+    import mod`` counts as importing mod, and a relative import is read as the absolute one it means."""
+    tree = ast.parse(source)
+    top = {id(n) for n in tree.body}
+    package = name if name in modules and modules[name].name == "__init__.py" else name.rpartition(".")[0]
+    edges = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1])
+                base = f"{parent}.{base}" if base else parent
+            if base == "sif_lib" or base.startswith("sif_lib."):
                 for alias in node.names:
-                    target = f"{node.module}.{alias.name}"
-                    edges.append((target if target in modules else node.module, id(node) in top))
-            elif isinstance(node, ast.Import):
-                edges += [(a.name, id(node) in top) for a in node.names if a.name.startswith("sif_lib")]
-        graph[name] = edges
-    return graph
+                    target = f"{base}.{alias.name}"
+                    edges.append((target if target in modules else base, id(node) in top, node.lineno,
+                                  ast.unparse(node)))
+        elif isinstance(node, ast.Import):
+            edges += [(a.name, id(node) in top, node.lineno, ast.unparse(node)) for a in node.names
+                      if a.name == "sif_lib" or a.name.startswith("sif_lib.")]
+    return edges
+
+
+def _imports(modules: dict[str, Path]) -> dict[str, list[tuple[str, bool]]]:
+    """module -> [(imported sif_lib module, at top level?)]."""
+    return {name: [(target, top) for target, top, _, _ in _statements(name, path.read_text(), modules)]
+            for name, path in modules.items()}
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def _rule_breaks(name: str, statements: list[tuple[str, bool, int, str]]) -> list[str]:
+    """Each import of module ``name`` that FORBIDDEN or SELF_CONTAINED rules out, as one line naming both."""
+    broken = []
+    for target, top, line, statement in statements:
+        where = f"{name}, line {line}{'' if top else ' (not at the top level)'}: `{statement}`"
+        for importer, banned in FORBIDDEN.items():
+            hit = next((b for b in banned if _within(target, b)), None)
+            if _within(name, importer) and hit:
+                broken.append(f"{where}: {importer} must not import {hit}")
+        for package in SELF_CONTAINED:
+            if _within(name, package) and not _within(target, package):
+                broken.append(f"{where}: {package} imports nothing of sif_lib but itself")
+    return broken
 
 
 def _layer(module: str) -> int:
@@ -82,6 +122,37 @@ def test_layers_import_only_downwards():
     wrong = [f"{m} imports {t}" for m, edges in _imports(_modules()).items() if m != "sif_lib"
              for t, _ in edges if t != "sif_lib" and _layer(t) > _layer(m)]
     assert not wrong, wrong
+
+
+def test_core_constraints_grpo_and_evaluation_keep_their_import_rules():
+    """Nothing in core imports constraints, grpo or evaluation; evaluation imports nothing of grpo; constraints
+    imports nothing of sif_lib but itself."""
+    modules = _modules()
+    broken = [line for name, path in sorted(modules.items())
+              for line in _rule_breaks(name, _statements(name, path.read_text(), modules))]
+    assert not broken, "\n".join(broken)
+
+
+def test_the_import_rules_see_every_kind_of_import():
+    """An import inside a function, a plain ``import``, and a relative one break the rules as a top one does."""
+    modules = _modules()
+    source = ("from sif_lib.core.io import read_json\n"
+              "import sif_lib.evaluation.report\n"
+              "def f():\n    from sif_lib.grpo.policy import export_merged\n"
+              "def g():\n    from ..constraints import soft\n")
+    broken = _rule_breaks("sif_lib.core.fake", _statements("sif_lib.core.fake", source, modules))
+    assert broken == [
+        "sif_lib.core.fake, line 2: `import sif_lib.evaluation.report`: sif_lib.core must not import "
+        "sif_lib.evaluation",
+        "sif_lib.core.fake, line 4 (not at the top level): `from sif_lib.grpo.policy import export_merged`: "
+        "sif_lib.core must not import sif_lib.grpo",
+        "sif_lib.core.fake, line 6 (not at the top level): `from ..constraints import soft`: sif_lib.core must not "
+        "import sif_lib.constraints"], broken
+    assert _rule_breaks("sif_lib.constraints.fake", _statements("sif_lib.constraints.fake", source, modules))[0] \
+        .endswith("`from sif_lib.core.io import read_json`: sif_lib.constraints imports nothing of sif_lib but itself")
+    assert _rule_breaks("sif_lib.evaluation.fake", _statements("sif_lib.evaluation.fake", source, modules)) == [
+        "sif_lib.evaluation.fake, line 4 (not at the top level): `from sif_lib.grpo.policy import export_merged`: "
+        "sif_lib.evaluation must not import sif_lib.grpo"]
 
 
 def test_leaf_helpers_import_nothing_of_ours():

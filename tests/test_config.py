@@ -6,12 +6,13 @@ import pytest
 from conftest import REPO
 from sif_lib.core.config import Params, describe_params, load_params, params_from_dict
 from sif_lib.core.errors import InputError
+from sif_lib.synthesis.params_checks import check_constraint_ids, load_checked_params
 
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "params").glob("*.yaml")))
 def test_shipped_params_load(name):
-    params = load_params(REPO / "params" / name)
+    params = load_checked_params(REPO / "params" / name)
     assert params.description
 
 
@@ -77,7 +78,7 @@ def test_hard_ids_are_checked_against_the_registry():
     assert params.synthesis.hard_ids == ["punctuation:no_comma", "detectable_format:title"]
     with pytest.raises(InputError, match=r"key 'synthesis.hard_ids': 'punctuation:no_commas' .*did you mean "
                                          r"'punctuation:no_comma'"):
-        params_from_dict({"synthesis": {"hard_ids": ["punctuation:no_commas"]}})
+        check_constraint_ids(params_from_dict({"synthesis": {"hard_ids": ["punctuation:no_commas"]}}), "<params>")
     with pytest.raises(InputError, match="key 'synthesis.hard_ids' must be list"):
         params_from_dict({"synthesis": {"hard_ids": "punctuation:no_comma"}})
     with pytest.raises(InputError, match="key 'synthesis.hard_ids' must be list"):
@@ -85,6 +86,23 @@ def test_hard_ids_are_checked_against_the_registry():
     with pytest.raises(InputError, match="'synthesis.hard_ids' is empty"):
         params_from_dict({"synthesis": {"hard_ids": []}})
     assert params_from_dict({"synthesis": {"hard_ids": [], "hard_ratio": 0.0}}).synthesis.hard_ids == []
+
+
+def test_sif_params_and_sif_run_refuse_an_unknown_constraint_id_in_one_line(tmp_path, capsys, monkeypatch):
+    import signal
+
+    from sif_lib import cli
+
+    monkeypatch.setattr(signal, "signal", lambda *args: None)  # `sif run` would take this process's SIGTERM
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("synthesis:\n  ifbench_ids: [count:number]\n")
+    runs = tmp_path / "runs"
+    for argv in (["params", str(bad)], ["run", str(bad), "--outputs", str(runs), "--no-space-check"]):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err == (f"error: {bad}: key 'synthesis.ifbench_ids': 'count:number' is not an IFBench constraint id "
+                       "(did you mean 'count:numbers'?)\n")
+    assert not list(runs.rglob("manifest.json")) and not list(runs.rglob("params.yaml"))
 
 
 def test_overrides_apply_on_top(tmp_path):

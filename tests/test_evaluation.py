@@ -310,7 +310,7 @@ def test_ifeval_limit_is_the_first_n_prompts(tmp_path):
 
 
 def test_missing_trained_policy_is_a_clear_error(tmp_path):
-    from sif_lib.grpo.policy import trained_policy
+    from sif_lib.core.answers import trained_policy
 
     ctx = RunContext.open(tmp_path / "run", SMOKE)
     with pytest.raises(InputError, match="06_train_grpo"):

@@ -93,3 +93,24 @@ def test_growing_cache_keeps_what_was_written():
     assert torch.equal(cache.layers[0].keys, whole[[2, 0]])
     cache.update(keys[1][:2], keys[1][:2], layer_idx=0)
     assert cache.get_seq_length() == whole.shape[2] + 1
+
+
+def test_progress_counts_answers_as_they_end_inside_a_batch():
+    """A batch of long answers takes minutes on a CPU (stage 07: 64 prompts, 192 tokens): progress must move as
+    its answers end, not once per batch."""
+    gen = ChatGenerator("tiny", backend="hf", dtype="float32", device="cpu")
+    # The random-weight model samples almost uniformly: with every third token id ending an answer, the answers
+    # of one batch end at different steps.
+    gen.model.generation_config.eos_token_id = list(range(0, len(gen.tokenizer), 3))
+    steps, reports = [], []
+    gen.model.register_forward_hook(lambda *_: steps.append(1))
+    prompts = PROMPTS[:8]
+    out = gen.generate(prompts, Sampling(max_new_tokens=16, temperature=1.0, seed=0), batch_size=len(prompts),
+                       on_progress=lambda done: reports.append((done, len(steps))))
+    assert len(out) == len(prompts)
+    counts = [done for done, _ in reports]
+    assert counts == sorted(counts) and counts[-1] == len(prompts)
+    # One batch, yet counts below its size, reported at different decoding steps while the batch still decoded.
+    inside = [(done, step) for done, step in reports if done < len(prompts)]
+    assert len({done for done, _ in inside}) >= 2 and len({step for _, step in inside}) >= 2
+    assert max(step for _, step in inside) < len(steps)

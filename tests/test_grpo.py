@@ -12,10 +12,10 @@ import pytest
 from conftest import REPO, SMOKE, write_untrained_rm
 from sif_lib.grpo import config as grpo_config
 from sif_lib.grpo import launch as grpo_launch
-from sif_lib.grpo import policy as grpo_policy
 from sif_lib.grpo import rl_set
 from sif_lib.grpo import trl_hooks
 from sif_lib.stages import s06_train_grpo as s06
+from sif_lib.core.answers import trained_policy_kwargs
 from sif_lib.core.config import load_params, params_from_dict
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import read_jsonl
@@ -207,7 +207,7 @@ def _check_probe_adapter_browser(run: Path, ctx, saved: dict) -> None:
     lora_b = [p for name, p in model.named_parameters() if "lora_B" in name]
     assert lora_b and any(p.abs().sum().item() > 0 for p in lora_b)  # trained away from the zero init
     # With merge_adapter, stage 07 gets the merged directory.
-    assert grpo_policy.trained_policy_kwargs(run, ctx.params) == {"spec": str(run / "grpo" / "merged"), "adapter": None}
+    assert trained_policy_kwargs(run, ctx.params) == {"spec": str(run / "grpo" / "merged"), "adapter": None}
 
     browser = RolloutBrowser.from_run(run)
     assert browser.steps == [1, 2]

@@ -16,13 +16,13 @@ from sif_lib.constraints.conflicts import IFBENCH_ALONE, IFBENCH_SOFT_PROXIES, c
 from sif_lib.constraints.degenerate import degeneration
 from sif_lib.constraints.ifbench import needed_resource
 from sif_lib.constraints.soft import sample_soft_constraint, soft_conflicts_with_hard
-from sif_lib.core import config
 from sif_lib.core.config import params_from_dict
 from sif_lib.core.errors import InputError
 from sif_lib.labels.pseudo_labels import build_pairs
 from sif_lib.reward.composite import score_instruction
 from sif_lib.synthesis import curriculum
 from sif_lib.synthesis import instructions as synth
+from sif_lib.synthesis import params_checks
 from sif_lib.synthesis.seeds import load_seeds
 
 # IFBench ids whose checks need nothing beyond NLTK's tokenizers, from five families.
@@ -130,14 +130,21 @@ def test_curriculum_and_pseudo_labels_treat_them_as_hard_constraints(ifbench_onl
     assert rows[0]["verifier"] is False
 
 
+def _checked(synthesis: dict):
+    """Params loaded and their constraint ids checked, as ``sif run`` and stage 01 do."""
+    params = params_from_dict({"synthesis": synthesis})
+    params_checks.check_constraint_ids(params, "<params>")
+    return params
+
+
 def test_unknown_excluded_and_ifeval_ids_are_config_errors():
     with pytest.raises(InputError, match=r"key 'synthesis.ifbench_ids': 'count:number' is not an IFBench "
                                          r"constraint id \(did you mean 'count:numbers'\?\)"):
-        params_from_dict({"synthesis": {"ifbench_ids": ["count:number"]}})
+        _checked({"ifbench_ids": ["count:number"]})
     with pytest.raises(InputError, match=r"key 'synthesis.ifbench_ids': 'punctuation:no_comma' is an IFEval id"):
-        params_from_dict({"synthesis": {"ifbench_ids": ["punctuation:no_comma"]}})
+        _checked({"ifbench_ids": ["punctuation:no_comma"]})
     with pytest.raises(InputError, match=r"key 'synthesis.ifbench_ids': 'custom:multiples' is never drawn"):
-        params_from_dict({"synthesis": {"ifbench_ids": ["count:numbers", "custom:multiples"]}})
+        _checked({"ifbench_ids": ["count:numbers", "custom:multiples"]})
     with pytest.raises(InputError, match="key 'synthesis.ifbench_ids' must be list"):
         params_from_dict({"synthesis": {"ifbench_ids": "count:numbers"}})
     assert params_from_dict({}).synthesis.ifbench_ids is None
@@ -146,15 +153,14 @@ def test_unknown_excluded_and_ifeval_ids_are_config_errors():
 def test_an_id_whose_resource_is_missing_is_refused_in_one_line(monkeypatch):
     assert needed_resource("words:start_verb") == "tagger"
     why = "words:start_verb needs NLTK's English part-of-speech tagger, which is not on NLTK's data path"
-    monkeypatch.setattr(config, "missing_resources",
+    monkeypatch.setattr(params_checks, "missing_resources",
                         lambda ids: {i: why for i in ids if i == "words:start_verb"})
     with pytest.raises(InputError) as err:
-        params_from_dict({"synthesis": {"ifbench_ids": ["count:numbers", "words:start_verb"]}})
+        _checked({"ifbench_ids": ["count:numbers", "words:start_verb"]})
     message = str(err.value)
     assert "\n" not in message
     assert "key 'synthesis.ifbench_ids'" in message and "words:start_verb" in message and "tagger" in message
-    assert params_from_dict({"synthesis": {"ifbench_ids": ["count:numbers"]}}).synthesis.ifbench_ids == \
-        ["count:numbers"]
+    assert _checked({"ifbench_ids": ["count:numbers"]}).synthesis.ifbench_ids == ["count:numbers"]
 
 
 def test_empty_hard_ids_need_ifbench_ids_when_hard_ratio_is_positive():

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 
@@ -64,3 +66,57 @@ def test_gguf_file_spec_round_trip():
     gguf = models._bundled_gguf()
     parsed = models.parse_spec(str(gguf))
     assert parsed.kind == "gguf" and parsed.source.endswith(".gguf")
+
+
+def _decode_warnings(tokenizer, ids) -> tuple[str, list[str]]:
+    """Decode ``ids``; return the text and every warning and transformers log record of WARNING or above."""
+    import logging
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    class Records(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.WARNING)
+            self.lines: list[str] = []
+
+        def emit(self, record):
+            self.lines.append(record.getMessage())
+
+    hf_logging.warning_once.cache_clear()  # a message already logged once in this process is otherwise not logged
+    handler, library = Records(), hf_logging.get_logger("transformers")
+    library.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            text = tokenizer.decode(ids, skip_special_tokens=True)
+    finally:
+        library.removeHandler(handler)
+    return text, handler.lines + [str(w.message) for w in caught]
+
+
+def test_tokenizers_decode_without_a_clean_up_warning_and_to_the_same_text(tmp_path):
+    """SmolLM2's tokenizer config asks for clean_up_tokenization_spaces, which transformers ignores for a BPE
+    tokenizer, with a warning at the first decode (stderr, so in every stage's executed notebook and report.html).
+    The tokenizers the pipeline loads say False: the same text, no warning."""
+    from transformers import AutoTokenizer
+
+    from conftest import write_untrained_rm
+    from sif_lib.reward.scorers import RewardScorer
+
+    text = "Hello , world ! It 's fine . Is it ? Yes : no ; 'quoted' n't"
+    raw = AutoTokenizer.from_pretrained(models.resolve("tiny"))
+    assert raw.clean_up_tokenization_spaces  # what the tokenizer's own config says
+    ids = raw(text, add_special_tokens=False)["input_ids"]
+    expected, said = _decode_warnings(raw, ids)
+    assert any("clean_up_tokenization_spaces" in line for line in said), said  # the warning, as stages saw it
+    assert expected == text  # transformers skipped the clean-up: spaces before punctuation stay
+
+    # A reward-model directory written before this fix keeps the setting in its tokenizer config.
+    rm_dir = write_untrained_rm(tmp_path / "rm")
+    config = json.loads((rm_dir / "tokenizer_config.json").read_text())
+    (rm_dir / "tokenizer_config.json").write_text(json.dumps({**config, "clean_up_tokenization_spaces": True}))
+    for tokenizer in (models.load_tokenizer("tiny"), models.load_tokenizer("tiny", padding_side="right"),
+                      RewardScorer.from_dir(rm_dir, device="cpu").tokenizer):
+        got, said = _decode_warnings(tokenizer, ids)
+        assert said == [] and got == expected

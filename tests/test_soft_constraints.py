@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from sif_lib.constraints import soft
-from sif_lib.core.errors import InputError
 
 EXPECTED_CATEGORIES = (
     "Lexical content", "Element", "Semantic",
@@ -137,7 +136,7 @@ def test_sampling_a_named_category_by_name_or_slug():
     rng = random.Random(3)
     assert soft.sample_soft_constraint(rng, "Tone and emotion")["category"] == "Tone and emotion"
     assert soft.sample_soft_constraint(rng, "role_based")["category"] == "Role-based"
-    with pytest.raises(InputError, match="unknown soft-constraint category 'Vibes'"):
+    with pytest.raises(ValueError, match="unknown soft-constraint category 'Vibes'"):
         soft.sample_soft_constraint(rng, "Vibes")
 
 

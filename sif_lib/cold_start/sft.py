@@ -16,7 +16,7 @@ import math
 import time
 from pathlib import Path
 
-from sif_lib.core import models
+from sif_lib.core import models, tracking
 from sif_lib.core import progress as stage_progress
 from sif_lib.core.io import staged_dir
 from sif_lib.grpo.checkpoints import commit_callback, latest_checkpoint, prune_incomplete_checkpoints, saving_dir
@@ -31,9 +31,11 @@ def turn_end_token(model, tokenizer) -> str | None:
     return tokenizer.convert_ids_to_tokens(eos)
 
 
-def train_sft(examples: list[dict], params, base_spec: str, out_dir: Path, progress: bool = True) -> dict:
+def train_sft(examples: list[dict], params, base_spec: str, out_dir: Path, progress: bool = True,
+              log_dir: Path | None = None) -> dict:
     """Fine-tune ``base_spec`` on ``examples`` (conversational prompt-completion rows) and save the result to
-    ``out_dir / "policy"``; returns the training figures."""
+    ``out_dir / "policy"``; returns the training figures. ``log_dir``: where ``run.report_to`` sends the loss
+    curve (:mod:`sif_lib.core.tracking`; a fresh start clears it, a resume appends); None reports nowhere."""
     import torch
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -71,15 +73,16 @@ def train_sft(examples: list[dict], params, base_spec: str, out_dir: Path, progr
         save_strategy="steps",
         save_steps=max(1, steps // 4),
         save_total_limit=1,
-        report_to=[],
+        **tracking.config_kwargs(params, log_dir),
         seed=params.run.seed,
         use_cpu=not on_gpu,
         bf16=amp_bf16,
         disable_tqdm=not progress,
     )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                         peft_config=peft_config, callbacks=[stage_progress.trainer_callback("loss"),
-                                                             commit_callback(checkpoints, args.save_total_limit)])
+    with tracking.trainer_logs(params, log_dir, fresh=resume is None):
+        trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                             peft_config=peft_config, callbacks=[stage_progress.trainer_callback("loss"),
+                                                                 commit_callback(checkpoints, args.save_total_limit)])
     began = time.monotonic()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.monotonic() - began

@@ -36,7 +36,6 @@ from typing import Iterable, Iterator, Mapping
 import yaml
 
 from sif_lib.constraints.conflicts import IFBENCH_SOFT_PROXIES
-from sif_lib.core.errors import InputError
 
 GROUPS = ("content", "numerical", "stylistic", "format", "linguistic", "situation")
 LIBRARY_FILE = "soft_constraints.yaml"
@@ -141,12 +140,14 @@ def _templates_in(category: str) -> tuple[SoftTemplate, ...]:
 
 
 def resolve_category(category: str) -> str:
-    """Accept a category by name or slug, case-insensitively; return its canonical name."""
+    """Accept a category by name or slug, case-insensitively; return its canonical name. An unknown one is a
+    ``ValueError`` naming the choices (a wrong argument: synthesis passes names from :data:`SOFT_CATEGORIES`, and
+    no params field or command names a category)."""
     wanted = category.strip().lower()
     for c in SOFT_CATEGORIES:
         if wanted in (c.name.lower(), c.slug):
             return c.name
-    raise InputError(f"unknown soft-constraint category {category!r}; "
+    raise ValueError(f"unknown soft-constraint category {category!r}; "
                      f"choose from: {', '.join(c.name for c in SOFT_CATEGORIES)}")
 
 
@@ -202,7 +203,7 @@ def sample_soft_constraint(rng: random.Random, category: str | None = None, avoi
     categories are balanced rather than weighted by how many templates each has. Templates that declare a
     conflict with any of ``avoid_hard_ids`` (an IFBench id through its proxies), or clash with a constraint in
     ``avoid_soft``, are never drawn.
-    Raises ``InputError`` for an unknown category and ``LookupError`` when nothing eligible remains.
+    Raises ``ValueError`` for an unknown category and ``LookupError`` when nothing eligible remains.
     """
     avoid_hard = _with_proxies(avoid_hard_ids)
     avoid = tuple(template_of(s) for s in avoid_soft)

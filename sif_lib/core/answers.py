@@ -22,8 +22,10 @@ from typing import Callable, Sequence
 
 from sif_lib.core import progress
 from sif_lib.core.config import Params
+from sif_lib.core.errors import InputError
 from sif_lib.core.generation import ChatGenerator, Sampling
 from sif_lib.core.io import append_jsonl, atomic_write_text, iter_jsonl, read_jsonl, write_json, write_jsonl
+from sif_lib.core.stages import producer
 
 GENERATIONS = "generations.jsonl"  # raw model outputs of one set: the cache
 # The base policy's greedy answer sets of stages 06 (the probe before training) and 07, under a run directory.
@@ -73,6 +75,36 @@ def spec_policy(name: str, spec: str) -> Policy:
 def base_policy(params: Params) -> Policy:
     """The policy before GRPO: ``model.policy``, which is stage 00's SFT model when the cold start is on."""
     return spec_policy("base", params.model.policy)
+
+
+def grpo_dir(root: Path) -> Path:
+    """Where stage 06 writes in a run directory: ``grpo/adapter`` (LoRA, QLoRA), ``grpo/model`` (full
+    fine-tuning) or ``grpo/merged`` (an adapter merged into the base, with ``grpo.merge_adapter``), and more."""
+    return Path(root) / "grpo"
+
+
+def trained_policy_kwargs(run_dir: str | Path, params) -> dict:
+    """How to load the trained policy: ``{"spec": ..., "adapter": ...}`` for ``models.load_causal_lm`` or
+    ``ChatGenerator``. A full fine-tune's ``grpo/model`` comes first, then a merged ``grpo/merged``, then the
+    base policy with ``grpo/adapter`` on top."""
+    out = grpo_dir(Path(run_dir))
+    if (out / "model" / "config.json").is_file():
+        return {"spec": str(out / "model"), "adapter": None}
+    if (out / "merged" / "config.json").is_file():
+        return {"spec": str(out / "merged"), "adapter": None}
+    if (out / "adapter" / "adapter_config.json").is_file():
+        return {"spec": params.model.policy, "adapter": str(out / "adapter")}
+    raise InputError(f"{out}: no trained policy (adapter/, merged/ or model/): run stage "
+                     f"{producer('grpo').name} first")
+
+
+def trained_policy(run_dir: Path, params) -> Policy:
+    """The policy stage 06 trained (see :func:`trained_policy_kwargs`), with a fingerprint of its weights: what
+    stage 06's probe and stage 07 answer with after training."""
+    kwargs = trained_policy_kwargs(run_dir, params)
+    weights = Path(kwargs["adapter"] or kwargs["spec"])
+    fingerprint = fingerprint_dir(weights) if weights.is_dir() else f"spec:{kwargs['spec']}"
+    return Policy("trained", str(kwargs["spec"]), kwargs["adapter"], fingerprint)
 
 
 class PolicyRunner:

@@ -2,7 +2,11 @@
 
 Every field has a default and a help text (``sif params`` prints them). A params file only names the
 fields it changes. An unknown key, a value of the wrong type or a missing file is an ``InputError`` whose
-one line names the file and the key.
+one line names the file and the key. Whether the constraint ids that ``synthesis.hard_ids`` and
+``synthesis.ifbench_ids`` name are ones synthesis can draw is for the constraint registries to say, which this
+module does not import: :func:`sif_lib.synthesis.params_checks.check_constraint_ids` checks them, in the same
+one-line form, where params are put to use (``sif run`` and ``sif params`` before anything else, stage 01 before
+it draws).
 
 **Paths inside a params file are relative to that file's folder** (``accelerate_config:
 accelerate/deepspeed_zero3.yaml`` next to ``params/gpu_full_zero3.yaml``); ``--set`` values are relative to the
@@ -28,10 +32,9 @@ from typing import Any, Literal
 
 import yaml
 
-from sif_lib.constraints import EXCLUDED_IFBENCH_IDS, HARD_CONSTRAINTS, IFBENCH_CONSTRAINTS, usable_hard_ids
-from sif_lib.constraints.ifbench import missing_resources
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import CHECKOUT
+from sif_lib.core.tracking import check_report_to
 from sif_lib.core.trl_fields import check_trl_passthrough
 from sif_lib.core.types import check_value, type_name
 
@@ -198,26 +201,9 @@ def _finish(params: Params, source: str) -> None:
     params.forget_reads()
 
 
-def _check_ifbench_ids(ids: list[str], source: str) -> None:
-    """Each id is IFBench's, one synthesis draws, and its check can run here."""
-    key = f"{source}: key 'synthesis.ifbench_ids'"
-    for instruction_id in ids:
-        if instruction_id in HARD_CONSTRAINTS:
-            raise InputError(f"{key}: {instruction_id!r} is an IFEval id; name it in 'synthesis.hard_ids'")
-        if instruction_id not in IFBENCH_CONSTRAINTS:
-            close = difflib.get_close_matches(instruction_id, list(IFBENCH_CONSTRAINTS), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise InputError(f"{key}: {instruction_id!r} is not an IFBench constraint id{hint}")
-        if instruction_id in EXCLUDED_IFBENCH_IDS:
-            why = EXCLUDED_IFBENCH_IDS[instruction_id]
-            raise InputError(f"{key}: {instruction_id!r} is never drawn by synthesis: {why}")
-    missing = missing_resources(ids)
-    if missing:  # the message names the id and what its check needs
-        raise InputError(f"{key}: {next(iter(missing.values()))}")
-
-
 def _validate(p: Params, source: str) -> None:
     """Cross-field checks that a type alone cannot express."""
+    check_report_to(p.run.report_to, source)
     s = p.synthesis
     if not 1 <= s.min_constraints <= s.max_constraints <= 10:
         raise InputError(f"{source}: key 'synthesis.min_constraints'/'max_constraints' must satisfy 1 <= min <= max <= 10")
@@ -225,15 +211,6 @@ def _validate(p: Params, source: str) -> None:
         raise InputError(f"{source}: key 'synthesis.hard_ratio' must lie in [0, 1], got {s.hard_ratio}")
     if s.math_steps not in (None, 1, 2, 3):
         raise InputError(f"{source}: key 'synthesis.math_steps' must be null, 1, 2 or 3, got {s.math_steps}")
-    if s.hard_ids is not None:
-        usable = usable_hard_ids()
-        unknown = [hid for hid in s.hard_ids if hid not in usable]
-        if unknown:
-            close = difflib.get_close_matches(unknown[0], usable, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise InputError(f"{source}: key 'synthesis.hard_ids': {unknown[0]!r} is not a usable hard constraint id{hint}")
-    if s.ifbench_ids is not None:
-        _check_ifbench_ids(s.ifbench_ids, source)
     if s.hard_ids is not None and not s.hard_ids and not s.ifbench_ids and s.hard_ratio > 0:
         raise InputError(f"{source}: key 'synthesis.hard_ids' is empty (and 'synthesis.ifbench_ids' names none) but "
                          f"'synthesis.hard_ratio' is {s.hard_ratio}")

@@ -27,7 +27,7 @@ fall back to ``generate`` (:func:`supports`).
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -144,13 +144,16 @@ def eos_ids(model) -> set[int]:
 def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
            temperature: float = 0.0, top_p: float = 1.0, generator: torch.Generator | None = None,
            stats: dict | None = None, top_k: int | None = None, min_p: float | None = None,
-           eos: set[int] | None = None, greedy_rows: Sequence[int] = ()) -> list[list[int]]:
+           eos: set[int] | None = None, greedy_rows: Sequence[int] = (),
+           on_finish: Callable[[int], None] | None = None) -> list[list[int]]:
     """New token ids for each row of a left-padded batch, each ending at its first end-of-sequence token (kept,
     as ``generate`` keeps it) or after ``max_new_tokens``. Sampling (``temperature`` > 0) applies transformers'
     warpers in ``generate``'s order: temperature, top-k, top-p, min-p. ``eos`` defaults to the model's.
     ``greedy_rows`` are decoded greedily in the same batch as the sampled ones (one pass of decoding steps, not
     two: on a CPU a step costs about the same for 4 rows as for 16).
-    ``stats`` (optional) receives ``rows_decoded``: the batch rows summed over steps, the work done."""
+    ``stats`` (optional) receives ``rows_decoded``: the batch rows summed over steps, the work done.
+    ``on_finish(row)`` (optional) is called as each row's answer ends, with the row's index in the batch: at its
+    end-of-sequence token, or at the last step for the rows that ran to ``max_new_tokens``."""
     warpers = []
     if temperature > 0:
         warpers.append(TemperatureLogitsWarper(temperature))
@@ -162,7 +165,7 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new
             warpers.append(MinPLogitsWarper(min_p))
     with torch.no_grad(), gqa_attention(model):
         return _decode(model, input_ids, attention_mask, max_new_tokens, warpers, temperature > 0, generator, stats,
-                       eos if eos is not None else eos_ids(model), greedy_rows)
+                       eos if eos is not None else eos_ids(model), greedy_rows, on_finish)
 
 
 def left_pad(rows: list[list[int]], pad_id: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -177,7 +180,8 @@ def left_pad(rows: list[list[int]], pad_id: int, device=None) -> tuple[torch.Ten
     return ids.to(device), mask.to(device)
 
 
-def _decode(model, input_ids, attention_mask, max_new_tokens, warpers, sample, generator, stats, eos, greedy_rows=()):
+def _decode(model, input_ids, attention_mask, max_new_tokens, warpers, sample, generator, stats, eos, greedy_rows=(),
+            on_finish=None):
     cache = GrowingCache()
     mask = attention_mask
     positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
@@ -201,11 +205,14 @@ def _decode(model, input_ids, attention_mask, max_new_tokens, warpers, sample, g
         else:
             tokens = logits.argmax(dim=-1)
         keep = []
+        last = step == max_new_tokens - 1
         for i, (row, token) in enumerate(zip(live.tolist(), tokens.tolist())):
             out[row].append(token)
             if token not in eos:
                 keep.append(i)
-        if not keep or step == max_new_tokens - 1:
+            if on_finish is not None and (last or token in eos):
+                on_finish(row)
+        if not keep or last:
             break
         if len(keep) < len(live):
             rows = torch.tensor(keep, device=tokens.device)

@@ -60,6 +60,19 @@ def vllm_available() -> bool:
     return torch.cuda.is_available()
 
 
+def _finish_counter(on_progress: Callable[[int], None], done_before: int) -> Callable[[int], None]:
+    """A decoder's ``on_finish`` that reports ``done_before`` plus the answers of this batch ended so far: a
+    batch of long answers takes minutes on a CPU, and its answers end one by one."""
+    ended = 0
+
+    def finish(_row: int) -> None:
+        nonlocal ended
+        ended += 1
+        on_progress(done_before + ended)
+
+    return finish
+
+
 class ChatGenerator:
     """Answers user prompts with a causal LM. ``backend`` is 'hf', 'vllm' or 'auto'. With 'hf', ``decoding`` is
     'shrinking' (:mod:`sif_lib.core.decoding`, the same greedy tokens as ``generate``, measured faster) or
@@ -107,7 +120,8 @@ class ChatGenerator:
                  on_batch: Callable[[int, list[str]], None] | None = None,
                  on_progress: Callable[[int], None] | None = None) -> list[str]:
         """One completion per prompt, in order. ``on_batch(start, outputs)`` is called with each finished run of
-        consecutive prompts; ``on_progress(done)`` after every decoded batch, with the answers done so far."""
+        consecutive prompts; ``on_progress(done)`` with the answers done so far: as each answer ends, where the
+        decoder lets answers leave the batch (the 'shrinking' decoding), else after every decoded batch."""
         if self.backend == "vllm":
             return self._generate_vllm(prompts, sampling, batch_size, on_batch)
         return self._generate_hf(prompts, sampling, batch_size, on_batch, on_progress)
@@ -139,7 +153,8 @@ class ChatGenerator:
                         generator = torch.Generator(device=device).manual_seed(seed)
                     ids = decoding.decode(self.model, enc["input_ids"], enc["attention_mask"],
                                           sampling.max_new_tokens, sampling.temperature, sampling.top_p,
-                                          generator, self.stats)
+                                          generator, self.stats,
+                                          on_finish=_finish_counter(on_progress, start + b) if on_progress else None)
                 else:
                     ids = self._static_batch(enc, sampling, seed)
                 for i, new in zip(rows, ids):

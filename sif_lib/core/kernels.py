@@ -25,7 +25,14 @@ def ipc_kernel_manager_class(socket_dir: Path, watch: "StageWatch | None" = None
     """A kernel manager whose kernel talks over Unix sockets: a headless run opens no TCP ports, so other users
     of a shared GPU server cannot read the stage kernels' (unencrypted) traffic, and ipykernel does not warn.
     The sockets live in ``socket_dir`` (jupyter_client would put them in the kernel's working directory,
-    notebooks/, where a killed kernel leaves them behind). Each kernel it starts is shown to ``watch``."""
+    notebooks/, where a killed kernel leaves them behind). Each kernel it starts is shown to ``watch``.
+
+    Its shutdown does not interrupt the kernel first, as jupyter_client's does (SIGINT, then the shutdown request).
+    papermill shuts a kernel down as soon as the reply to its last request (``kernel_info``, after the last cell)
+    arrives; the kernel may still be finishing that request's handler, where ipykernel lets SIGINT raise, and it
+    then logs "ERROR | KeyboardInterrupt caught in kernel." to the terminal after a stage that went well. The
+    shutdown request alone ends an idle kernel; one still busy (a cell past its timeout) gets SIGTERM and then
+    SIGKILL from jupyter_client's shutdown, as before."""
     from jupyter_client.manager import AsyncKernelManager  # heavy: only when stages run
 
     class IPCKernelManager(AsyncKernelManager):
@@ -38,6 +45,11 @@ def ipc_kernel_manager_class(socket_dir: Path, watch: "StageWatch | None" = None
             await super().start_kernel(**kwargs)
             if watch is not None:
                 watch.started(getattr(self.provisioner, "process", None))
+
+        async def _async_interrupt_kernel(self):
+            if self.shutting_down:  # the first step of shutdown_kernel: skipped (see above)
+                return
+            await super()._async_interrupt_kernel()
 
     return IPCKernelManager
 

@@ -228,10 +228,24 @@ def load_tokenizer(spec: str, key: str = "model", padding_side: str = "left"):
     """The spec's tokenizer, with a pad token and left padding (what batched generation needs)."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve(spec, key))
+    tokenizer = without_bpe_cleanup(AutoTokenizer.from_pretrained(resolve(spec, key)))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = padding_side
+    return tokenizer
+
+
+def without_bpe_cleanup(tokenizer):
+    """``tokenizer`` with ``clean_up_tokenization_spaces`` off where transformers would ignore it anyway: a fast
+    tokenizer with a BPE model (SmolLM2's config sets it on). transformers skips that clean-up for BPE, since it
+    strips real spaces before punctuation, and warns at the first ``decode``: decoded text stays the same, without
+    the warning in every stage's log and executed notebook. A WordPiece or other tokenizer keeps its setting."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if (getattr(tokenizer, "clean_up_tokenization_spaces", False) and backend is not None
+            and type(backend.model).__name__ == "BPE"
+            and not getattr(tokenizer, "clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output",
+                            False)):
+        tokenizer.clean_up_tokenization_spaces = False
     return tokenizer
 
 

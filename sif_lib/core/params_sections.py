@@ -45,6 +45,12 @@ class RunParams(_Section):
     device: str = opt("auto", "'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'.")
     dtype: str = opt("auto", "Model dtype: 'auto' (bf16 on a capable GPU, fp32 on CPU), float32, bfloat16, float16.")
     stage_timeout_s: int = opt(-1, "Kill a notebook stage after this many seconds; -1 means no limit.")
+    report_to: Literal["none", "tensorboard", "trackio"] = opt(
+        "tensorboard", "Where the trainers (cold-start SFT, reward model, GRPO) log loss, reward, KL and completion "
+                       "length as they train. tensorboard: event files under <run>/tensorboard/<stage>, with stage "
+                       "06's probe before and after (tensorboard --logdir outputs/<run>/tensorboard); the default, "
+                       "being local files that cost about a second per training process (the import). trackio: "
+                       "trackio's local project named after the run (pip install trackio). none: nowhere.")
 
 
 @dataclass

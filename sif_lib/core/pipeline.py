@@ -225,7 +225,7 @@ def _lookup(data: dict, dotted: str):
 def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage: str | None = None,
                  only: str | None = None, outputs: str | Path | None = None, log_output: bool = False,
                  overrides: dict | None = None, reuse: str | Path | None = None, echo=print,
-                 to_stage: str | None = None, space_check: bool = True) -> Path:
+                 to_stage: str | None = None, space_check: bool = True, checks=()) -> Path:
     """Execute the selected stages; returns the run directory. Raises StageFailed on a failing stage, and a
     StorageError (one line naming the path) when the run directory cannot be written.
 
@@ -233,7 +233,8 @@ def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage:
     the run is resumed without new ones. ``reuse`` (``--reuse``) starts a new run whose stages before
     ``from_stage`` are copied from another run: the same data and reward model under another GRPO setting,
     which is how an ablation is run. The run directory is locked while the run writes it; ``space_check``
-    refuses to start when its disk lacks the room the selected stages need (:mod:`sif_lib.core.space`)."""
+    refuses to start when its disk lacks the room the selected stages need (:mod:`sif_lib.core.space`). Each of
+    ``checks`` (``check(params, source)``, raising InputError) runs on the loaded params before anything is written."""
 
     params_path = Path(params_file)
     read_params_file(params_path)  # an unusable file fails here, before any run directory is looked at or made
@@ -250,7 +251,7 @@ def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage:
         with hold(run_dir, echo):
             for line in recover_dirs(run_dir):
                 echo(line)
-            return _run_locked(params_path, run_dir, stages, overrides, reuse, log_output, echo, space_check)
+            return _run_locked(params_path, run_dir, stages, overrides, reuse, log_output, echo, space_check, checks)
     except OSError as err:  # the run directory itself: its stage, when there was one, is marked already
         fault = storage_error(err, getattr(err, "filename", None) or run_dir)
         if fault is None:
@@ -259,7 +260,7 @@ def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage:
 
 
 def _run_locked(params_path: Path, run_dir: Path, stages: list[str], overrides: dict | None, reuse, log_output: bool,
-                echo, space_check: bool) -> Path:
+                echo, space_check: bool, checks=()) -> Path:
     manifest_path = run_dir / "manifest.json"
     earlier = read_json(manifest_path, "") if manifest_path.is_file() else None
     if earlier:
@@ -270,6 +271,8 @@ def _run_locked(params_path: Path, run_dir: Path, stages: list[str], overrides: 
         overrides = earlier["overrides"]
         echo(f"applying this run's earlier --set overrides: {json.dumps(overrides)}")
     params = load_params(params_path, overrides)  # fail fast, before anything is written
+    for check in checks:  # sif run's: the constraint ids (sif_lib.synthesis.params_checks), unknown to core
+        check(params, str(params_path))
     preflight(params, str(params_path))
     skip = {s for s in stages if not enabled(s, params)}
     if space_check:
@@ -315,7 +318,7 @@ def _run_locked(params_path: Path, run_dir: Path, stages: list[str], overrides: 
 
 def run_seeds(params_file: str | Path, seeds, run_id: str | None = None, outputs: str | Path | None = None,
               overrides: dict | None = None, reuse: str | Path | None = None, log_output: bool = False, echo=print,
-              space_check: bool = True, **stage_options) -> list[Path]:
+              space_check: bool = True, checks=(), **stage_options) -> list[Path]:
     """``sif run --seeds``: stages 01-05 once, then GRPO and evaluation once per seed, each seed in its own run
     directory (:func:`~sif_lib.core.seed_runs.plan_seeds`); returns those directories. Rerun with the same
     ``--run-id``, it keeps what finished and resumes what stopped. A failing stage raises StageFailed, and no later
@@ -328,14 +331,14 @@ def run_seeds(params_file: str | Path, seeds, run_id: str | None = None, outputs
         echo(f"== stages {plan.base_stages[0][:2]}-{plan.base_stages[-1][:2]}, once: {plan.base_dir}")
         run_pipeline(params_file, run_id=plan.base_dir.name, from_stage=todo, outputs=plan.base_dir.parent,
                      log_output=log_output, overrides=plan.base_overrides, echo=echo, to_stage=plan.base_stages[-1],
-                     space_check=space_check)
+                     space_check=space_check, checks=checks)
     for run in plan.runs:
         step = seed_step(run, plan.seed_stages, load_params(params_file, run.overrides).to_dict())
         echo(f"== seed {run.seed}: {run.run_dir}" + ("" if step else " (finished already: kept)"))
         if step:
             run_pipeline(params_file, run_id=run.run_dir.name, from_stage=step[0], outputs=run.run_dir.parent,
                          log_output=log_output, overrides=run.overrides, reuse=step[1], echo=echo,
-                         space_check=space_check)
+                         space_check=space_check, checks=checks)
     return [run.run_dir for run in plan.runs]
 
 

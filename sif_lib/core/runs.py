@@ -17,6 +17,7 @@ Layout (each stage reads only what earlier stages wrote; :mod:`sif_lib.core.stag
       rm/                        04  the constraint-wise binary reward model and its card
       grpo/                      06  checkpoints, the final adapter, rollout logs, probes
       eval/                      07  IFEval responses and scores, summary.json, summary.md, report.html
+      tensorboard/NN_<stage>/    00, 04, 06  training curves as TensorBoard event files (run.report_to)
 
 Writes are atomic (:mod:`sif_lib.core.io`), so a stage that fails never leaves a file that looks complete, and
 the artifacts of earlier stages are never touched.

@@ -35,6 +35,7 @@ TRL_TYPED = {
     "vllm_tensor_parallel_size": "grpo.vllm_tensor_parallel_size",
     "vllm_server_base_url": "grpo.vllm_server_url", "seed": "grpo.seed", "use_cpu": "run.device",
     "bf16": "run.dtype", "fp16": "run.dtype", "chat_template_kwargs": "model.enable_thinking",
+    "report_to": "run.report_to",
 }
 
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from sif_lib.core.answers import Policy, PolicyRunner, base_policy
+from sif_lib.core.answers import Policy, PolicyRunner, base_policy, trained_policy
 from sif_lib.core.generation import Sampling, vllm_available
 from sif_lib.core.runs import RunContext
 from sif_lib.evaluation import holdout as holdout_eval
 from sif_lib.evaluation import math_accuracy
 from sif_lib.evaluation.benchmarks import IFBenchTask, IFEvalTask
-from sif_lib.grpo.policy import trained_policy
 
 EVAL_DIR = "eval"
 

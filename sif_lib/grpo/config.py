@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sif_lib.core import models
+from sif_lib.core import models, tracking
 from sif_lib.core.errors import InputError
 
 # Method settings shown by `sif params FILE`, in this order.
@@ -87,9 +87,11 @@ def batch_layout(g, world_size: int) -> dict:
             "steps_per_generation": g.grad_accum * steps_per_rollout}
 
 
-def grpo_config_kwargs(params, output_dir: Path, world_size: int = 1,
-                       chat_template_kwargs: dict | None = None) -> dict[str, Any]:
-    """Every keyword the workbench passes to ``GRPOConfig``: typed, derived, defaults, then ``grpo.trl``."""
+def grpo_config_kwargs(params, output_dir: Path, world_size: int = 1, chat_template_kwargs: dict | None = None,
+                       log_dir: Path | None = None) -> dict[str, Any]:
+    """Every keyword the workbench passes to ``GRPOConfig``: typed, derived, defaults, then ``grpo.trl``.
+    ``log_dir`` is where ``run.report_to`` sends the training curves (:mod:`sif_lib.core.tracking`); without
+    it the trainer reports nowhere."""
     g = params.grpo
     layout = batch_layout(g, world_size)
     on_cpu = models.device_for(params.run.device) == "cpu"
@@ -114,8 +116,9 @@ def grpo_config_kwargs(params, output_dir: Path, world_size: int = 1,
         "shuffle_dataset": False,  # the curriculum order is the dataset order
         "remove_unused_columns": False, "model_init_kwargs": model_init,
         "chat_template_kwargs": chat_template_kwargs or None,
-        # Workbench defaults that grpo.trl may change: no warmup (the paper), no tracker, progress bars on.
-        "warmup_steps": 0, "report_to": [], "disable_tqdm": False, "log_completions": False,
+        # Workbench defaults that grpo.trl may change: no warmup (the paper), progress bars on.
+        "warmup_steps": 0, "disable_tqdm": False, "log_completions": False,
+        **tracking.config_kwargs(params, log_dir),
     }
     if g.use_vllm:
         kwargs.update({"use_vllm": True, "vllm_mode": g.vllm_mode,
@@ -128,11 +131,12 @@ def grpo_config_kwargs(params, output_dir: Path, world_size: int = 1,
     return {**kwargs, **g.trl}
 
 
-def make_grpo_config(params, output_dir: Path, world_size: int = 1, chat_template_kwargs: dict | None = None):
+def make_grpo_config(params, output_dir: Path, world_size: int = 1, chat_template_kwargs: dict | None = None,
+                     log_dir: Path | None = None):
     """The ``GRPOConfig`` for these params; TRL's own check of the values becomes a one-line InputError."""
     from trl import GRPOConfig  # heavy: only when training
 
-    kwargs = grpo_config_kwargs(params, output_dir, world_size, chat_template_kwargs)
+    kwargs = grpo_config_kwargs(params, output_dir, world_size, chat_template_kwargs, log_dir)
     try:
         return GRPOConfig(**kwargs)
     except (TypeError, ValueError) as err:

@@ -1,5 +1,6 @@
-"""The policy stage 06 trains, and where it lives: ``grpo/adapter`` (LoRA, QLoRA), ``grpo/model`` (full
-fine-tuning) or ``grpo/merged`` (an adapter merged into the base, with ``grpo.merge_adapter``).
+"""The policy stage 06 trains: the merged export and the cleanup of an earlier mode's outputs. Where it lives
+(``grpo/adapter``, ``grpo/model`` or ``grpo/merged``) and how it answers is
+:func:`sif_lib.core.answers.trained_policy`'s, which stage 07 shares.
 """
 
 from __future__ import annotations
@@ -8,29 +9,8 @@ import shutil
 from pathlib import Path
 
 from sif_lib.core import models
-from sif_lib.core.answers import Policy, fingerprint_dir
-from sif_lib.core.errors import InputError
+from sif_lib.core.answers import grpo_dir
 from sif_lib.core.io import staged_dir
-from sif_lib.core.stages import producer
-
-
-def grpo_dir(root: Path) -> Path:
-    return Path(root) / "grpo"
-
-
-def trained_policy_kwargs(run_dir: str | Path, params) -> dict:
-    """How to load the trained policy: ``{"spec": ..., "adapter": ...}`` for ``models.load_causal_lm`` or
-    ``ChatGenerator``. A full fine-tune's ``grpo/model`` comes first, then a merged ``grpo/merged``, then the
-    base policy with ``grpo/adapter`` on top."""
-    out = grpo_dir(Path(run_dir))
-    if (out / "model" / "config.json").is_file():
-        return {"spec": str(out / "model"), "adapter": None}
-    if (out / "merged" / "config.json").is_file():
-        return {"spec": str(out / "merged"), "adapter": None}
-    if (out / "adapter" / "adapter_config.json").is_file():
-        return {"spec": params.model.policy, "adapter": str(out / "adapter")}
-    raise InputError(f"{out}: no trained policy (adapter/, merged/ or model/): run stage "
-                     f"{producer('grpo').name} first")
 
 
 def export_merged(ctx) -> Path:
@@ -59,11 +39,3 @@ def remove_stale_outputs(out: Path, g) -> None:
         shutil.rmtree(out / "model", ignore_errors=True)
         if not g.merge_adapter:
             shutil.rmtree(out / "merged", ignore_errors=True)
-
-
-def trained_policy(run_dir: Path, params) -> Policy:
-    """The policy stage 06 trained (see :func:`trained_policy_kwargs`), with a fingerprint of its weights."""
-    kwargs = trained_policy_kwargs(run_dir, params)
-    weights = Path(kwargs["adapter"] or kwargs["spec"])
-    fingerprint = fingerprint_dir(weights) if weights.is_dir() else f"spec:{kwargs['spec']}"
-    return Policy("trained", str(kwargs["spec"]), kwargs["adapter"], fingerprint)

@@ -15,7 +15,8 @@ several steps' worth at once and spends them over several optimizer steps, which
 "rollout batch 384, global batch 96" maps onto TRL (``steps_per_generation``).
 
 **Outputs** (``grpo/``): ``adapter/`` (LoRA/QLoRA) or ``model/`` (full fine-tuning), ``rollouts.jsonl`` (every
-scored completion), ``grpo_config.json`` (the effective ``GRPOConfig``) and ``train_result.json``.
+scored completion), ``grpo_config.json`` (the effective ``GRPOConfig``) and ``train_result.json``; the logged
+scalars go where ``run.report_to`` says (:mod:`sif_lib.core.tracking`: ``<run>/tensorboard/<stage>``).
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
-from sif_lib.core import generation, models
+from sif_lib.core import generation, models, tracking
 from sif_lib.core import progress as stage_progress
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import commit_dir, write_json
+from sif_lib.core.stages import producer
 from sif_lib.grpo.checkpoints import (checkpoint_step, commit_callback, latest_checkpoint, prune_incomplete_checkpoints,
                                       saving_dir, trim_rollout_log)
 from sif_lib.grpo.config import batch_layout, check_params, make_grpo_config, make_peft_config
@@ -93,9 +95,11 @@ def train_grpo(ctx, scorer: Any = None, callbacks: Sequence[Any] | None = None) 
         # (zero.Init) for every model loaded afterwards, and the reward model must stay whole on each process.
         scorer = make_scorer(params, ctx.root)
     tokenizer = models.load_tokenizer(params.model.policy, key="model.policy")
+    log_dir = tracking.log_dir(ctx.root, producer(out.name).name)
     # The trainer saves each checkpoint under checkpoints/.saving; the commit callback checks it and moves it up.
     args = make_grpo_config(params, saving_dir(checkpoint_dir), world_size,
-                            chat_template_kwargs=generation.template_kwargs(tokenizer, params.model.enable_thinking))
+                            chat_template_kwargs=generation.template_kwargs(tokenizer, params.model.enable_thinking),
+                            log_dir=log_dir)
     resumed_from = None
     with args.main_process_first(desc="preparing the resume"):
         if args.process_index == 0:
@@ -126,12 +130,13 @@ def train_grpo(ctx, scorer: Any = None, callbacks: Sequence[Any] | None = None) 
 
     reward = make_reward_function(params, scorer, rollout_log=rollout_log, process_index=args.process_index)
     quantization = models.quantization_config(g.finetune == "qlora")
-    trainer = trainer_class()(
-        model=models.resolve(params.model.policy, key="model.policy"), reward_funcs=reward, args=args,
-        train_dataset=dataset, processing_class=tokenizer, peft_config=make_peft_config(g),
-        quantization_config=quantization,
-        callbacks=[*(callbacks or []), stage_progress.trainer_callback("reward"),
-                   commit_callback(checkpoint_dir, g.save_total_limit)])
+    with tracking.trainer_logs(params, log_dir, fresh=resume is None, main_process=args.process_index == 0):
+        trainer = trainer_class()(
+            model=models.resolve(params.model.policy, key="model.policy"), reward_funcs=reward, args=args,
+            train_dataset=dataset, processing_class=tokenizer, peft_config=make_peft_config(g),
+            quantization_config=quantization,
+            callbacks=[*(callbacks or []), stage_progress.trainer_callback("reward"),
+                       commit_callback(checkpoint_dir, g.save_total_limit)])
     trainer.merge_lora_for_generation = (g.merge_lora_for_generation and g.finetune == "lora"
                                          and args.world_size == 1)
     # One process: the rollouts go through sif_lib.core.decoding where TRL would call generate() (trl_hooks).

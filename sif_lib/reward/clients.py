@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from sif_lib.core.errors import InputError, ServiceError
+from sif_lib.core.models import without_bpe_cleanup
 from sif_lib.core.stages import producer
 from sif_lib.reward.rm_input import META_FILE, check_pair, encode_pairs, read_meta
 
@@ -184,7 +185,7 @@ class VllmClassifyScorer:
                              f"reward model's tokenizer; run stage {producer('rm').name} first")
         meta = read_meta(rm_dir)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(str(rm_dir))
+            tokenizer = without_bpe_cleanup(AutoTokenizer.from_pretrained(str(rm_dir)))
         except (OSError, ValueError) as err:
             raise InputError(f"{rm_dir}: cannot load the reward model's tokenizer ({err})") from None
         return cls(url, tokenizer, meta["max_length"], model=model, **kwargs)

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sif_lib.core import models
+from sif_lib.core import models, tracking
 from sif_lib.core import progress as stage_progress
 from sif_lib.core.errors import InputError
 
@@ -74,10 +74,11 @@ def save_model(model: Any, tokenizer: Any, target: Path, mode: str, backbone: st
 
 
 def fit(train_ids: list[list[int]], labels: list[int], params: Any, tokenizer: Any, backbone: str, key: str,
-        device: str, progress: bool = True) -> tuple[Any, dict]:
+        device: str, progress: bool = True, log_dir: Path | None = None) -> tuple[Any, dict]:
     """Fine-tune the two-class classifier on tokenized pairs; returns the model and what training did
     (seconds, steps, the loss curve). ``reward_model.balance_classes`` weights the loss by inverse class
-    frequency."""
+    frequency. ``log_dir``: where ``run.report_to`` sends the loss curve (:mod:`sif_lib.core.tracking`; earlier
+    event files there are cleared); None reports nowhere."""
     import torch  # heavy: only when training
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
@@ -129,7 +130,7 @@ def fit(train_ids: list[list[int]], labels: list[int], params: Any, tokenizer: A
             logging_first_step=True,
             save_strategy="no",
             eval_strategy="no",
-            report_to=[],
+            **tracking.config_kwargs(params, log_dir),
             seed=params.run.seed,
             use_cpu=not on_gpu,
             bf16=amp_bf16,
@@ -138,9 +139,10 @@ def fit(train_ids: list[list[int]], labels: list[int], params: Any, tokenizer: A
             dataloader_pin_memory=on_gpu,
             disable_tqdm=not progress,
         )
-        trainer = WeightedTrainer(model=model, args=args, train_dataset=dataset,
-                                  data_collator=DataCollatorWithPadding(tokenizer),
-                                  callbacks=[stage_progress.trainer_callback("loss")])
+        with tracking.trainer_logs(params, log_dir, fresh=True):
+            trainer = WeightedTrainer(model=model, args=args, train_dataset=dataset,
+                                      data_collator=DataCollatorWithPadding(tokenizer),
+                                      callbacks=[stage_progress.trainer_callback("loss")])
         began = time.monotonic()
         result = trainer.train()
         seconds = time.monotonic() - began

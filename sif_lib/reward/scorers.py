@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from sif_lib.core.errors import InputError
 from sif_lib.core.stages import producer
-from sif_lib.core.models import device_for, torch_dtype
+from sif_lib.core.models import device_for, torch_dtype, without_bpe_cleanup
 from sif_lib.reward.clients import HttpRewardScorer, VllmClassifyScorer
 from sif_lib.reward.linear_probe import HEAD_TYPE, last_token_states, predict
 from sif_lib.reward.rm_input import META_FILE, check_pair, encode_pairs, padded_batches, read_meta
@@ -54,7 +54,7 @@ class RewardScorer:
         target = device_for(device)
         # fp32 on CPU (its kernels are fastest there); bf16 or the requested dtype on a GPU.
         torch_type = torch.float32 if target == "cpu" else torch_dtype(dtype)
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        tokenizer = without_bpe_cleanup(AutoTokenizer.from_pretrained(str(path)))
         head = meta.get("head") if isinstance(meta.get("head"), dict) else None
         if head is not None and head.get("type") != HEAD_TYPE:
             raise InputError(f"{path / 'sif_rm.json'}: key 'head.type' must be {HEAD_TYPE!r}, got {head.get('type')!r}")

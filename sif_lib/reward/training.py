@@ -129,7 +129,7 @@ def split_halves(rows: list[dict], seed: int) -> tuple[list[dict], list[dict]]:
 
 
 def train_reward_model(rows: list[dict], out_dir: Path, params: Any, progress: bool = True,
-                       echo: Any = print, check_dir: Path | None = None) -> dict:
+                       echo: Any = print, check_dir: Path | None = None, log_dir: Path | None = None) -> dict:
     """Train on pseudo-label rows and write the model directory; returns the metrics dict.
 
     ``out_dir`` is built in a temporary sibling and renamed into place, so a failed run never leaves a
@@ -141,6 +141,9 @@ def train_reward_model(rows: list[dict], out_dir: Path, params: Any, progress: b
     model trains on one half, a *check* model with the same settings on the other, and it is written to
     ``check_dir``. GRPO never sees the check model, so its soft scores of the trained policy are a figure the
     training reward could not have inflated. The price: the training RM learns from half the pairs.
+
+    ``log_dir``: where ``run.report_to`` sends the fine-tuning loss curve (the check model's in ``check/`` in
+    it); None reports nowhere.
     """
     rm = params.reward_model
     if rm.method == "finetune":
@@ -150,18 +153,21 @@ def train_reward_model(rows: list[dict], out_dir: Path, params: Any, progress: b
         train_rows, check_rows = split_halves(train_rows, params.run.seed)
         if not train_rows or not check_rows:
             raise InputError("reward_model.check_model: needs training pairs from at least two instructions")
-        metrics = _train(rows, train_rows, eval_rows, prepared, Path(out_dir), params, progress, echo, curve=True)
+        metrics = _train(rows, train_rows, eval_rows, prepared, Path(out_dir), params, progress, echo, curve=True,
+                         log_dir=log_dir)
         echo(f"check model: training on the other {len(check_rows)} pairs")
-        check = _train(rows, check_rows, eval_rows, prepared, Path(check_dir), params, progress, echo, curve=False)
+        check = _train(rows, check_rows, eval_rows, prepared, Path(check_dir), params, progress, echo, curve=False,
+                       log_dir=log_dir / "check" if log_dir is not None else None)
         metrics["check_model"] = {k: check[k] for k in (
             "eval_pairs", "eval_auc", "eval_auc_ci95", "hard_truth_pairs", "hard_truth_auc", "hard_truth_auc_ci95",
             "eval_by_kind", "train_seconds", "final_train_loss", "counts", "degenerate_eval")}
         return metrics
-    return _train(rows, train_rows, eval_rows, prepared, Path(out_dir), params, progress, echo, curve=True)
+    return _train(rows, train_rows, eval_rows, prepared, Path(out_dir), params, progress, echo, curve=True,
+                  log_dir=log_dir)
 
 
 def _train(rows: list[dict], train_rows: list[dict], eval_rows: list[dict], prepared: dict, out_dir: Path,
-           params: Any, progress: bool, echo: Any, curve: bool) -> dict:
+           params: Any, progress: bool, echo: Any, curve: bool, log_dir: Path | None = None) -> dict:
     """Train one model on ``train_rows``, save it to ``out_dir`` and evaluate it on ``eval_rows``."""
     rm = params.reward_model
     backbone = rm.backbone or params.model.policy
@@ -204,7 +210,8 @@ def _train(rows: list[dict], train_rows: list[dict], eval_rows: list[dict], prep
             tokenizer.padding_side = "right"
             tokenizer.save_pretrained(str(tmp))
         else:
-            model, fit_info = finetune.fit(train_ids, labels, params, tokenizer, backbone, key, device, progress)
+            model, fit_info = finetune.fit(train_ids, labels, params, tokenizer, backbone, key, device, progress,
+                                           log_dir=log_dir)
             finetune.save_model(model, tokenizer, tmp, rm.mode, backbone, key, device)
             del model
             head = None

@@ -20,6 +20,7 @@ from sif_lib.cold_start.data import cold_start_math, instruction_rows, math_rows
 from sif_lib.cold_start.sft import train_sft
 from sif_lib.constraints import extract_answer
 from sif_lib.constraints.math_answer import score_flexible, score_reasoning
+from sif_lib.core import tracking
 from sif_lib.core.answers import PolicyRunner, spec_policy
 from sif_lib.core.generation import Sampling
 from sif_lib.core.io import read_json, write_json, write_jsonl
@@ -114,7 +115,8 @@ def run(ctx, echo: Callable[[str], None] = print, progress: bool = True) -> dict
         echo(f"[cold start] reusing the thinking policy in {policy_dir}")
     else:
         training = train_sft(sft_examples(sft, params.model.system_prompt), params, ctx.base_policy,
-                             ctx.root / "cold_start", progress=progress)
+                             ctx.root / "cold_start", progress=progress,
+                             log_dir=tracking.log_dir(ctx.root, STAGE.name))
         write_json(policy_dir / "sft.json", {"record": record, "training": training})
     prompts = [r["prompt"] for r in check]
     before = greedy_answers(ctx, ctx.base_policy, "base", "check_base", prompts, echo)

@@ -19,6 +19,7 @@ from sif_lib.core.stages import stage_of_module
 from sif_lib.synthesis.instructions import (compose_instructions, compose_reasoning, dataset_rows, reasoning_count,
                                             save_splits, synthesis_metrics)
 from sif_lib.synthesis.paraphrase import paraphrase_instructions, policy_paraphraser
+from sif_lib.synthesis.params_checks import check_constraint_ids
 from sif_lib.synthesis.seeds import load_seeds
 
 STAGE = stage_of_module(__name__)
@@ -44,6 +45,7 @@ def run(ctx) -> dict:
     """Load seeds, synthesize, write ``data/instructions.jsonl``, ``data/reasoning.jsonl``,
     ``data/instructions/`` and the stage metrics; returns the metrics."""
     params = ctx.params
+    check_constraint_ids(params, str(ctx.params_file or "<params>"))  # a notebook may open any params file
     s = params.synthesis
     seed_set = load_seeds(s.seeds, s.seed_column, s.strict)
     instructions, info = compose_instructions(params, seed_set)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import shutil
 
+from sif_lib.core import tracking
 from sif_lib.core.stages import stage_of_module
 from sif_lib.reward.degenerate_negatives import summary_rows
 from sif_lib.reward.training import fmt as _fmt
@@ -26,7 +27,8 @@ def run(ctx, progress: bool = True) -> dict:
     if not ctx.params.reward_model.check_model and check_dir.exists():
         shutil.rmtree(check_dir)  # an earlier run's check model would no longer match this RM's data
     metrics = train_reward_model(rows, ctx.path("rm"), ctx.params, progress=progress,
-                                 echo=print if progress else (lambda *_: None), check_dir=check_dir)
+                                 echo=print if progress else (lambda *_: None), check_dir=check_dir,
+                                 log_dir=tracking.log_dir(ctx.root, STAGE.name))
     ctx.write_metrics(STAGE.name, metrics)
     return metrics
 

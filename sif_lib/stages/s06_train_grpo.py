@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import time
 
-from sif_lib.core import models
-from sif_lib.core.answers import base_policy
+from sif_lib.core import models, tracking
+from sif_lib.core.answers import base_policy, grpo_dir, trained_policy
 from sif_lib.core.io import read_json, read_jsonl
 from sif_lib.core.stages import stage_of_module
 from sif_lib.grpo.config import check_params
 from sif_lib.grpo.launch import launch_command, run_streaming
-from sif_lib.grpo.policy import export_merged, grpo_dir, remove_stale_outputs, trained_policy
+from sif_lib.grpo.policy import export_merged, remove_stale_outputs
 from sif_lib.grpo.probe import probe_comparison, probe_delta, probe_items, run_probe
 from sif_lib.grpo.series import series_from_history, timing, window_means
 from sif_lib.evaluation.thinking import compare_thinking, think_stats
@@ -106,7 +106,23 @@ def run(ctx, echo=print) -> dict:
         "manifest_record": {"grpo_config": read_json(out / "grpo_config.json", f"rerun stage {STAGE.name}")},
     }
     ctx.write_metrics(STAGE.name, metrics)
+    points = probe_points(metrics)
+    if points:
+        tracking.write_scalars(params, tracking.log_dir(ctx.root, STAGE.name) / "probe", points)
     return metrics
+
+
+def probe_points(metrics: dict) -> dict[int, dict]:
+    """The probe's figures as scalars at step 0 (the untrained policy) and at the last step, for TensorBoard:
+    reward, hard satisfaction, soft probability and the degenerate share; empty without a probe."""
+    probe = metrics["probe"]
+    if not (probe["before"] and probe["after"]):
+        return {}
+    degenerate = probe.get("degenerate") or {}
+    return {step: {"probe/reward": side.get("reward"), "probe/hard_satisfaction": side.get("hard_satisfaction"),
+                   "probe/soft_prob": side.get("soft_prob"),
+                   "probe/degenerate_share": (degenerate.get(name) or {}).get("share")}
+            for step, side, name in ((0, probe["before"], "before"), (metrics["steps"], probe["after"], "after"))}
 
 
 def probe_thinking(out) -> dict:
