@@ -37,7 +37,7 @@ from sif_lib.core.errors import InputError
 from sif_lib.core.io import iter_numbered_jsonl
 from sif_lib.evaluation import ifeval as _ifeval
 from sif_lib.evaluation.ifeval import (IFEvalReport, PromptRecord, PromptResult, ResponseRecord, load_responses,
-                                       loose_variants, write_results)
+                                       write_results)
 
 __all__ = [
     "IFBenchReport",
@@ -95,19 +95,8 @@ def load_prompts(path: str | Path) -> list[PromptRecord]:
 
 def score_response(response: str, instruction_id_list: Sequence[str],
                    kwargs: Sequence[dict[str, Any]]) -> tuple[list[bool], list[bool]]:
-    """(strict, loose) verdicts, one per instruction, for one response."""
-    variants: list[str] | None = None
-    strict, loose = [], []
-    for instruction_id, kw in zip(instruction_id_list, kwargs, strict=True):
-        checker = get_ifbench_checker(instruction_id, kw)
-        ok = bool(response.strip()) and checker.check_following(response)
-        strict.append(ok)
-        if not ok:
-            if variants is None:
-                variants = loose_variants(response)[1:]  # the first variant is the response itself
-            ok = any(v.strip() and checker.check_following(v) for v in variants)
-        loose.append(ok)
-    return strict, loose
+    """(strict, loose) verdicts, one per instruction, for one response: IFEval's scoring with IFBench's checkers."""
+    return _ifeval.score_response(response, instruction_id_list, kwargs, checker_for=get_ifbench_checker)
 
 
 @dataclass

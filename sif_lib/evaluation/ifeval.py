@@ -178,12 +178,13 @@ def loose_variants(response: str) -> list[str]:
 
 
 def score_response(response: str, instruction_id_list: Sequence[str],
-                   kwargs: Sequence[dict[str, Any]]) -> tuple[list[bool], list[bool]]:
-    """(strict, loose) verdicts, one per instruction, for one response."""
+                   kwargs: Sequence[dict[str, Any]], checker_for=get_checker) -> tuple[list[bool], list[bool]]:
+    """(strict, loose) verdicts, one per instruction, for one response; ``checker_for(id, kwargs)`` builds each
+    verifier (IFBench passes its own, which drops the null arguments of its data)."""
     variants: list[str] | None = None
     strict, loose = [], []
     for instruction_id, kw in zip(instruction_id_list, kwargs, strict=True):
-        checker = get_checker(instruction_id, kw)
+        checker = checker_for(instruction_id, kw)
         ok = bool(response.strip()) and checker.check_following(response)
         strict.append(ok)
         if not ok:
