@@ -184,15 +184,21 @@ _STORAGE_FAULTS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk 
 _FULL_DISK_TEXT = ("No space left on device", "StorageFull", "os error 28", "Disk quota exceeded")
 
 
-def free_bytes(path: str | Path) -> int | None:
-    """Free space (for this user) on the file system that holds ``path``, or its nearest existing parent."""
+def at_nearest_existing(path: str | Path, probe):
+    """``probe(folder)`` on ``path`` or, where it raises OSError (not there yet), its nearest parent that
+    answers; None when none does."""
     path = Path(path).absolute()
     for folder in (path, *path.parents):
         try:
-            return shutil.disk_usage(folder).free
+            return probe(folder)
         except OSError:
             continue
     return None
+
+
+def free_bytes(path: str | Path) -> int | None:
+    """Free space (for this user) on the file system that holds ``path``, or its nearest existing parent."""
+    return at_nearest_existing(path, lambda folder: shutil.disk_usage(folder).free)
 
 
 def human_bytes(n: float | None) -> str:

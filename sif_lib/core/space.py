@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sif_lib.core import models
 from sif_lib.core.errors import StorageError
-from sif_lib.core.io import free_bytes, human_bytes
+from sif_lib.core.io import at_nearest_existing, free_bytes, human_bytes
 from sif_lib.core.stages import enabled, stage
 
 MiB = 2**20
@@ -87,13 +87,7 @@ def estimate(params, stages: list[str]) -> dict:
 
 
 def _device(path: Path) -> int | None:
-    path = Path(path).absolute()
-    for folder in (path, *path.parents):
-        try:
-            return os.stat(folder).st_dev
-        except OSError:
-            continue
-    return None
+    return at_nearest_existing(path, lambda folder: os.stat(folder).st_dev)
 
 
 def check_cache_writable(folders: list[Path]) -> None:
