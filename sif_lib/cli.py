@@ -13,6 +13,7 @@
     sif bench verifiers|scoring|reward|grpo|serve-rm|generate          print speed and memory figures
     sif compare RUN_DIR RUN_DIR...                                    compare runs (table and HTML), across seeds too
     sif report RUN_DIR... --markdown [--output FILE]                  the measured tables as Markdown
+    sif results [DOC] [--outputs DIR] [--strict]                      regenerate docs/RESULTS.md's tables
     sif compare-rm RUN_DIR RUN_DIR...                                 compare their reward models (stage 04)
 
 Bad input ends with one line on stderr naming the file, line or key, and exit status 2.
@@ -25,10 +26,10 @@ import signal
 import sys
 from pathlib import Path
 
-from sif_lib.core.config import describe_params
+from sif_lib.config.params import describe_params
 from sif_lib.core.errors import InputError
-from sif_lib.core.runlock import refuse_if_running
-from sif_lib.core.seed_runs import compare_command, display_path
+from sif_lib.runner.runlock import refuse_if_running
+from sif_lib.runner.seed_runs import compare_command, display_path
 from sif_lib.synthesis.params_checks import check_constraint_ids, load_checked_params
 
 # Each subcommand imports the module it runs when it runs: `sif params` or `sif status` must answer in a moment,
@@ -43,25 +44,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # A run directory another `sif run` is writing is refused before the runner's imports, which take seconds.
     refuse_if_running(args.params, args.outputs, args.run_id, args.from_stage, args.only, args.to_stage, args.reuse,
                       args.seeds)
-    from sif_lib.core.pipeline import RunInterrupted, StageFailed, parse_overrides, run_pipeline, run_seeds
+    from sif_lib.runner import pipeline
 
-    overrides = parse_overrides(args.set) if args.set else None
+    overrides = pipeline.parse_overrides(args.set) if args.set else None
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
         if args.seeds is not None:
-            run_dirs = run_seeds(args.params, args.seeds, run_id=args.run_id, outputs=args.outputs,
-                                 overrides=overrides, reuse=args.reuse, log_output=args.verbose,
-                                 from_stage=args.from_stage, to_stage=args.to_stage, only=args.only,
-                                 space_check=not args.no_space_check, checks=(check_constraint_ids,))
+            run_dirs = pipeline.run_seeds(args.params, args.seeds, run_id=args.run_id, outputs=args.outputs,
+                                          overrides=overrides, reuse=args.reuse, log_output=args.verbose,
+                                          from_stage=args.from_stage, to_stage=args.to_stage, only=args.only,
+                                          space_check=not args.no_space_check, checks=(check_constraint_ids,))
         else:
-            run_dir = run_pipeline(args.params, run_id=args.run_id, from_stage=args.from_stage,
-                                   to_stage=args.to_stage, only=args.only, outputs=args.outputs,
-                                   log_output=args.verbose, overrides=overrides, reuse=args.reuse,
-                                   space_check=not args.no_space_check, checks=(check_constraint_ids,))
-    except StageFailed as err:
+            run_dir = pipeline.run_pipeline(args.params, run_id=args.run_id, from_stage=args.from_stage,
+                                            to_stage=args.to_stage, only=args.only, outputs=args.outputs,
+                                            log_output=args.verbose, overrides=overrides, reuse=args.reuse,
+                                            space_check=not args.no_space_check, checks=(check_constraint_ids,))
+    except pipeline.StageFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    except RunInterrupted as err:
+    except pipeline.RunInterrupted as err:
         print(err, file=sys.stderr)
         return 130
     if args.seeds is None:
@@ -75,7 +76,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from sif_lib.core.pipeline import stage_lines
+    from sif_lib.runner.pipeline import stage_lines
 
     print("\n".join(stage_lines(Path(args.run_dir))))
     return 0
@@ -94,27 +95,27 @@ def _cmd_params(args: argparse.Namespace) -> int:
 
 
 def _cmd_model(args: argparse.Namespace) -> int:
-    from sif_lib.core import models
+    from sif_lib.policy import models
 
     print(models.resolve(args.spec))
     return 0
 
 
 def _cmd_ifeval_score(args: argparse.Namespace) -> int:
-    from sif_lib.evaluation.ifeval import run_score_command
+    from sif_lib.evaluation.ifeval_scoring import run_score_command
 
     return run_score_command(args.input_data, args.responses, args.output_dir, allow_missing=args.allow_missing)
 
 
 def _cmd_ifbench_score(args: argparse.Namespace) -> int:
-    from sif_lib.evaluation.ifbench import run_score_command
+    from sif_lib.evaluation.ifbench_scoring import run_score_command
 
     return run_score_command(args.input_data, args.responses, args.output_dir, allow_missing=args.allow_missing,
                              skip_unavailable=args.skip_unavailable)
 
 
 def _cmd_serve_rm(args: argparse.Namespace) -> int:
-    from sif_lib.reward.server import serve
+    from sif_lib.rm_service.server import serve
 
     serve(args.model, host=args.host, port=args.port, max_batch=args.max_batch,
           max_request_bytes=args.max_request_bytes, max_pairs=args.max_pairs, device=args.device,
@@ -135,42 +136,49 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         bench_scoring(repeats=args.repeats, ifeval_reference_path=args.ifeval_reference,
                       ifbench_reference_path=args.ifbench_reference, reference_python=args.reference_python)
     elif args.what == "reward":
-        from sif_lib.bench.reward import bench_reward
+        from sif_lib.bench.rm_speed import bench_reward
 
         bench_reward(args.params, rm_dir=args.rm, n_pairs=args.pairs)
     elif args.what == "serve-rm":
-        from sif_lib.bench.serve_rm import bench_serve_rm
+        from sif_lib.bench.rm_service_load import bench_serve_rm
 
         bench_serve_rm(args.params, rm_dir=args.rm, clients=tuple(args.clients),
                        pairs_per_request=args.pairs_per_request, n_requests=args.requests)
     elif args.what == "generate":
-        from sif_lib.bench.generate import bench_generate
+        from sif_lib.bench.decode_speed import bench_generate
 
         bench_generate(args.params, workload=args.workload, n_prompts=args.prompts,
                        methods=args.methods.split(",") if args.methods else None)
     else:
-        from sif_lib.bench.grpo import bench_grpo
+        from sif_lib.bench.grpo_step import bench_grpo
 
         bench_grpo(args.params, steps=args.steps)
     return 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from sif_lib.evaluation.compare import compare_runs
+    from sif_lib.analysis.compare_runs import compare_runs
 
     compare_runs(args.run_dirs, output=args.output)
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from sif_lib.evaluation.markdown import write_markdown_report
+    from sif_lib.analysis.markdown_tables import write_markdown_report
 
     write_markdown_report(args.run_dirs, output=args.output)
     return 0
 
 
+def _cmd_results(args: argparse.Namespace) -> int:
+    from sif_lib.analysis.results_doc import regenerate
+
+    regenerate(args.document, outputs=args.outputs, strict=args.strict)
+    return 0
+
+
 def _cmd_compare_rm(args: argparse.Namespace) -> int:
-    from sif_lib.reward.compare import compare_reward_models
+    from sif_lib.analysis.compare_reward_models import compare_reward_models
 
     compare_reward_models(args.run_dirs)
     return 0
@@ -307,6 +315,15 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--markdown", action="store_true", required=True, help="write Markdown (the one format)")
     report.add_argument("--output", help="write to this file instead of printing")
     report.set_defaults(func=_cmd_report)
+
+    results = sub.add_parser("results", help="rewrite the sif-report blocks of the results document with the "
+                                             "current tables of the runs each names")
+    results.add_argument("document", nargs="?", default="docs/RESULTS.md",
+                         help="the results document (default: docs/RESULTS.md)")
+    results.add_argument("--outputs", help="read the blocks' outputs/RUN directories from this folder instead")
+    results.add_argument("--strict", action="store_true",
+                         help="a block whose runs are not on this disk is an error (default: keep its body)")
+    results.set_defaults(func=_cmd_results)
 
     compare_rm = sub.add_parser("compare-rm", help="compare the reward models of run directories (stage 04's "
                                                    "held-out AUCs with bootstrap intervals)")

@@ -60,8 +60,8 @@ def write_untrained_rm(rm_dir: Path, spec: str = "tiny", max_length: int = 128, 
     of loading, scoring and GRPO need of it. ``meta`` adds fields to its ``sif_rm.json``."""
     import json
 
-    from sif_lib.core import models
-    from sif_lib.reward.rm_input import META_FILE
+    from sif_lib.policy import models
+    from sif_lib.reward_model.rm_input import META_FILE
 
     rm_dir = Path(rm_dir)
     models.load_sequence_classifier(spec, dtype="float32", device="cpu").save_pretrained(str(rm_dir))

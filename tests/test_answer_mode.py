@@ -14,20 +14,19 @@ import json
 
 import pytest
 
-from sif_lib.evaluation import math_accuracy
-from sif_lib.reward import heldout
-from sif_lib.core.config import params_from_dict
-from sif_lib.evaluation import holdout
+from sif_lib.config.params import params_from_dict
+from sif_lib.constraints.repetition import is_repetitive
+from sif_lib.core.io import read_jsonl
+from sif_lib.evaluation import curriculum_holdout, math_accuracy
 from sif_lib.evaluation.benchmarks import IFEvalTask
 from sif_lib.evaluation.scores import score_ifeval_stage
-from sif_lib.core.generation import render_prompt, template_kwargs
-from sif_lib.reward.judge import GenerativeJudge
 from sif_lib.labels.pseudo_labels import hard_verifier
-from sif_lib.constraints.repetition import is_repetitive
-from sif_lib.reward.rm_input import answered_pairs
-from sif_lib.reward.rm_eval import evaluate_pairs
-from sif_lib.core.io import read_jsonl
-from sif_lib.core.runs import RunContext
+from sif_lib.policy.generation import render_prompt, template_kwargs
+from sif_lib.reward import heldout
+from sif_lib.reward_model.rm_eval import evaluate_pairs
+from sif_lib.reward_model.rm_input import answered_pairs
+from sif_lib.runner.runs import RunContext
+from sif_lib.stages.s05_analysis.judge import GenerativeJudge
 
 THINKING = "<think>First, a plan, with commas, and more.</think>\n\nA plain answer without any comma at all"
 ANSWER = "A plain answer without any comma at all"
@@ -58,7 +57,7 @@ class RecordingScorer:
 @pytest.fixture(scope="module")
 def rm(tmp_path_factory):
     from conftest import write_untrained_rm
-    from sif_lib.reward.scorers import RewardScorer
+    from sif_lib.reward_model.scorer import RewardScorer
 
     root = tmp_path_factory.mktemp("rm")
     return RewardScorer.from_dir(write_untrained_rm(root), device="cpu")
@@ -108,7 +107,7 @@ def test_pseudo_label_verifier_and_holdout(mode, rm):
         assert verify(response, NO_COMMA) is EXPECTED[mode][response][1]
     scorer = RecordingScorer(rm)
     row = {"id": "h-L2", "level": 2, "constraints": [NO_COMMA, FORMAL]}
-    verdicts = holdout.constraint_verdicts(params(mode), [row, row], [THINKING, NO_THINK], scorer)
+    verdicts = curriculum_holdout.holdout_verdicts(params(mode), [row, row], [THINKING, NO_THINK], scorer)
     hard = [v["score"] for v in verdicts if v["kind"] == "hard"]
     assert hard == [float(EXPECTED[mode][r][1]) for r in (THINKING, NO_THINK)]
     assert [r for r, _ in scorer.seen] == [t for t in (EXPECTED[mode][THINKING][0], EXPECTED[mode][NO_THINK][0])
@@ -152,7 +151,7 @@ class FixedOutputs:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_judge_reads_its_verdict_from_the_answer(mode):
-    from sif_lib.core import models
+    from sif_lib.policy import models
 
     tokenizer = models.load_tokenizer("tiny")
     # A digit in the reasoning is not a verdict: the answer part ("Yes.") holds none, so it is unparsable (0).
@@ -171,8 +170,8 @@ QWEN3_STYLE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['conten
 
 
 def test_thinking_switch_reaches_templates_that_have_one_only(tmp_path):
-    from sif_lib.core import models
     from sif_lib.grpo.config import make_grpo_config
+    from sif_lib.policy import models
 
     smol = models.load_tokenizer("tiny")
     qwen = models.load_tokenizer("tiny")

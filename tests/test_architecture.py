@@ -1,29 +1,43 @@
-"""The shape of the package: no import cycle, layers that only import downwards, the import rules between core,
-constraints, grpo and evaluation, modules a reader can hold in mind, imports at the top, one stage table that
-everything derives from, and TRL's private surface in one place."""
+"""The shape of the package: no import cycle, layers that only import downwards, the import rules between the
+shared infrastructure (core, config, runner, policy), constraints, grpo, evaluation and analysis, no two modules
+of one name, modules a reader can hold in mind, imports at the top, one stage table that everything derives from,
+and TRL's private surface in one place."""
 
 from __future__ import annotations
 
 import ast
 import importlib
 import inspect
+from collections import Counter
 from pathlib import Path
 
 from conftest import REPO
 
 PACKAGE = REPO / "sif_lib"
-# Bottom to top; a module may import its own layer and the ones below. core and constraints are the shared
-# infrastructure (constraints' verifiers are what every stage checks with), side by side at the bottom: neither
-# imports the other (FORBIDDEN, SELF_CONTAINED).
-LAYERS = [("core", "constraints"), ("synthesis",), ("labels",), ("reward",), ("grpo", "cold_start"), ("evaluation",), ("stages",),
+# Bottom to top; a module may import its own layer and the ones below. At the bottom, side by side, the utilities
+# (core) and the verifiers every stage checks with (constraints): neither imports anything of sif_lib but itself
+# (SELF_CONTAINED). Then the params schema (config), on the utilities alone. Then the runner and the policy's runtime,
+# side by side: the runner reads model specs before a run and copies a policy's cached answers between seed runs,
+# and those answers report progress to it and name the stage that writes what they read. Then the method's concerns
+# in the order its stages use them, the analysis across runs, the stages, and the entry points.
+LAYERS = [("core", "constraints"), ("config",), ("runner", "policy"), ("synthesis",), ("labels",), ("reward",),
+          ("reward_model",), ("rm_service",), ("grpo", "cold_start"), ("evaluation",), ("analysis",), ("stages",),
           ("widgets", "bench", "cli", "__main__")]
 # The import rules the layers alone do not say, for every import, at the top or inside a function. Importer ->
-# the sif_lib packages it must not import: core, under every stage, knows no constraint, training or evaluation;
-# evaluation judges a policy without importing training (stage 06's policy is found through core.answers).
-FORBIDDEN = {"sif_lib.core": ("sif_lib.constraints", "sif_lib.grpo", "sif_lib.evaluation"),
-             "sif_lib.evaluation": ("sif_lib.grpo",)}
-# Packages that import nothing of sif_lib but themselves: the verifiers stand alone.
-SELF_CONTAINED = ("sif_lib.constraints",)
+# the sif_lib packages it must not import: the infrastructure under every stage (params, runner, policy) knows no
+# constraint, training or evaluation; evaluation judges a policy without importing training (stage 06's policy is
+# found through policy.answers), and the analysis across runs reads what runs wrote without importing training.
+_UNDER_EVERY_STAGE = ("sif_lib.constraints", "sif_lib.grpo", "sif_lib.evaluation")
+FORBIDDEN = {"sif_lib.config": _UNDER_EVERY_STAGE,
+             "sif_lib.runner": _UNDER_EVERY_STAGE,
+             "sif_lib.policy": _UNDER_EVERY_STAGE,
+             "sif_lib.evaluation": ("sif_lib.grpo",),
+             "sif_lib.analysis": ("sif_lib.grpo",)}
+# Packages that import nothing of sif_lib but themselves: the utilities and the verifiers stand alone.
+SELF_CONTAINED = ("sif_lib.core", "sif_lib.constraints")
+# A module may share its name with a package of sif_lib only for a reason written here.
+NAMED_LIKE_A_PACKAGE = {"sif_lib.grpo.config": "GRPO's own config (params to GRPOConfig); the package config is the "
+                                               "params schema and has no config module"}
 # Modules allowed imports of sif_lib inside functions, and why.
 LAZY_IMPORTS = {"sif_lib.cli": "each subcommand imports what it runs, so that `sif params` or `sif status` "
                                "answer without importing training or serving code"}
@@ -124,9 +138,9 @@ def test_layers_import_only_downwards():
     assert not wrong, wrong
 
 
-def test_core_constraints_grpo_and_evaluation_keep_their_import_rules():
-    """Nothing in core imports constraints, grpo or evaluation; evaluation imports nothing of grpo; constraints
-    imports nothing of sif_lib but itself."""
+def test_the_import_rules_hold():
+    """Nothing in config, runner or policy imports constraints, grpo or evaluation; evaluation and analysis import
+    nothing of grpo; core and constraints import nothing of sif_lib but themselves."""
     modules = _modules()
     broken = [line for name, path in sorted(modules.items())
               for line in _rule_breaks(name, _statements(name, path.read_text(), modules))]
@@ -138,21 +152,38 @@ def test_the_import_rules_see_every_kind_of_import():
     modules = _modules()
     source = ("from sif_lib.core.io import read_json\n"
               "import sif_lib.evaluation.report\n"
-              "def f():\n    from sif_lib.grpo.policy import export_merged\n"
+              "def f():\n    from sif_lib.grpo.policy_export import export_merged\n"
               "def g():\n    from ..constraints import soft\n")
-    broken = _rule_breaks("sif_lib.core.fake", _statements("sif_lib.core.fake", source, modules))
+    broken = _rule_breaks("sif_lib.runner.fake", _statements("sif_lib.runner.fake", source, modules))
     assert broken == [
-        "sif_lib.core.fake, line 2: `import sif_lib.evaluation.report`: sif_lib.core must not import "
+        "sif_lib.runner.fake, line 2: `import sif_lib.evaluation.report`: sif_lib.runner must not import "
         "sif_lib.evaluation",
-        "sif_lib.core.fake, line 4 (not at the top level): `from sif_lib.grpo.policy import export_merged`: "
-        "sif_lib.core must not import sif_lib.grpo",
-        "sif_lib.core.fake, line 6 (not at the top level): `from ..constraints import soft`: sif_lib.core must not "
-        "import sif_lib.constraints"], broken
+        "sif_lib.runner.fake, line 4 (not at the top level): `from sif_lib.grpo.policy_export import export_merged`: "
+        "sif_lib.runner must not import sif_lib.grpo",
+        "sif_lib.runner.fake, line 6 (not at the top level): `from ..constraints import soft`: sif_lib.runner must "
+        "not import sif_lib.constraints"], broken
+    broken = _rule_breaks("sif_lib.core.fake", _statements("sif_lib.core.fake", source, modules))
+    assert [line.split(":")[0] for line in broken] == [
+        "sif_lib.core.fake, line 2", "sif_lib.core.fake, line 4 (not at the top level)",
+        "sif_lib.core.fake, line 6 (not at the top level)"], broken
+    assert all(line.endswith("sif_lib.core imports nothing of sif_lib but itself") for line in broken)
     assert _rule_breaks("sif_lib.constraints.fake", _statements("sif_lib.constraints.fake", source, modules))[0] \
         .endswith("`from sif_lib.core.io import read_json`: sif_lib.constraints imports nothing of sif_lib but itself")
-    assert _rule_breaks("sif_lib.evaluation.fake", _statements("sif_lib.evaluation.fake", source, modules)) == [
-        "sif_lib.evaluation.fake, line 4 (not at the top level): `from sif_lib.grpo.policy import export_merged`: "
-        "sif_lib.evaluation must not import sif_lib.grpo"]
+    for package in ("sif_lib.evaluation", "sif_lib.analysis"):
+        assert _rule_breaks(f"{package}.fake", _statements(f"{package}.fake", source, modules)) == [
+            f"{package}.fake, line 4 (not at the top level): `from sif_lib.grpo.policy_export import export_merged`: "
+            f"{package} must not import sif_lib.grpo"]
+
+
+def test_no_two_modules_share_a_name():
+    """A module's file name says which one it is: no two modules of one name in different packages, and none named
+    like a package of sif_lib unless :data:`NAMED_LIKE_A_PACKAGE` says why."""
+    modules = [m for m, path in _modules().items() if path.name not in ("__init__.py", "__main__.py")]
+    shared = {name: n for name, n in Counter(m.rpartition(".")[2] for m in modules).items() if n > 1}
+    assert not shared, shared
+    packages = {p.parent.name for p in PACKAGE.rglob("__init__.py")}
+    like = [m for m in modules if m.rpartition(".")[2] in packages]
+    assert sorted(like) == sorted(NAMED_LIKE_A_PACKAGE), like
 
 
 def test_leaf_helpers_import_nothing_of_ours():
@@ -179,33 +210,34 @@ def test_modules_stay_small():
 def test_one_stage_table():
     """Each stage of the table has its notebook and its module with ``run``, and knows itself; artifacts map back
     to the stage that writes them; the runner, --from/--to and --reuse read the same table."""
-    from sif_lib.core import pipeline, stages
+    from sif_lib.runner import pipeline, stage_table
 
-    assert [s.number for s in stages.STAGES] == list(range(len(stages.STAGES)))  # 00, the optional cold start, first
+    # 00, the optional cold start, first
+    assert [s.number for s in stage_table.STAGES] == list(range(len(stage_table.STAGES)))
     # Only optional stages say which boolean params field enables them, and that field exists.
-    assert [s.name for s in stages.STAGES if s.enabled_by] == ["00_cold_start"]
-    from sif_lib.core.config import Params
-    assert all(isinstance(Params().value(s.enabled_by), bool) for s in stages.STAGES if s.enabled_by)
-    for entry in stages.STAGES:
+    assert [s.name for s in stage_table.STAGES if s.enabled_by] == ["00_cold_start"]
+    from sif_lib.config.params import Params
+    assert all(isinstance(Params().value(s.enabled_by), bool) for s in stage_table.STAGES if s.enabled_by)
+    for entry in stage_table.STAGES:
         assert (REPO / "notebooks" / entry.notebook).is_file(), entry.name
         module = importlib.import_module(entry.module)
         assert callable(module.run) and module.STAGE == entry, entry.name
         assert "ctx" in inspect.signature(module.run).parameters
         for artifact in entry.artifacts:
-            assert stages.producer(artifact) == entry and stages.producer(artifact + "/x") == entry
+            assert stage_table.producer(artifact) == entry and stage_table.producer(artifact + "/x") == entry
         if entry.finish:
             name, _, function = entry.finish.partition(":")
             assert callable(getattr(importlib.import_module(name), function))
-    assert stages.producer("data/curriculum.jsonl").name == "02_decompose_curriculum"
-    assert stages.select() == list(stages.STAGE_NAMES)
+    assert stage_table.producer("data/curriculum.jsonl").name == "02_decompose_curriculum"
+    assert stage_table.select() == list(stage_table.STAGE_NAMES)
     # No stage name is spelled out elsewhere in the package: the table is the only list.
     for module, path in _modules().items():
-        if module in ("sif_lib.core.stages",):
+        if module in ("sif_lib.runner.stage_table",):
             continue
         text = path.read_text()
-        spelled = [s.name for s in stages.STAGES if f'"{s.name}"' in text]
+        spelled = [s.name for s in stage_table.STAGES if f'"{s.name}"' in text]
         assert not spelled, (module, spelled)
-    assert pipeline.STAGE_NAMES is stages.STAGE_NAMES
+    assert pipeline.STAGE_NAMES is stage_table.STAGE_NAMES
 
 
 def test_trl_private_surface_is_the_one_pinned():

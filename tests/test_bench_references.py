@@ -29,7 +29,7 @@ except OSError as err:
 
 _EVALUATION_LIB = _NETWORK + '''
 import json, types
-from sif_lib.evaluation.{bench} import score_response
+from sif_lib.evaluation.{bench}_scoring import score_response
 
 def read_prompt_list(path):
     return [types.SimpleNamespace(**json.loads(line)) for line in open(path) if line.strip()]

@@ -9,10 +9,10 @@ import json
 import pytest
 
 from conftest import REPO
-from sif_lib.cold_start.data import THINK_CLOSE, cold_start_math, cold_start_questions, completion, plan
+from sif_lib.cold_start.sft_set import THINK_CLOSE, cold_start_math, cold_start_questions, completion, plan
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import read_jsonl
-from sif_lib.core.runs import COLD_START_POLICY, RunContext
+from sif_lib.runner.runs import COLD_START_POLICY, RunContext
 from sif_lib.synthesis import stepped_math
 from sif_lib.synthesis.instructions import compose_cold_start, compose_instructions, question_key
 from sif_lib.synthesis.seeds import load_seeds
@@ -25,7 +25,7 @@ COLD = {"cold_start": {"enabled": True, "n_math": 12, "n_instructions": 12, "ans
 
 
 def _params(overrides=COLD):
-    from sif_lib.core.config import load_params
+    from sif_lib.config.params import load_params
 
     return load_params(SMOKE, overrides)
 
@@ -137,7 +137,7 @@ def test_disabled_stage_writes_only_that_it_is_off(tmp_path):
 
 
 def test_sft_examples_are_prompt_completion_with_the_closing_tag():
-    from sif_lib.cold_start.data import sft_examples
+    from sif_lib.cold_start.sft_set import sft_examples
 
     [example] = sft_examples([{"prompt": "Q?", "think": "t", "answer": "a"}], system_prompt="Be brief.")
     assert example["prompt"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Q?"}]
@@ -147,8 +147,8 @@ def test_sft_examples_are_prompt_completion_with_the_closing_tag():
 def test_reuse_needs_a_finished_cold_start_when_it_is_on(tmp_path):
     """A run with the cold start on cannot reuse stages of a run that skipped it (their policy was the base
     model); a run with it off reuses a run made before stage 00 existed, recording 00 as skipped."""
-    from sif_lib.core import pipeline
-    from sif_lib.core.stages import STAGE_NAMES
+    from sif_lib.runner import pipeline
+    from sif_lib.runner.stage_table import STAGE_NAMES
 
     source = tmp_path / "source"
     source.mkdir()
@@ -164,7 +164,7 @@ def test_sft_ends_turns_where_the_model_stops():
     """The GGUF-converted SmolLM2 tokenizer names <|im_start|> as EOS while the model stops at <|im_end|>: the SFT
     (and the saved thinking policy's tokenizer) take the model's; the tiny model agrees with itself already."""
     from sif_lib.cold_start.sft import turn_end_token
-    from sif_lib.core import models
+    from sif_lib.policy import models
 
     for spec, expected in (("smollm2-135m-instruct", "<|im_end|>"), ("tiny", None)):
         tokenizer = models.load_tokenizer(spec)

@@ -19,7 +19,7 @@ import yaml
 
 from conftest import REPO, require_shared, run_sif
 from sif_lib.core.errors import InputError
-from sif_lib.core.runs import RunContext
+from sif_lib.runner.runs import RunContext
 from test_evaluation import build_eval_run
 
 
@@ -43,7 +43,7 @@ def _summary(ctx):
 
 
 def test_table_and_html(two_runs, tmp_path):
-    from sif_lib.evaluation.compare import compare_runs
+    from sif_lib.analysis.compare_runs import compare_runs
     from sif_lib.evaluation.report import plotly_bundle_marker
 
     first, second = two_runs
@@ -81,16 +81,16 @@ def test_table_and_html(two_runs, tmp_path):
 
 
 def test_default_output_goes_under_outputs(two_runs, monkeypatch, tmp_path):
-    from sif_lib.evaluation import compare
+    from sif_lib.analysis import compare_runs
 
     monkeypatch.chdir(tmp_path)  # runs and reports go to the current directory's outputs/
     first, second = two_runs
-    out = compare.compare_runs([first.root, second.root], echo=lambda _: None)
+    out = compare_runs.compare_runs([first.root, second.root], echo=lambda _: None)
     assert out.parent == tmp_path / "outputs" and re.fullmatch(r"compare-\d{8}-\d{6}\.html", out.name)
 
 
 def test_run_without_summary_is_named(two_runs, tmp_path):
-    from sif_lib.evaluation.compare import compare_runs
+    from sif_lib.analysis.compare_runs import compare_runs
 
     first, _ = two_runs
     bare = tmp_path / "not-evaluated"

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from sif_lib.core.config import Params, describe_params, load_params, params_from_dict
+from sif_lib.config.params import Params, describe_params, load_params, params_from_dict
 from sif_lib.core.errors import InputError
 from sif_lib.synthesis.params_checks import check_constraint_ids, load_checked_params
 

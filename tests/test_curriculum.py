@@ -9,14 +9,14 @@ import sys
 import pytest
 
 from conftest import REPO
+from sif_lib.config.params import load_params
+from sif_lib.core.errors import InputError
+from sif_lib.core.io import read_jsonl
+from sif_lib.runner.runs import RunContext
 from sif_lib.stages import s01_synthesize_constraints as s01
 from sif_lib.stages import s02_decompose_curriculum as s02
 from sif_lib.synthesis import curriculum
 from sif_lib.synthesis import instructions as synth
-from sif_lib.core.config import load_params
-from sif_lib.core.errors import InputError
-from sif_lib.core.io import read_jsonl
-from sif_lib.core.runs import RunContext
 from sif_lib.synthesis.seeds import load_seeds
 
 CPU_DEMO = REPO / "params" / "cpu_demo.yaml"

@@ -8,15 +8,15 @@ import random
 
 import pytest
 
+from sif_lib.config.params import params_from_dict
 from sif_lib.constraints.degenerate import degeneration, is_degenerate
 from sif_lib.core import stats
-from sif_lib.core.config import params_from_dict
 from sif_lib.core.errors import InputError
-from sif_lib.core.runs import RunContext
 from sif_lib.labels import degenerate_variants as dv
-from sif_lib.reward import degenerate_negatives as dn
-from sif_lib.reward import training as rm_training
-from sif_lib.reward.rm_input import answered_pairs
+from sif_lib.reward_model import degenerate_negatives as dn
+from sif_lib.reward_model import training as rm_training
+from sif_lib.reward_model.rm_input import answered_pairs
+from sif_lib.runner.runs import RunContext
 from sif_lib.stages import s04_train_reward_model as s04
 
 ANSWER = ("Moving to a new apartment takes some planning. Start by listing what you own and what you need. "

@@ -160,7 +160,7 @@ def test_answer_mode_and_constraints_reach_the_detector(eval_dir):
 
 def hand_summary(eval_dir: Path, with_sections: bool = True) -> dict:
     """A summary in the shape stage 07 writes, its IFEval and hold-out figures computed from the hand-built files."""
-    from sif_lib.evaluation import holdout as holdout_eval
+    from sif_lib.evaluation import curriculum_holdout as holdout_eval
     from sif_lib.evaluation.degenerate_figures import degenerate_figures, ifeval_figures, ifeval_results
 
     input_rows = read_jsonl(eval_dir / "ifeval_input_data.jsonl")

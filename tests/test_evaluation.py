@@ -16,7 +16,7 @@ import pytest
 from conftest import IFEVAL_DIR, REPO, SMOKE, require_shared, run_sif, write_untrained_rm
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import read_jsonl, write_json, write_jsonl
-from sif_lib.core.runs import RunContext
+from sif_lib.runner.runs import RunContext
 
 
 # Small enough for seconds on 2 cores with the tiny model; the figures are real, the model is random.
@@ -68,7 +68,7 @@ def _save_adapter(target: Path) -> None:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from sif_lib.core import models
+    from sif_lib.policy import models
 
     torch.manual_seed(1)
     base = models.load_causal_lm("tiny", dtype="float32", device="cpu")
@@ -148,7 +148,7 @@ def with_degenerate_answers(ctx: RunContext, echo=lambda _: None) -> dict:
 # Hold-out: selection and aggregation against hand-computed values.
 
 def test_load_holdout_keeps_heldout_levels_and_balances(tmp_path):
-    from sif_lib.evaluation.holdout import load_holdout
+    from sif_lib.evaluation.curriculum_holdout import load_holdout
 
     path = tmp_path / "curriculum.jsonl"
     write_jsonl(path, curriculum_rows())
@@ -161,7 +161,7 @@ def test_load_holdout_keeps_heldout_levels_and_balances(tmp_path):
 
 
 def test_load_holdout_errors_name_the_file_and_line(tmp_path):
-    from sif_lib.evaluation.holdout import load_holdout
+    from sif_lib.evaluation.curriculum_holdout import load_holdout
 
     path = tmp_path / "curriculum.jsonl"
     write_jsonl(path, [{"id": "a", "level": 1, "prompt": "p", "split": "heldout"}])
@@ -173,7 +173,7 @@ def test_load_holdout_errors_name_the_file_and_line(tmp_path):
 
 
 def test_holdout_aggregate_matches_hand_computation():
-    from sif_lib.evaluation.holdout import aggregate, compare
+    from sif_lib.evaluation.curriculum_holdout import aggregate, compare
 
     def v(prompt, level, kind, category, score):
         return {"id": prompt, "level": level, "constraint": category, "kind": kind, "category": category,
@@ -206,7 +206,7 @@ def test_holdout_aggregate_matches_hand_computation():
 
 
 def test_unscored_soft_constraints_are_counted_not_guessed():
-    from sif_lib.evaluation.holdout import aggregate
+    from sif_lib.evaluation.curriculum_holdout import aggregate
 
     out = aggregate([{"id": "a", "level": 1, "constraint": "x", "kind": "hard", "category": "p", "score": 0.0},
                      {"id": "a", "level": 1, "constraint": "y", "kind": "soft", "category": "T", "score": None}])
@@ -227,18 +227,18 @@ class FixedScorer:
 
 
 def _mode(answer_mode: str):
-    from sif_lib.core.config import params_from_dict
+    from sif_lib.config.params import params_from_dict
 
     return params_from_dict({"model": {"answer_mode": answer_mode}})
 
 
-def test_constraint_verdicts_use_verifier_rm_and_answer_mode():
-    from sif_lib.evaluation.holdout import constraint_verdicts
+def test_holdout_verdicts_use_verifier_rm_and_answer_mode():
+    from sif_lib.evaluation.curriculum_holdout import holdout_verdicts
 
     row = {"id": "x-L3", "level": 3, "constraints": [NO_COMMA, FORMAL, LOWER]}
     scorer = FixedScorer(0.25)
-    verdicts = constraint_verdicts(_mode("after_think"), [row, row], ["all lowercase and no commas", "Hello, World"],
-                                   scorer)
+    verdicts = holdout_verdicts(_mode("after_think"), [row, row], ["all lowercase and no commas", "Hello, World"],
+                                 scorer)
     assert [v["score"] for v in verdicts] == [1.0, 0.25, 1.0, 0.0, 0.25, 0.0]
     assert scorer.seen == [("all lowercase and no commas", FORMAL["description"]),
                            ("Hello, World", FORMAL["description"])]
@@ -246,9 +246,9 @@ def test_constraint_verdicts_use_verifier_rm_and_answer_mode():
     # Only the text after </think> is judged; under require_think a missing tag scores 0 everywhere.
     scorer = FixedScorer(0.9)
     thought = "<think>Hmm, commas, Capitals.</think>\nfine answer"
-    assert [v["score"] for v in constraint_verdicts(_mode("after_think"), [row], [thought], scorer)] == [1.0, 0.9, 1.0]
+    assert [v["score"] for v in holdout_verdicts(_mode("after_think"), [row], [thought], scorer)] == [1.0, 0.9, 1.0]
     assert scorer.seen == [("fine answer", FORMAL["description"])]
-    assert [v["score"] for v in constraint_verdicts(_mode("require_think"), [row], ["fine answer"], scorer)] == [0.0] * 3
+    assert [v["score"] for v in holdout_verdicts(_mode("require_think"), [row], ["fine answer"], scorer)] == [0.0] * 3
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -282,15 +282,15 @@ def test_gsm8k_path_that_does_not_exist_names_the_key():
 # IFEval inputs and the trained policy.
 
 def test_ifeval_missing_path_names_the_key(tmp_path, monkeypatch):
-    from sif_lib.core import config
+    from sif_lib.config import params as params_module
     from sif_lib.evaluation.benchmarks import IFEvalTask
 
     ctx = RunContext.open(tmp_path / "run", SMOKE, overrides={"evaluation": {"ifeval_path": "/no/such/input.jsonl"}})
     with pytest.raises(InputError, match=r"evaluation\.ifeval_path.*/no/such/input.jsonl"):
         IFEvalTask.load(ctx.params, tmp_path)
     # Nowhere to find them: no param, no $SIF_IFEVAL_PATH, no ../shared from here or from the checkout.
-    monkeypatch.delenv(config.IFEVAL_ENV, raising=False)
-    monkeypatch.setattr(config, "CHECKOUT", None)
+    monkeypatch.delenv(params_module.IFEVAL_ENV, raising=False)
+    monkeypatch.setattr(params_module, "CHECKOUT", None)
     monkeypatch.chdir(tmp_path)
     ctx = RunContext.open(tmp_path / "run", SMOKE, overrides={"evaluation": {"ifeval_path": None}})
     assert ctx.params.evaluation.ifeval_path is None
@@ -310,7 +310,7 @@ def test_ifeval_limit_is_the_first_n_prompts(tmp_path):
 
 
 def test_missing_trained_policy_is_a_clear_error(tmp_path):
-    from sif_lib.core.answers import trained_policy
+    from sif_lib.policy.answers import trained_policy
 
     ctx = RunContext.open(tmp_path / "run", SMOKE)
     with pytest.raises(InputError, match="06_train_grpo"):
@@ -383,7 +383,7 @@ def test_stage_writes_summary_and_metrics(evaluated):
 
 
 def _prompt(key, strict, loose=None):
-    from sif_lib.evaluation.ifeval import PromptResult
+    from sif_lib.evaluation.ifeval_scoring import PromptResult
 
     return PromptResult(key=key, prompt="p", response="r", instruction_id_list=["x"] * len(strict), strict=strict,
                         loose=loose if loose is not None else strict)
@@ -438,7 +438,7 @@ def test_report_labels_a_delta_whose_interval_contains_zero():
 
 
 def test_holdout_summary_recomputes_from_saved_verdicts(evaluated):
-    from sif_lib.evaluation.holdout import aggregate
+    from sif_lib.evaluation.curriculum_holdout import aggregate
 
     ctx, summary, _ = evaluated
     for name in ("base", "trained"):
@@ -477,9 +477,9 @@ def test_rerun_reuses_every_cached_set_without_loading_a_model(evaluated):
 
 
 def test_interrupted_set_resumes_from_its_partial_file(tmp_path):
-    from sif_lib.core.config import load_params
-    from sif_lib.core.answers import GENERATIONS, PolicyRunner, base_policy
+    from sif_lib.config.params import load_params
     from sif_lib.evaluation.generate import _sampling
+    from sif_lib.policy.answers import GENERATIONS, PolicyRunner, base_policy
 
     params = load_params(SMOKE)
     prompts = [f"Say the number {i}." for i in range(5)]
@@ -507,10 +507,10 @@ def test_interrupted_set_resumes_from_its_partial_file(tmp_path):
 def test_answers_copied_from_another_run_are_reused_when_the_weights_match(tmp_path):
     """--reuse copies the base policy's answer caches; a model directory is matched by content, not by path, and
     a cache whose weights differ is regenerated."""
-    from sif_lib.core import models
-    from sif_lib.core.answers import BASE_ANSWER_CACHES, PolicyRunner, copy_answer_caches, spec_policy
-    from sif_lib.core.config import load_params
+    from sif_lib.config.params import load_params
     from sif_lib.evaluation.generate import _sampling
+    from sif_lib.policy import models
+    from sif_lib.policy.answers import BASE_ANSWER_CACHES, PolicyRunner, copy_answer_caches, spec_policy
 
     params = load_params(SMOKE)
     source, target = tmp_path / "source", tmp_path / "target"

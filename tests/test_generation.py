@@ -1,4 +1,4 @@
-"""The shrinking decoder (sif_lib/core/decoding.py) writes what ``model.generate`` writes.
+"""The shrinking decoder (sif_lib/policy/decoding.py) writes what ``model.generate`` writes.
 
 Greedy equality is checked on the embedded SmolLM2-135M-Instruct, on prompts of different lengths, against
 ``generate`` on static batches in prompt order (what every stage did before). The decoder batches differently
@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sif_lib.core import decoding
-from sif_lib.core.generation import ChatGenerator, Sampling
+from sif_lib.policy import decoding
+from sif_lib.policy.generation import ChatGenerator, Sampling
 
 PROMPTS = [
     "Write a haiku about rain.",

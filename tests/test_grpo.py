@@ -10,16 +10,15 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, SMOKE, write_untrained_rm
-from sif_lib.grpo import config as grpo_config
-from sif_lib.grpo import launch as grpo_launch
-from sif_lib.grpo import rl_set
-from sif_lib.grpo import trl_hooks
-from sif_lib.stages import s06_train_grpo as s06
-from sif_lib.core.answers import trained_policy_kwargs
-from sif_lib.core.config import load_params, params_from_dict
+from sif_lib.config.params import load_params, params_from_dict
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import read_jsonl
-from sif_lib.core.runs import RunContext
+from sif_lib.grpo import rl_set, trl_hooks
+from sif_lib.grpo import config as grpo_config
+from sif_lib.grpo import launch as grpo_launch
+from sif_lib.policy.answers import trained_policy_kwargs
+from sif_lib.runner.runs import RunContext
+from sif_lib.stages import s06_train_grpo as s06
 
 TINY_GRPO = {"max_steps": 2, "num_generations": 2, "prompts_per_step": 2, "max_completion_length": 8,
              "probe_size": 2, "save_steps": 1}
@@ -28,8 +27,8 @@ TINY_GRPO = {"max_steps": 2, "num_generations": 2, "prompts_per_step": 2, "max_c
 def build_base(root: Path) -> Path:
     """Stage 01/02 data from the smoke params, and an RM directory: the tiny model with a fresh two-class head
     (an untrained classifier is still a real one; its probabilities just carry no meaning)."""
-    from sif_lib.stages.s02_decompose_curriculum import run as run_curriculum_stage
     from sif_lib.stages.s01_synthesize_constraints import run as run_synthesis_stage
+    from sif_lib.stages.s02_decompose_curriculum import run as run_curriculum_stage
 
     ctx = RunContext.open(root, SMOKE)
     run_synthesis_stage(ctx)
@@ -193,7 +192,7 @@ def test_two_grpo_steps(base_run, tmp_path, overrides):
 
 
 def _check_probe_adapter_browser(run: Path, ctx, saved: dict) -> None:
-    from sif_lib.core import models
+    from sif_lib.policy import models
     from sif_lib.widgets.rollout_browser import RolloutBrowser
 
     assert saved["probe"]["before"]["n"] == 2 and saved["probe"]["after"]["n"] == 2
@@ -245,7 +244,7 @@ def test_lora_merged_generation_matches_and_restores_exact_weights():
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from sif_lib.core import models
+    from sif_lib.policy import models
 
     torch.manual_seed(0)
     model = get_peft_model(models.load_causal_lm("tiny", dtype="float32", device="cpu"),
@@ -412,7 +411,7 @@ def test_greedy_members_decode_the_first_completion_of_each_group_greedily():
     from accelerate import Accelerator
     from transformers import GenerationConfig
 
-    from sif_lib.core import decoding, models
+    from sif_lib.policy import decoding, models
 
     model = models.load_causal_lm("tiny", dtype="float32", device="cpu")
     tokenizer = models.load_tokenizer("tiny")

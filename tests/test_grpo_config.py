@@ -9,10 +9,10 @@ import pytest
 from trl import GRPOConfig
 
 from conftest import REPO, run_sif
-from sif_lib.core import trl_fields
-from sif_lib.grpo import config as grpo_config
-from sif_lib.core.config import Params, load_params
+from sif_lib.config import trl_fields
+from sif_lib.config.params import Params, load_params
 from sif_lib.core.errors import InputError
+from sif_lib.grpo import config as grpo_config
 
 CPU = {"run": {"device": "cpu", "dtype": "float32"}}
 

@@ -20,12 +20,12 @@ import psutil
 import pytest
 
 from conftest import REPO, SMOKE, write_untrained_rm
-from sif_lib.core import models
+from sif_lib.core.io import iter_jsonl
 from sif_lib.grpo import checkpoints as ckpt
 from sif_lib.grpo import launch as grpo_launch
 from sif_lib.grpo import series as grpo_series
-from sif_lib.core.io import iter_jsonl
-from sif_lib.core.runs import RunContext
+from sif_lib.policy import models
+from sif_lib.runner.runs import RunContext
 
 ZERO2 = "params/accelerate/deepspeed_zero2.yaml"
 ZERO3 = "params/accelerate/deepspeed_zero3.yaml"
@@ -36,8 +36,8 @@ pytest.importorskip("deepspeed")
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory) -> Path:
     """Stage 01-02 data and an untrained reward model, shared by the runs below (each copies it)."""
-    from sif_lib.stages.s02_decompose_curriculum import run as run_curriculum_stage
     from sif_lib.stages.s01_synthesize_constraints import run as run_synthesis_stage
+    from sif_lib.stages.s02_decompose_curriculum import run as run_curriculum_stage
 
     root = tmp_path_factory.mktemp("distributed-base")
     ctx = RunContext.open(root, SMOKE)

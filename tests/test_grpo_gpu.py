@@ -15,12 +15,12 @@ pytestmark = [pytest.mark.gpu,
 
 
 def test_smollm2_lora_bf16_two_steps(tmp_path):
-    from sif_lib.core import models
-    from sif_lib.stages import s06_train_grpo as s06
-    from sif_lib.stages.s02_decompose_curriculum import run as run_curriculum_stage
     from sif_lib.core.io import read_jsonl
-    from sif_lib.core.runs import RunContext
+    from sif_lib.policy import models
+    from sif_lib.runner.runs import RunContext
+    from sif_lib.stages import s06_train_grpo as s06
     from sif_lib.stages.s01_synthesize_constraints import run as run_synthesis_stage
+    from sif_lib.stages.s02_decompose_curriculum import run as run_curriculum_stage
 
     ctx = RunContext.open(tmp_path / "run", SMOKE, overrides={
         "run": {"device": "cuda", "dtype": "bfloat16"},

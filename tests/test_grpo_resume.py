@@ -12,11 +12,11 @@ from collections import Counter
 from pathlib import Path
 
 from conftest import REPO, SMOKE, write_untrained_rm
-from sif_lib.grpo import checkpoints as ckpt
-from sif_lib.grpo import rl_set
-from sif_lib.stages import s06_train_grpo as s06
 from sif_lib.core.io import iter_jsonl, read_jsonl
-from sif_lib.core.runs import RunContext
+from sif_lib.grpo import rl_set
+from sif_lib.grpo import checkpoints as ckpt
+from sif_lib.runner.runs import RunContext
+from sif_lib.stages import s06_train_grpo as s06
 
 MAX_STEPS = 5
 
@@ -26,7 +26,7 @@ TRAIN = """
 import sys, time
 from transformers import TrainerCallback
 from sif_lib.grpo.trainer import train_grpo
-from sif_lib.core.runs import RunContext
+from sif_lib.runner.runs import RunContext
 
 class Pause(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
@@ -37,8 +37,8 @@ train_grpo(RunContext.open(sys.argv[1]), callbacks=[Pause()])
 
 
 def make_run(root: Path) -> RunContext:
-    from sif_lib.stages.s02_decompose_curriculum import run as run_curriculum_stage
     from sif_lib.stages.s01_synthesize_constraints import run as run_synthesis_stage
+    from sif_lib.stages.s02_decompose_curriculum import run as run_curriculum_stage
 
     ctx = RunContext.open(root, SMOKE, overrides={"grpo": {
         "max_steps": MAX_STEPS, "save_steps": 1, "save_total_limit": 2, "num_generations": 2, "prompts_per_step": 2,
@@ -50,7 +50,7 @@ def make_run(root: Path) -> RunContext:
 
 
 def scheduled_order(ctx) -> list[dict]:
-    from sif_lib.core import models
+    from sif_lib.policy import models
 
     g = ctx.params.grpo
     items = rl_set.load_rl_items(ctx)

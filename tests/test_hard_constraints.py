@@ -310,7 +310,7 @@ def test_scoring_imports_only_nltk_tokenizers_and_leaves_nltk_importable():
     code = """if True:
         import sys
         from sif_lib.constraints import text
-        from sif_lib.evaluation.ifeval import score_response
+        from sif_lib.evaluation.ifeval_scoring import score_response
         text_ = "Dr. Smith went to Washington. He was tired. I DON'T know, OK?"
         light = (text.split_sentences(text_), text.word_tokenize(text_), text.count_capital_words(text_),
                  score_response(text_, ["length_constraints:number_sentences"],

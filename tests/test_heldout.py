@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from conftest import write_untrained_rm
-from sif_lib.core.config import params_from_dict
+from sif_lib.config.params import params_from_dict
 from sif_lib.reward import heldout
 from sif_lib.reward.composite import summarize
-from sif_lib.reward.scorers import RewardScorer
+from sif_lib.reward_model.scorer import RewardScorer
 
 NO_COMMA = {"id": "punctuation:no_comma", "kind": "hard", "category": "punctuation", "description": "No commas.",
             "kwargs": {}}
@@ -68,11 +68,11 @@ def test_score_cache_is_keyed_by_answers_reward_settings_and_reward_model(tmp_pa
 
 def test_probe_and_evaluation_read_the_same_scores(rm):
     """The probe summarises the rows the evaluation turns into verdicts: one scoring, two views."""
-    from sif_lib.evaluation.holdout import aggregate, constraint_verdicts
+    from sif_lib.evaluation.curriculum_holdout import aggregate, holdout_verdicts
 
     rows = heldout.score(params(), heldout.items_from_curriculum(ROWS), ANSWERS, rm)
     summary = summarize(heldout.item_scores(rows))
-    verdicts = constraint_verdicts(params(), ROWS, ANSWERS, rm)
+    verdicts = holdout_verdicts(params(), ROWS, ANSWERS, rm)
     assert verdicts == heldout.constraint_verdicts(rows)
     figures = aggregate(verdicts)
     assert figures["hard"] == pytest.approx(summary["hard_satisfaction"]) == pytest.approx(1 / 3)

@@ -15,7 +15,7 @@ from conftest import REPO, SHARED
 from sif_lib.constraints import ifbench_text
 from sif_lib.constraints.ifbench import (IFBENCH_CONSTRAINTS, MissingResourceError, get_ifbench_checker,
                                          missing_resources)
-from sif_lib.evaluation import ifbench as ifbench_eval
+from sif_lib.evaluation import ifbench_scoring as ifbench_eval
 
 IFBENCH = SHARED / "benchmarks" / "ifbench"
 # The reference's part-of-speech tagger is not available offline (its NLTK data states no licence), so without
@@ -191,7 +191,7 @@ def test_sif_ifbench_score_writes_the_reference_files(dev, tmp_path, monkeypatch
 
 
 def test_importing_the_scorer_loads_no_heavy_package():
-    code = ("import sys, sif_lib.constraints.ifbench, sif_lib.evaluation.ifbench; "
+    code = ("import sys, sif_lib.constraints.ifbench, sif_lib.evaluation.ifbench_scoring; "
             "print(sorted(m for m in ('nltk', 'scipy', 'emoji', 'numpy', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr

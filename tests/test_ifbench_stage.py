@@ -52,7 +52,7 @@ def ifbench_run(tmp_path_factory):
 
 
 def test_ifbench_is_off_by_default_and_its_limit_is_checked(tmp_path):
-    from sif_lib.core.config import load_params
+    from sif_lib.config.params import load_params
     from sif_lib.evaluation.benchmarks import IFBenchTask
 
     _require_ifbench()
@@ -108,8 +108,8 @@ def test_stage_scores_ifbench_with_intervals_and_flips(ifbench_run):
 def test_ifbench_answers_get_degenerate_and_clean_figures(ifbench_run):
     """IFBench gets what IFEval gets: the degenerate share base against trained, and the headline figures on the
     prompts where neither answer is degenerate, in summary.json, summary.md, the table and sif report."""
+    from sif_lib.analysis.markdown_tables import markdown_report
     from sif_lib.constraints.degenerate import is_degenerate
-    from sif_lib.evaluation.markdown import markdown_report
     from sif_lib.evaluation.report import summary_rows
 
     ctx, summary, _ = ifbench_run
@@ -165,8 +165,8 @@ def test_rerun_reuses_the_ifbench_answers(ifbench_run):
 
 
 def test_summary_table_report_and_compare_show_ifbench(ifbench_run, tmp_path):
-    from sif_lib.evaluation.compare import compare_runs
-    from sif_lib.evaluation.markdown import markdown_report
+    from sif_lib.analysis.compare_runs import compare_runs
+    from sif_lib.analysis.markdown_tables import markdown_report
     from sif_lib.evaluation.report import summary_rows
 
     ctx, summary, _ = ifbench_run

@@ -8,6 +8,7 @@ import random
 
 import pytest
 
+from sif_lib.config.params import params_from_dict
 from sif_lib.constraints import (EXCLUDED_IFBENCH_IDS, HARD_CONSTRAINTS, IFBENCH_CONSTRAINTS, category_of,
                                  check_constraints, compatible, conflicts, get_checker, get_constraint_class,
                                  usable_hard_ids, usable_ifbench_ids)
@@ -16,13 +17,11 @@ from sif_lib.constraints.conflicts import IFBENCH_ALONE, IFBENCH_SOFT_PROXIES, c
 from sif_lib.constraints.degenerate import degeneration
 from sif_lib.constraints.ifbench import needed_resource
 from sif_lib.constraints.soft import sample_soft_constraint, soft_conflicts_with_hard
-from sif_lib.core.config import params_from_dict
 from sif_lib.core.errors import InputError
 from sif_lib.labels.pseudo_labels import build_pairs
 from sif_lib.reward.composite import score_instruction
-from sif_lib.synthesis import curriculum
+from sif_lib.synthesis import curriculum, params_checks
 from sif_lib.synthesis import instructions as synth
-from sif_lib.synthesis import params_checks
 from sif_lib.synthesis.seeds import load_seeds
 
 # IFBench ids whose checks need nothing beyond NLTK's tokenizers, from five families.

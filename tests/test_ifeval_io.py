@@ -7,7 +7,7 @@ import json
 import pytest
 
 from sif_lib.core.errors import InputError
-from sif_lib.evaluation.ifeval import (
+from sif_lib.evaluation.ifeval_scoring import (
     PromptRecord,
     ResponseRecord,
     format_report,

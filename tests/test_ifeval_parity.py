@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sif_lib.evaluation.ifeval import run_score_command, score_response
+from sif_lib.evaluation.ifeval_scoring import run_score_command, score_response
 
 IFEVAL = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "ifeval"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sif_lib.core.config import params_from_dict
-from sif_lib.reward.judge import GenerativeJudge, JUDGE_PROMPT, parse_verdict
+from sif_lib.config.params import params_from_dict
+from sif_lib.stages.s05_analysis.judge import GenerativeJudge, JUDGE_PROMPT, parse_verdict
 
 
 @pytest.mark.parametrize("text, verdict", [

@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
-from sif_lib.core import models
 from sif_lib.core.errors import InputError
+from sif_lib.policy import models
 
 
 def test_parse_spec_kinds(tmp_path):
@@ -102,7 +102,7 @@ def test_tokenizers_decode_without_a_clean_up_warning_and_to_the_same_text(tmp_p
     from transformers import AutoTokenizer
 
     from conftest import write_untrained_rm
-    from sif_lib.reward.scorers import RewardScorer
+    from sif_lib.reward_model.scorer import RewardScorer
 
     text = "Hello , world ! It 's fine . Is it ? Yes : no ; 'quoted' n't"
     raw = AutoTokenizer.from_pretrained(models.resolve("tiny"))

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import REPO, run_sif
 from sif_lib.core.errors import InputError
-from sif_lib.core.stages import STAGE_NAMES
+from sif_lib.runner.stage_table import STAGE_NAMES
 
 COLD_START, STAGES = STAGE_NAMES[0], STAGE_NAMES[1:]  # the optional stage 00, and the seven every run runs
 
@@ -45,7 +45,7 @@ def test_every_notebook_is_thin_and_clean():
     its stage module (named in the stage table) and displays: no loops, functions, classes or data handling."""
     import ast
 
-    from sif_lib.core.stages import STAGES as TABLE
+    from sif_lib.runner.stage_table import STAGES as TABLE
 
     for entry in TABLE:
         nb = nbformat.read(REPO / "notebooks" / entry.notebook, as_version=4)
@@ -75,7 +75,7 @@ def test_every_notebook_is_thin_and_clean():
 def test_base_answer_caches_name_the_sets_a_run_writes(smoke_run, tmp_path):
     """--reuse copies the base policy's answers by folder pattern; the patterns must find what stages 06 and 07
     really write, or seed runs silently answer again."""
-    from sif_lib.core.answers import BASE_ANSWER_CACHES, copy_answer_caches
+    from sif_lib.policy.answers import BASE_ANSWER_CACHES, copy_answer_caches
 
     copied = copy_answer_caches(smoke_run, tmp_path, BASE_ANSWER_CACHES)
     assert "grpo/probe_before" in copied
@@ -138,13 +138,13 @@ def test_failing_stage_is_marked_and_stops(tmp_path):
 
 def test_set_overrides_parse_as_yaml_values():
     from sif_lib.core.errors import InputError
-    from sif_lib.core.pipeline import parse_overrides
+    from sif_lib.runner.pipeline import parse_overrides
 
     assert parse_overrides(["grpo.max_steps=4", "grpo.repetitive_penalty=0.5", "model.system_prompt=null",
                             "synthesis.hard_ids=[punctuation:no_comma]"]) == {
         "grpo": {"max_steps": 4, "repetitive_penalty": 0.5}, "model": {"system_prompt": None},
         "synthesis": {"hard_ids": ["punctuation:no_comma"]}}
-    from sif_lib.core.config import load_params
+    from sif_lib.config.params import load_params
     assert load_params(REPO / "params" / "smoke.yaml",
                        overrides=parse_overrides(["grpo.curriculum=off"])).grpo.curriculum == "off"
     for bad in ("grpo.max_steps", "max_steps=4", "grpo.lora.r=4", "grpo.x=[1,"):
@@ -180,7 +180,7 @@ def _fake_run(root, params, status="ok", reads=True):
 
 
 def test_reuse_refuses_other_params_or_unfinished_stages(tmp_path):
-    from sif_lib.core.config import load_params
+    from sif_lib.config.params import load_params
 
     smoke = load_params(REPO / "params" / "smoke.yaml").to_dict()
     line = _one_line_error(run_sif("run", "params/smoke.yaml", "--reuse", str(tmp_path), "--outputs", str(tmp_path)))
@@ -242,7 +242,7 @@ def test_reuse_copies_the_earlier_stages_into_a_new_run(smoke_run, smoke_outputs
 
 
 def test_stage_selection():
-    from sif_lib.core.stages import select as select_stages
+    from sif_lib.runner.stage_table import select as select_stages
 
     assert select_stages(None, None) == list(STAGE_NAMES) == [COLD_START, *STAGES]
     assert select_stages(None, None, "05") == [COLD_START, *STAGES[:5]]

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from sif_lib.core import progress
+from sif_lib.runner import progress
 
 
 @pytest.fixture

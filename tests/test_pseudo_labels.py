@@ -7,13 +7,12 @@ import pytest
 import yaml
 
 from sif_lib.core import stats
-from sif_lib.labels import pseudo_labels
-from sif_lib.labels import rollouts
-from sif_lib.stages import s03_generate_pseudo_labels as s03
 from sif_lib.core.errors import InputError
+from sif_lib.labels import pseudo_labels, rollouts
+from sif_lib.stages import s03_generate_pseudo_labels as s03
 from conftest import REPO as REPO_ROOT
 from sif_lib.core.io import read_jsonl, write_jsonl
-from sif_lib.core.runs import RunContext
+from sif_lib.runner.runs import RunContext
 
 NO_COMMA = {"id": "punctuation:no_comma", "kind": "hard", "category": "punctuation",
             "description": "Do not use any commas.", "kwargs": {}}
@@ -67,7 +66,7 @@ def ladders():
 
 
 def test_pairs_use_o_k_as_positive_and_o_k_minus_1_as_negative():
-    from sif_lib.core.config import Params
+    from sif_lib.config.params import Params
 
     pairs, skipped = pseudo_labels.build_pairs(ladders(), rollout_rows(Params()), hard_pairs=True)
     assert skipped == {}
@@ -92,7 +91,7 @@ def test_pairs_use_o_k_as_positive_and_o_k_minus_1_as_negative():
 
 
 def test_hard_pairs_flag_and_answer_mode():
-    from sif_lib.core.config import Params
+    from sif_lib.config.params import Params
 
     rows = rollout_rows(Params())
     soft_only, skipped = pseudo_labels.build_pairs(ladders(), rows, hard_pairs=False)

@@ -9,12 +9,12 @@ import pytest
 
 from conftest import write_untrained_rm
 
-from sif_lib.core import stats
-from sif_lib.reward import ranking
-from sif_lib.stages import s05_score_rewards as s05
-from sif_lib.core.config import params_from_dict
+from sif_lib.config.params import params_from_dict
 from sif_lib.constraints import check_constraint
-from sif_lib.core.runs import RunContext
+from sif_lib.core import stats
+from sif_lib.runner.runs import RunContext
+from sif_lib.stages import s05_score_rewards as s05
+from sif_lib.stages.s05_analysis import ranking
 
 NO_COMMA = {"id": "punctuation:no_comma", "kind": "hard", "category": "punctuation",
             "description": "Do not use any commas.", "kwargs": {}}
@@ -196,7 +196,7 @@ def test_scoring_stage_without_groups(tmp_path, fresh_rm):
     (data / "rollouts.jsonl").write_text(json.dumps({"ladder": "inst-00002", "level": 0, "sample": 0,
                                                      "response": "x"}) + "\n")
     params = params_from_dict({"run": {"device": "cpu"}, "model": {"policy": "tiny"}})
-    from sif_lib.reward.scorers import RewardScorer
+    from sif_lib.reward_model.scorer import RewardScorer
 
     metrics = s05.run(RunContext(tmp_path, params), scorer=RewardScorer.from_dir(fresh_rm),
                                         progress=False)

@@ -4,7 +4,8 @@ little free space before a run starts, kill -9 at every moment of a checkpoint, 
 reward service that dies, and a stage kernel killed by the out-of-memory killer.
 
 Most tests run the real runner with papermill replaced by a stand-in that writes what a stage would (seconds, no
-kernel); the out-of-memory test starts one real kernel, and the two GRPO tests train the tiny model."""
+kernel); the out-of-memory test starts one real kernel, one full-disk test runs the smoke pipeline for real, and
+the two GRPO tests train the tiny model."""
 
 from __future__ import annotations
 
@@ -22,20 +23,20 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SMOKE
+from conftest import REPO, SMOKE, require_shared, run_sif
 from sif_lib import cli
 from sif_lib.core import io as io_
-from sif_lib.core import kernels, pipeline, runlock, space
-from sif_lib.core.config import load_params
+from sif_lib.runner import disk_space, kernels, pipeline, runlock
+from sif_lib.config.params import load_params
 from sif_lib.core.errors import InputError, ServiceError, StorageError
-from sif_lib.core.stages import STAGE_NAMES
+from sif_lib.runner.stage_table import STAGE_NAMES
 from sif_lib.grpo import checkpoints as ckpt
 
 SIF = [sys.executable, "-m", "sif_lib"]
 HOLD = """
 import sys, time
 from pathlib import Path
-from sif_lib.core.runlock import hold
+from sif_lib.runner.runlock import hold
 held = [hold(Path(d)) for d in sys.argv[1:]]
 print("held", flush=True)
 time.sleep(300)
@@ -142,7 +143,7 @@ def test_the_runner_holds_the_lock_while_a_stage_runs(tmp_path, fake_stages, mon
     seen = {}
 
     def stage_that_looks(input_path, output_path, parameters, **kwargs):
-        probe = subprocess.run([sys.executable, "-c", "import sys; from sif_lib.core.runlock import check_unlocked; "
+        probe = subprocess.run([sys.executable, "-c", "import sys; from sif_lib.runner.runlock import check_unlocked; "
                                 "check_unlocked(sys.argv[1])", parameters["run_dir"]],
                                cwd=REPO, capture_output=True, text=True, timeout=120)
         seen["probe"] = probe
@@ -247,7 +248,7 @@ def test_a_read_only_outputs_directory_is_one_line(tmp_path, capsys, fake_stages
 
 def test_a_model_cache_that_cannot_be_written_is_one_line_before_anything_runs(tmp_path, capsys, fake_stages,
                                                                                 monkeypatch, sigterm_restored):
-    from sif_lib.core import models
+    from sif_lib.policy import models
 
     blocked = tmp_path / "a-file"
     blocked.write_text("not a folder")
@@ -270,18 +271,18 @@ def test_a_model_cache_that_cannot_be_written_is_one_line_before_anything_runs(t
 
 def test_the_free_space_check_refuses_or_warns_with_the_figures(tmp_path, fake_stages, monkeypatch):
     params = load_params(SMOKE)
-    need = space.estimate(params, list(STAGE_NAMES))
-    assert need["outputs"] > space.DATA_BYTES and any(what.startswith("GRPO") for what, _ in need["parts"])
-    monkeypatch.setattr(space, "free_bytes", lambda path: 10 * 2**20)
+    need = disk_space.estimate(params, list(STAGE_NAMES))
+    assert need["outputs"] > disk_space.DATA_BYTES and any(what.startswith("GRPO") for what, _ in need["parts"])
+    monkeypatch.setattr(disk_space, "free_bytes", lambda path: 10 * 2**20)
     with pytest.raises(StorageError, match=r"10.0 MB free, and this run needs about .* MB there \(an estimate: "
                                            r"data, notebooks.*pass --no-space-check"):
         pipeline.run_pipeline(SMOKE, run_id="s", outputs=tmp_path, echo=lambda *_: None)
     assert not (tmp_path / "s").exists() and fake_stages.ran == []
     said: list[str] = []
-    monkeypatch.setattr(space, "free_bytes", lambda path: int(1.5 * need["outputs"]))
+    monkeypatch.setattr(disk_space, "free_bytes", lambda path: int(1.5 * need["outputs"]))
     pipeline.run_pipeline(SMOKE, run_id="s", outputs=tmp_path, only="01", echo=said.append)
     assert any(line.startswith(f"warning: {tmp_path / 's'}: ") and "needs about" in line for line in said), said
-    monkeypatch.setattr(space, "free_bytes", lambda path: 0)
+    monkeypatch.setattr(disk_space, "free_bytes", lambda path: 0)
     pipeline.run_pipeline(SMOKE, run_id="s", outputs=tmp_path, only="01", echo=said.append, space_check=False)
     assert fake_stages.ran == ["01_synthesize_constraints"] * 2
 
@@ -294,6 +295,80 @@ def test_a_write_that_finds_the_disk_full_names_its_file(tmp_path, monkeypatch):
     assert str(caught.value).startswith(f"{target}: no space left on device (")
     assert isinstance(caught.value, OSError) and isinstance(caught.value, InputError)
     assert list(target.parent.iterdir()) == []  # no temporary file left
+
+
+# Put on the PYTHONPATH of a run (its stage kernels inherit it): from its second opening for writing on, TARGET
+# writes to /dev/full, so each write fails as on a full disk, with ENOSPC from the operating system.
+DISK_FILLS_UP = """
+import builtins
+import os
+
+TARGET = {target!r}
+real_open = builtins.open
+opened = 0
+
+
+def open(file, mode="r", *args, **kwargs):
+    global opened
+    handle = real_open(file, mode, *args, **kwargs)
+    if isinstance(file, (str, os.PathLike)) and set(mode) & set("wax+") and os.path.realpath(file) == TARGET:
+        opened += 1
+        if opened > 1:
+            full = os.open("/dev/full", os.O_WRONLY)
+            os.dup2(full, handle.fileno())
+            os.close(full)
+    return handle
+
+
+builtins.open = open
+"""
+
+
+@pytest.mark.slow
+def test_disk_full_in_a_real_stage_kernel_is_one_line_and_from_finishes_every_stage(tmp_path):
+    """The smoke pipeline, real kernels: the disk fills up in stage 03, after stages 01-02 wrote their data and
+    stage 03 its first batch of rollouts. Once there is space again, --from 03 finishes every stage."""
+    require_shared()
+    outputs = tmp_path.resolve()
+    run, stage = outputs / "d", STAGE_NAMES[3]
+    rollouts = run / "data" / "rollouts.jsonl"
+    fault = outputs / "fault"
+    fault.mkdir()
+    (fault / "sitecustomize.py").write_text(DISK_FILLS_UP.format(target=str(rollouts)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(fault), os.environ.get("PYTHONPATH"))))}
+    full = subprocess.run([*SIF, "run", str(SMOKE), "--run-id", "d", "--outputs", str(outputs)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert full.returncode == 1, full.stdout + full.stderr
+    assert "Traceback" not in full.stdout + full.stderr, full.stdout + full.stderr
+    reason = one_error_line(full.stderr).removeprefix(f"error: stage {stage} failed: ")
+    assert reason.startswith(f"{rollouts}: no space left on device (") and " free there); " in reason, reason
+    assert reason.endswith(f"; once it can be written, resume with --from {stage}"), reason
+    assert f"[{stage}] FAILED after " in full.stdout and full.stdout.count("no space left on device") == 1
+    stages = manifest(run)["stages"]
+    assert stages[STAGE_NAMES[0]]["status"] == "skipped"
+    assert [stages[s]["status"] for s in STAGE_NAMES[1:]] == ["ok", "ok", "failed", "pending", "pending",
+                                                              "pending", "pending"], stages
+    assert stages[stage]["error"] == reason
+    assert "StorageError" in (run / "logs" / f"{stage}.log").read_text()  # the traceback went to the log
+    earlier = {s: stages[s] for s in STAGE_NAMES[1:3]}
+    kept = {p: p.read_bytes() for p in (run / "data").rglob("*") if p.is_file() and p != rollouts}
+    assert {"instructions.jsonl", "curriculum.jsonl"} <= {p.name for p in kept}
+    assert all((run / "metrics" / f"{s}.json").is_file() for s in earlier)
+    first_batch = io_.read_jsonl(rollouts)  # whole rows only: the batch written before the disk filled up
+    assert first_batch and not (run / "data" / "pseudo_labels.jsonl").exists()
+
+    back = run_sif("run", str(SMOKE), "--run-id", "d", "--outputs", str(outputs), "--from", "03", timeout=900)
+    assert back.returncode == 0, back.stdout + back.stderr
+    stages = manifest(run)["stages"]
+    assert stages[STAGE_NAMES[0]]["status"] == "skipped"
+    assert all(stages[s]["status"] == "ok" for s in STAGE_NAMES[1:]), stages
+    assert {s: stages[s] for s in earlier} == earlier  # not rerun
+    assert {p: p.read_bytes() for p in kept} == kept
+    (attempt,) = stages[stage]["earlier_attempts"]
+    assert attempt["status"] == "failed" and attempt["error"] == reason
+    rows = io_.read_jsonl(rollouts)  # the first batch kept, the rest generated
+    assert rows[:len(first_batch)] == first_batch and len(rows) > len(first_batch)
+    assert len({(r["id"], r["sample"]) for r in rows}) == len(rows)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -421,7 +496,7 @@ def test_kill_at_every_moment_of_a_checkpoint_save_resumes_from_the_last_whole_o
 
 @pytest.mark.parametrize("kind", ["rm", "adapter", "policy"])
 def test_kill_at_every_moment_of_a_model_save_keeps_one_whole_copy(tmp_path, kind):
-    """The reward model (a temporary sibling, checked and renamed: reward/training.py), the GRPO adapter
+    """The reward model (a temporary sibling, checked and renamed: reward_model/training.py), the GRPO adapter
     (grpo/trainer.py) and a policy saved with ``staged_dir`` (the cold start, the merged policy)."""
     old = {"config.json": b'{"v": 1}', "model.safetensors": safetensors_bytes(5000, 1), "tokenizer.json": b"[1]"}
     new = {"config.json": b'{"v": 2}', "model.safetensors": safetensors_bytes(7000, 2), "tokenizer.json": b"[2]"}
@@ -519,7 +594,7 @@ SOFT = {"id": "soft:tone:warm", "kind": "soft", "description": "Keep a warm tone
 
 
 def test_a_reward_service_that_dies_fails_the_batch_in_bounded_time_with_one_line(tmp_path):
-    from sif_lib.reward.clients import HttpRewardScorer
+    from sif_lib.rm_service.clients import HttpRewardScorer
     from sif_lib.reward.composite import make_reward_function
 
     server, url = start_stub()
@@ -608,7 +683,7 @@ GRPO_STEPS = 3
 KILL_MID_SAVE = """
 import os, signal, sys
 from transformers import Trainer
-from sif_lib.core.runs import RunContext
+from sif_lib.runner.runs import RunContext
 from sif_lib.grpo.trainer import train_grpo
 
 real = Trainer._save_rng_state
@@ -625,7 +700,7 @@ train_grpo(RunContext.open(sys.argv[1]))
 
 def grpo_run(root: Path, **grpo):
     from conftest import write_untrained_rm
-    from sif_lib.core.runs import RunContext
+    from sif_lib.runner.runs import RunContext
     from sif_lib.stages.s01_synthesize_constraints import run as synthesize
     from sif_lib.stages.s02_decompose_curriculum import run as decompose
 
@@ -645,7 +720,7 @@ def logged_steps(run: Path) -> list[int]:
 def test_grpo_killed_mid_checkpoint_resumes_from_the_last_whole_checkpoint_and_finishes(tmp_path):
     from transformers import TrainerCallback
 
-    from sif_lib.core.runs import RunContext
+    from sif_lib.runner.runs import RunContext
     from sif_lib.grpo.trainer import train_grpo
 
     run = grpo_run(tmp_path / "run").root
@@ -673,9 +748,9 @@ def test_grpo_killed_mid_checkpoint_resumes_from_the_last_whole_checkpoint_and_f
 
 
 def test_grpo_whose_reward_service_dies_stops_with_one_line_and_trains_no_step_without_rewards(tmp_path):
-    from sif_lib.core.runs import RunContext
+    from sif_lib.runner.runs import RunContext
     from sif_lib.grpo.trainer import train_grpo
-    from sif_lib.reward.clients import HttpRewardScorer
+    from sif_lib.rm_service.clients import HttpRewardScorer
 
     # Every batch asks the reward model: no math items, hard constraints scored by the RM as well.
     run = grpo_run(tmp_path / "run", reasoning_share=0.0, hard_reward="reward_model").root

@@ -2,7 +2,7 @@
 
 The hashes were taken from the code before that redesign; a change here means the data itself changed (a new
 seed order, another sampling path), which must be deliberate and said in the commit that updates them.
-The rollouts and pseudo-labels were re-pinned when sampling moved to ``sif_lib.core.decoding`` (a seeded
+The rollouts and pseudo-labels were re-pinned when sampling moved to ``sif_lib.policy.decoding`` (a seeded
 ``torch.Generator`` per batch instead of the global generator inside ``generate``: the same distribution, other
 draws); instructions, math items and the curriculum kept their bytes.
 """

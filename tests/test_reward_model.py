@@ -8,16 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from sif_lib.config.params import params_from_dict
 from sif_lib.core import stats
-from sif_lib.reward import clients
-from sif_lib.reward import rm_input
-from sif_lib.reward import scorers
-from sif_lib.reward import finetune
-from sif_lib.reward import training as rm_training
-from sif_lib.stages import s04_train_reward_model as s04
-from sif_lib.core.config import params_from_dict
 from sif_lib.core.errors import InputError
-from sif_lib.core.runs import RunContext
+from sif_lib.reward_model import finetune, rm_input
+from sif_lib.reward_model import training as rm_training
+from sif_lib.reward_model.scorer import RewardScorer
+from sif_lib.rm_service import clients
+from sif_lib.runner.runs import RunContext
+from sif_lib.stages import s04_train_reward_model as s04
 
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda".split()
 
@@ -73,7 +72,7 @@ def full_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from sif_lib.core.models import load_tokenizer
+    from sif_lib.policy.models import load_tokenizer
 
     return load_tokenizer("tiny", padding_side="right")
 
@@ -184,7 +183,7 @@ def test_full_training_writes_model_card_and_metrics(full_run):
     assert saved["counts"]["eval"]["parents"] == 2 and saved["eval_pairs"] == 12
     # The figures are those of the saved model on the held-out pairs, recomputed here from its scores.
     rows = [r for r in make_rows() if r["parent"] in set(json.loads((rm_dir / "sif_rm.json").read_text())["data"]["eval_parents"])]
-    probs = scorers.RewardScorer.from_dir(rm_dir, device="cpu").score([(r["response"], r["constraint"]["description"]) for r in rows])
+    probs = RewardScorer.from_dir(rm_dir, device="cpu").score([(r["response"], r["constraint"]["description"]) for r in rows])
     assert saved["eval_auc"] == pytest.approx(stats.roc_auc(probs, [r["label"] for r in rows]), abs=1e-6)
     assert saved["eval_accuracy"] == pytest.approx(stats.accuracy(probs, [r["label"] for r in rows]), abs=1e-6)
     assert saved["hard_truth_pairs"] == saved["counts"]["eval"]["hard_with_verifier"]
@@ -199,7 +198,7 @@ def test_full_training_writes_model_card_and_metrics(full_run):
 
 def test_scorer_batches_in_input_order(full_run):
     ctx, _ = full_run
-    scorer = scorers.RewardScorer.from_dir(ctx.root / "rm", device="cpu", batch_size=3)
+    scorer = RewardScorer.from_dir(ctx.root / "rm", device="cpu", batch_size=3)
     pairs = [(" ".join(WORDS[: (i * 7) % 11 + 1]) + ("," if i % 2 else ""), f"Constraint number {i}.") for i in range(10)]
     pairs.append(("word " * 500, "A very long response, cut to fit."))
     batched = scorer.score(pairs)
@@ -212,12 +211,12 @@ def test_scorer_batches_in_input_order(full_run):
 
 def test_make_scorer_needs_a_trained_model(tmp_path, full_run):
     ctx, _ = full_run
-    scorer = scorers.make_scorer(ctx.params, ctx.root)
-    assert isinstance(scorer, scorers.RewardScorer)
+    scorer = clients.make_scorer(ctx.params, ctx.root)
+    assert isinstance(scorer, RewardScorer)
     with pytest.raises(InputError, match="04_train_reward_model"):
-        scorers.make_scorer(ctx.params, tmp_path)
+        clients.make_scorer(ctx.params, tmp_path)
     http = params_from_dict({"scoring": {"rm_url": "http://127.0.0.1:9/score"}})
-    assert isinstance(scorers.make_scorer(http, tmp_path), clients.HttpRewardScorer)
+    assert isinstance(clients.make_scorer(http, tmp_path), clients.HttpRewardScorer)
 
 
 def test_lora_training_saves_a_merged_model(tmp_path):
@@ -230,7 +229,7 @@ def test_lora_training_saves_a_merged_model(tmp_path):
     assert metrics["mode"] == "lora" and metrics["train_steps"] >= 1
     # The merged directory loads as a plain classifier and scores what the stage's own evaluation scored.
     eval_rows = [r for r in make_rows(4) if r["parent"] in set(json.loads((rm_dir / "sif_rm.json").read_text())["data"]["eval_parents"])]
-    probs = scorers.RewardScorer.from_dir(rm_dir, device="cpu").score(
+    probs = RewardScorer.from_dir(rm_dir, device="cpu").score(
         [(r["response"], r["constraint"]["description"]) for r in eval_rows])
     assert metrics["eval_auc"] == pytest.approx(stats.roc_auc(probs, [r["label"] for r in eval_rows]), abs=1e-6)
 
@@ -240,7 +239,7 @@ def test_lora_merge_keeps_adapter_and_head(tmp_path):
     import torch
     from peft import get_peft_model
 
-    from sif_lib.core import models
+    from sif_lib.policy import models
 
     params = tiny_ctx(tmp_path, mode="lora", lora_r=4, lora_alpha=8).params
     tokenizer = models.load_tokenizer("tiny", padding_side="right")
@@ -252,7 +251,7 @@ def test_lora_merge_keeps_adapter_and_head(tmp_path):
             if p.requires_grad:  # LoRA B starts at zero; move it (and the head) as training would
                 p.add_(torch.randn_like(p) * 0.5)
     model.eval()
-    in_memory = scorers.RewardScorer(model, tokenizer, 64)
+    in_memory = RewardScorer(model, tokenizer, 64)
     pairs = [("alpha, beta gamma", "Do not use any commas."), ("delta", "Use a formal tone.")]
     expected = in_memory.score(pairs)
 
@@ -260,12 +259,12 @@ def test_lora_merge_keeps_adapter_and_head(tmp_path):
     target.mkdir()
     finetune.save_model(model, tokenizer, target, "lora", "tiny", "model.policy", "cpu")
     (target / rm_input.META_FILE).write_text(json.dumps({"max_length": 64}))
-    assert scorers.RewardScorer.from_dir(target, device="cpu").score(pairs) == pytest.approx(expected, abs=2e-4)
+    assert RewardScorer.from_dir(target, device="cpu").score(pairs) == pytest.approx(expected, abs=2e-4)
 
 
 def test_from_dir_rejects_a_plain_directory(tmp_path):
     with pytest.raises(InputError, match="not a reward-model directory"):
-        scorers.RewardScorer.from_dir(tmp_path)
+        RewardScorer.from_dir(tmp_path)
 
 
 # -- GPU ---------------------------------------------------------------------------------------------------------
@@ -288,7 +287,7 @@ def test_training_on_a_gpu(tmp_path, mode):
     ctx.params.run.dtype = "auto"
     metrics = s04.run(ctx, progress=False)
     assert metrics["mode"] == mode and metrics["train_steps"] >= 1
-    scorer = scorers.RewardScorer.from_dir(tmp_path / "rm", device="cuda")
+    scorer = RewardScorer.from_dir(tmp_path / "rm", device="cuda")
     scores = scorer.score([("alpha beta", "Do not use any commas."), ("gamma, delta", "Do not use any commas.")])
     assert len(scores) == 2 and scores != [scores[0]] * 2
 
@@ -342,7 +341,7 @@ def test_check_model_trains_on_the_other_half_of_the_instructions(tmp_path):
 
 
 def test_compare_rm_shows_what_differs_and_the_intervals(tmp_path, full_run, capsys):
-    from sif_lib.reward.compare import compare_reward_models
+    from sif_lib.analysis.compare_reward_models import compare_reward_models
 
     ctx, metrics = full_run
     scores = [json.loads(line) for line in (ctx.root / "rm" / "eval_scores.jsonl").read_text().splitlines()]
@@ -386,7 +385,7 @@ def test_linear_probe_learns_separable_pairs_and_scores_as_saved(tmp_path):
     assert len(meta["head"]["c_cv_auc"]) == 5 and "cross-validation" in (tmp_path / "rm" / "README.md").read_text()
     # Reloaded from disk, the scorer gives the figures the stage reported.
     held = [r for r in title_rows(100) if r["parent"] in set(meta["data"]["eval_parents"])]
-    probs = scorers.RewardScorer.from_dir(tmp_path / "rm").score([(r["response"], r["constraint"]["description"])
+    probs = RewardScorer.from_dir(tmp_path / "rm").score([(r["response"], r["constraint"]["description"])
                                                                    for r in held])
     assert stats.roc_auc(probs, [r["label"] for r in held]) == pytest.approx(metrics["eval_auc"])
     # One curve point per size, then the full training set, each on the same held-out pairs.
@@ -396,7 +395,7 @@ def test_linear_probe_learns_separable_pairs_and_scores_as_saved(tmp_path):
     params = params_from_dict({"model": {"policy": "tiny"},
                                "scoring": {"rm_url": "http://127.0.0.1:9", "rm_api": "vllm"}})
     with pytest.raises(InputError, match="linear-probe"):
-        scorers.make_scorer(params, tmp_path)
+        clients.make_scorer(params, tmp_path)
 
 
 def test_verifier_labels_replace_hard_pseudo_labels_in_training_only():
@@ -415,7 +414,7 @@ def test_verifier_labels_replace_hard_pseudo_labels_in_training_only():
 
 
 def test_bootstrap_interval_narrows_with_more_pairs():
-    from sif_lib.reward.rm_eval import bootstrap_ci
+    from sif_lib.reward_model.rm_eval import bootstrap_ci
 
     rng = random.Random(0)
     labels = [i % 2 for i in range(400)]
@@ -428,7 +427,7 @@ def test_bootstrap_interval_narrows_with_more_pairs():
 
 
 def test_paired_auc_difference_is_tighter_than_two_intervals():
-    from sif_lib.reward.rm_eval import bootstrap_ci, paired_auc_difference
+    from sif_lib.reward_model.rm_eval import bootstrap_ci, paired_auc_difference
 
     rng = random.Random(1)
     labels = [i % 2 for i in range(300)]
@@ -444,7 +443,7 @@ def test_paired_auc_difference_is_tighter_than_two_intervals():
 
 
 def test_label_noise_floor_hand_values():
-    from sif_lib.reward.rm_eval import label_noise_floor
+    from sif_lib.reward_model.rm_eval import label_noise_floor
 
     def row(truth, label, kind="hard"):
         return {"kind": kind, "verifier": truth if kind == "hard" else None, "label": label}

@@ -15,11 +15,11 @@ import pytest
 
 from conftest import read_reply
 
-from sif_lib.reward import scorers
+from sif_lib.config.params import params_from_dict
+from sif_lib.reward_model.scorer import RewardScorer
+from sif_lib.rm_service.server import make_server
+from sif_lib.runner.runs import RunContext
 from sif_lib.stages import s04_train_reward_model as s04
-from sif_lib.core.config import params_from_dict
-from sif_lib.reward.server import make_server
-from sif_lib.core.runs import RunContext
 
 CLIENTS = 200
 PAIRS_PER_REQUEST = 4
@@ -111,7 +111,7 @@ def _raw(address, data: bytes, after: str | None) -> tuple[int, dict]:
 
 
 def test_200_concurrent_clients_and_malformed_requests(server, rm_dir):
-    local = scorers.RewardScorer.from_dir(rm_dir, device="cpu", batch_size=32)
+    local = RewardScorer.from_dir(rm_dir, device="cpu", batch_size=32)
     expected = {i: local.score(_pairs(i)) for i in range(CLIENTS)}
     host, port = server.server_address[:2]
     bad_jobs = [m for m in MALFORMED for _ in range(2)]

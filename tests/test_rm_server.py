@@ -18,14 +18,14 @@ import pytest
 
 from conftest import read_reply
 
+from sif_lib.config.params import params_from_dict
 from sif_lib.core import errors
-from sif_lib.reward import clients
-from sif_lib.reward import rm_input
-from sif_lib.reward import scorers
+from sif_lib.reward_model import rm_input
+from sif_lib.reward_model.scorer import RewardScorer
+from sif_lib.rm_service import clients
+from sif_lib.rm_service.server import make_server
+from sif_lib.runner.runs import RunContext
 from sif_lib.stages import s04_train_reward_model as s04
-from sif_lib.core.config import params_from_dict
-from sif_lib.reward.server import make_server
-from sif_lib.core.runs import RunContext
 
 WORDS = "alpha beta gamma delta epsilon zeta eta theta".split()
 
@@ -54,7 +54,7 @@ def rm_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def local(rm_dir):
-    return scorers.RewardScorer.from_dir(rm_dir, device="cpu")
+    return RewardScorer.from_dir(rm_dir, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -296,16 +296,16 @@ def test_malformed_classify_requests_get_4xx(server, local, body, status, reason
 def test_make_scorer_picks_the_client_by_rm_api(rm_dir, tmp_path):
     run_dir = rm_dir.parent
     local_params = params_from_dict({"run": {"device": "cpu"}})
-    assert isinstance(scorers.make_scorer(local_params, run_dir), scorers.RewardScorer)
+    assert isinstance(clients.make_scorer(local_params, run_dir), RewardScorer)
     sif = params_from_dict({"scoring": {"rm_url": "http://127.0.0.1:9/score"}})
-    assert isinstance(scorers.make_scorer(sif, tmp_path), clients.HttpRewardScorer)
+    assert isinstance(clients.make_scorer(sif, tmp_path), clients.HttpRewardScorer)
     vllm = params_from_dict({"scoring": {"rm_url": "http://127.0.0.1:9/v1", "rm_api": "vllm", "rm_model": "m"}})
-    client = scorers.make_scorer(vllm, run_dir)
+    client = clients.make_scorer(vllm, run_dir)
     assert isinstance(client, clients.VllmClassifyScorer)
     assert client.base_url == "http://127.0.0.1:9" and client.model == "m" and client.max_length == 64
     # The vLLM client encodes pairs itself, so it needs the run's rm/ (its tokenizer and max_length).
     with pytest.raises(errors.InputError, match=r"sif_rm.json: missing input: scoring.rm_api vllm"):
-        scorers.make_scorer(vllm, tmp_path)
+        clients.make_scorer(vllm, tmp_path)
 
 
 # -- overload, retries and deadlines ---------------------------------------------------------------------------

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sif_lib.labels import rollouts
 from sif_lib.core.errors import InputError
-from sif_lib.core.generation import ChatGenerator
+from sif_lib.labels import rollouts
+from sif_lib.policy.generation import ChatGenerator
 from conftest import REPO as REPO_ROOT
 from sif_lib.core.io import read_jsonl, write_jsonl
-from sif_lib.core.runs import RunContext
+from sif_lib.runner.runs import RunContext
 
 HARD = {"id": "punctuation:no_comma", "kind": "hard", "category": "punctuation", "description": "Do not use commas.",
         "kwargs": {}}
@@ -167,8 +167,8 @@ def test_resume_after_a_failing_batch_keeps_rows_and_matches_an_uninterrupted_ru
 DRIVER = textwrap.dedent("""
     import sys, time
     from sif_lib.labels import rollouts
-    from sif_lib.core.generation import ChatGenerator
-    from sif_lib.core.runs import RunContext
+    from sif_lib.policy.generation import ChatGenerator
+    from sif_lib.runner.runs import RunContext
 
     class Slow:
         # Slowed down so that the parent process can kill it between batches it has written.
@@ -269,7 +269,7 @@ def test_bad_rollout_settings_and_backend(tmp_path):
         rollouts.run_rollouts(ctx, progress=False)
     ctx.params.rollouts.top_p = 1.0
     ctx.params.rollouts.backend = "vllm"
-    from sif_lib.core.generation import vllm_available
+    from sif_lib.policy.generation import vllm_available
 
     if not vllm_available():
         with pytest.raises(InputError, match="rollouts.backend: 'vllm' needs the vllm package and a CUDA GPU"):
@@ -278,7 +278,7 @@ def test_bad_rollout_settings_and_backend(tmp_path):
 
 @pytest.mark.gpu
 def test_vllm_rollouts_match_the_row_format(tmp_path):
-    from sif_lib.core.generation import vllm_available
+    from sif_lib.policy.generation import vllm_available
 
     if not vllm_available():
         pytest.skip("needs vllm and a CUDA GPU")

@@ -4,17 +4,16 @@ import pytest
 
 from conftest import REPO
 from sif_lib.core import io as io_
-from sif_lib.core import runs
-from sif_lib.core import stages
 from sif_lib.core.errors import InputError
+from sif_lib.runner import runs, stage_table
 
 
 def test_stage_names_resolve():
-    assert stages.stage_name("5") == "05_score_rewards"
-    assert stages.stage_name("05") == "05_score_rewards"
-    assert stages.stage_name("train_grpo") == "06_train_grpo"
+    assert stage_table.stage_name("5") == "05_score_rewards"
+    assert stage_table.stage_name("05") == "05_score_rewards"
+    assert stage_table.stage_name("train_grpo") == "06_train_grpo"
     with pytest.raises(InputError, match="unknown stage"):
-        stages.stage_name("08_party")
+        stage_table.stage_name("08_party")
 
 
 def test_atomic_jsonl_round_trip_and_errors(tmp_path):

@@ -18,14 +18,14 @@ import yaml
 from scipy import stats
 
 from conftest import REPO, run_sif
-from sif_lib.core import pipeline
-from sif_lib.core.config import load_params
+from sif_lib.analysis import replicates
+from sif_lib.analysis.compare_runs import compare_runs, load_run
+from sif_lib.analysis.markdown_tables import markdown_report, write_markdown_report
+from sif_lib.config.params import load_params
 from sif_lib.core.errors import InputError
-from sif_lib.core.seed_runs import compare_command, parse_seeds, plan_seeds
-from sif_lib.core.stages import STAGE_NAMES
-from sif_lib.evaluation import replicates
-from sif_lib.evaluation.compare import compare_runs, load_run
-from sif_lib.evaluation.markdown import markdown_report, write_markdown_report
+from sif_lib.runner import pipeline
+from sif_lib.runner.seed_runs import compare_command, parse_seeds, plan_seeds
+from sif_lib.runner.stage_table import STAGE_NAMES
 
 SMOKE = REPO / "params" / "smoke.yaml"
 SEEDED = STAGE_NAMES[6:]           # GRPO and evaluation: what each seed runs

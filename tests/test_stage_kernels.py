@@ -12,15 +12,15 @@ from __future__ import annotations
 import json
 
 from conftest import SMOKE
-from sif_lib.core import pipeline
+from sif_lib.runner import pipeline
 
 STAGE = "01_synthesize_constraints"  # the stage whose notebook the test replaces
 
 JUDGE = """
 import json
 from pathlib import Path
-from sif_lib.core.generation import ChatGenerator
-from sif_lib.reward.judge import GenerativeJudge
+from sif_lib.policy.generation import ChatGenerator
+from sif_lib.stages.s05_analysis.judge import GenerativeJudge
 
 judge = GenerativeJudge(ChatGenerator("tiny", backend="hf", dtype="float32", device="cpu"), max_new_tokens=4)
 verdicts = judge.judge([("Hello there.", "Say hello."), ("No.", "Answer in French.")])

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from sif_lib.config.params import params_from_dict
 from sif_lib.constraints.math_answer import last_number, score_flexible, score_reasoning
-from sif_lib.core.config import params_from_dict
 from sif_lib.core.errors import InputError
 from sif_lib.evaluation import math_accuracy
 from sif_lib.synthesis import instructions, math_items

@@ -9,16 +9,15 @@ from pathlib import Path
 import pytest
 
 from conftest import CPU_DEMO, SMOKE
-from sif_lib.constraints import EXCLUDED_HARD_IDS, usable_hard_ids
-from sif_lib.stages import s01_synthesize_constraints as s01
-from sif_lib.synthesis import instructions as synth
-from sif_lib.synthesis import paraphrase
-from sif_lib.core.config import load_params, params_from_dict
-from sif_lib.constraints import HARD_CONSTRAINTS, check_constraint, conflicts
+from sif_lib.config.params import load_params, params_from_dict
+from sif_lib.constraints import EXCLUDED_HARD_IDS, HARD_CONSTRAINTS, check_constraint, conflicts, usable_hard_ids
 from sif_lib.constraints.soft import SOFT_CATEGORIES, soft_conflicts, soft_conflicts_with_hard
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import read_jsonl
-from sif_lib.core.runs import RunContext
+from sif_lib.runner.runs import RunContext
+from sif_lib.stages import s01_synthesize_constraints as s01
+from sif_lib.synthesis import paraphrase
+from sif_lib.synthesis import instructions as synth
 from sif_lib.synthesis.seeds import Seed, load_seeds
 
 

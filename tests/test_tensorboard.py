@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from conftest import SMOKE, write_untrained_rm
-from sif_lib.core import models, tracking
-from sif_lib.core.config import load_params
+from sif_lib.config.params import load_params
 from sif_lib.core.errors import InputError
-from sif_lib.core.runs import RunContext
+from sif_lib.policy import models
+from sif_lib.runner import tracking
+from sif_lib.runner.runs import RunContext
 from sif_lib.stages import s06_train_grpo as s06
 
 GRPO = {"max_steps": 2, "num_generations": 2, "prompts_per_step": 2, "max_completion_length": 8, "probe_size": 2,
@@ -88,7 +89,7 @@ def test_report_to_none_writes_no_event_files(base_run, tmp_path):
 
 
 def test_reward_model_fine_tune_logs_its_loss_and_a_rerun_starts_afresh(tmp_path):
-    from sif_lib.reward import finetune
+    from sif_lib.reward_model import finetune
 
     params = load_params(SMOKE, {"run": {"report_to": "tensorboard"}, "reward_model": {"batch_size": 2}})
     tokenizer = models.load_tokenizer("tiny", padding_side="right")
@@ -116,7 +117,7 @@ def test_cold_start_sft_logs_its_loss_under_its_stage(tmp_path):
 
 def test_trackio_missing_is_one_line_naming_the_key(tmp_path, monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(tracking.importlib.util, "find_spec",
+    monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *args: None if name == "trackio" else real(name, *args))
     path = tmp_path / "p.yaml"
     path.write_text("run:\n  report_to: trackio\n")

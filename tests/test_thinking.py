@@ -16,14 +16,14 @@ import json
 import pytest
 from scipy.stats import binomtest
 
-from sif_lib.core.config import params_from_dict
-from sif_lib.core.runs import RunContext
-from sif_lib.evaluation import holdout, ifeval, math_accuracy, report
+from sif_lib.config.params import params_from_dict
+from sif_lib.evaluation import curriculum_holdout, ifeval_scoring, math_accuracy, report
 from sif_lib.evaluation.benchmarks import IFEvalTask
 from sif_lib.evaluation.scores import score_ifeval_stage
 from sif_lib.evaluation.thinking import compare_thinking, think_part, think_stats, thinking_summary
 from sif_lib.reward import heldout
 from sif_lib.reward.composite import make_reward_function, summarize
+from sif_lib.runner.runs import RunContext
 
 # ---------------------------------------------------------------------------------------------------------------
 # think_stats
@@ -70,7 +70,7 @@ def test_think_stats_edge_cases():
 
 
 def test_think_stats_counts_tokens_with_a_tokenizer():
-    from sif_lib.core.models import load_tokenizer
+    from sif_lib.policy.models import load_tokenizer
 
     tokenizer = load_tokenizer("tiny")
     stats = think_stats(OUTPUTS, tokenizer)
@@ -164,19 +164,22 @@ def test_probe_scoring(tmp_path):
 
 def test_holdout_verdicts():
     rows = [{"id": f"h{i}-L1", "level": 1, "prompt": "Write.", "constraints": [NO_COMMA]} for i in range(2)]
-    verdicts = holdout.constraint_verdicts(params(), rows, [TEXT, PLAN + TEXT], scorer=None)
+    verdicts = curriculum_holdout.holdout_verdicts(params(), rows, [TEXT, PLAN + TEXT], scorer=None)
     assert [v["score"] for v in verdicts] == [0.0, 1.0]
-    assert holdout.aggregate(verdicts[:1])["composite"] == 0.0 and holdout.aggregate(verdicts[1:])["composite"] == 1.0
+    assert curriculum_holdout.aggregate(verdicts[:1])["composite"] == 0.0
+    assert curriculum_holdout.aggregate(verdicts[1:])["composite"] == 1.0
 
 
 def test_ifeval_scoring_entry_and_stage(tmp_path):
     prompt = "Say something without commas."
-    records = [ifeval.PromptRecord(key=k, prompt=prompt, instruction_id_list=["punctuation:no_comma"], kwargs=[{}])
+    records = [ifeval_scoring.PromptRecord(key=k, prompt=prompt, instruction_id_list=["punctuation:no_comma"],
+                                           kwargs=[{}])
                for k in (1, 2)]
-    responses = [ifeval.ResponseRecord(response=TEXT, key=1), ifeval.ResponseRecord(response=PLAN + TEXT, key=2)]
-    found = ifeval.score(records, responses, answer_mode="require_think")
+    responses = [ifeval_scoring.ResponseRecord(response=TEXT, key=1),
+                 ifeval_scoring.ResponseRecord(response=PLAN + TEXT, key=2)]
+    found = ifeval_scoring.score(records, responses, answer_mode="require_think")
     assert [(r.strict, r.loose) for r in found.rows] == [([False], [False]), ([True], [True])]
-    assert ifeval.score(records[:1], responses[:1], answer_mode="whole").prompt_level_strict == 1.0
+    assert ifeval_scoring.score(records[:1], responses[:1], answer_mode="whole").prompt_level_strict == 1.0
 
     # Stage 07's path: the answers extracted under the mode, written out, scored as `sif ifeval score` does.
     row = {"key": 1, "prompt": prompt, "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}

@@ -17,8 +17,8 @@ import urllib.request
 import pytest
 
 from conftest import write_untrained_rm
-from sif_lib.reward.clients import VllmClassifyScorer
-from sif_lib.reward.scorers import RewardScorer
+from sif_lib.reward_model.scorer import RewardScorer
+from sif_lib.rm_service.clients import VllmClassifyScorer
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="needs vllm (the GPU lock)")]

@@ -28,8 +28,8 @@ from sif_lib.bench.references import ifbench_reference, ifbench_workload, refere
 from sif_lib.constraints import _cached_checker, ifbench, text
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import peak_rss_mib
-from sif_lib.evaluation import ifbench as ifbench_eval
-from sif_lib.evaluation.ifeval import load_prompts, load_responses, score
+from sif_lib.evaluation import ifbench_scoring as ifbench_eval
+from sif_lib.evaluation.ifeval_scoring import load_prompts, load_responses, score
 
 __all__ = ["bench_ifbench", "bench_verifiers", "default_responses_path"]
 

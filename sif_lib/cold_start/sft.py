@@ -16,10 +16,11 @@ import math
 import time
 from pathlib import Path
 
-from sif_lib.core import models, tracking
-from sif_lib.core import progress as stage_progress
 from sif_lib.core.io import staged_dir
 from sif_lib.grpo.checkpoints import commit_callback, latest_checkpoint, prune_incomplete_checkpoints, saving_dir
+from sif_lib.policy import models
+from sif_lib.runner import tracking
+from sif_lib.runner import progress as stage_progress
 
 
 def turn_end_token(model, tokenizer) -> str | None:
@@ -35,7 +36,7 @@ def train_sft(examples: list[dict], params, base_spec: str, out_dir: Path, progr
               log_dir: Path | None = None) -> dict:
     """Fine-tune ``base_spec`` on ``examples`` (conversational prompt-completion rows) and save the result to
     ``out_dir / "policy"``; returns the training figures. ``log_dir``: where ``run.report_to`` sends the loss
-    curve (:mod:`sif_lib.core.tracking`; a fresh start clears it, a resume appends); None reports nowhere."""
+    curve (:mod:`sif_lib.runner.tracking`; a fresh start clears it, a resume appends); None reports nowhere."""
     import torch
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer

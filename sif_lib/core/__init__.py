@@ -1,5 +1,5 @@
-"""Infrastructure the stages share, importing no stage: params (:mod:`~sif_lib.core.config`), the stage table
-(:mod:`~sif_lib.core.stages`), the run directory (:mod:`~sif_lib.core.runs`) and its runner
-(:mod:`~sif_lib.core.pipeline`), files (:mod:`~sif_lib.core.io`), models and generation, cached answers of a
-policy (:mod:`~sif_lib.core.answers`), statistics (:mod:`~sif_lib.core.stats`) and display helpers.
+"""The utilities every layer shares, importing nothing of sif_lib outside this package: where things are, atomic
+writes, JSON and JSONL (:mod:`~sif_lib.core.io`), the errors the command line turns into one line
+(:mod:`~sif_lib.core.errors`), statistics (:mod:`~sif_lib.core.stats`), HTML and text tables
+(:mod:`~sif_lib.core.display`) and plotly's set-up for the notebooks (:mod:`~sif_lib.core.plots`).
 """

@@ -1,7 +1,7 @@
 """What stage 07 evaluates: the IFEval prompts (official data, the first ``evaluation.limit`` of them), the IFBench
 prompts when ``evaluation.ifbench`` is on (the first ``evaluation.ifbench_limit``), and how a response file is
 scored exactly as ``sif ifeval score`` and ``sif ifbench score`` score it. The curriculum hold-out and the math
-tasks are loaded by :mod:`sif_lib.evaluation.holdout` and :mod:`sif_lib.evaluation.math_accuracy`.
+tasks are loaded by :mod:`sif_lib.evaluation.curriculum_holdout` and :mod:`sif_lib.evaluation.math_accuracy`.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sif_lib.config.params import IFBENCH_ENV, IFEVAL_ENV, SHARED_IFBENCH, SHARED_IFEVAL, Params, default_ifbench_path
 from sif_lib.constraints.ifbench import missing_resources
-from sif_lib.core.config import IFBENCH_ENV, IFEVAL_ENV, SHARED_IFBENCH, SHARED_IFEVAL, Params, default_ifbench_path
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import read_jsonl, write_jsonl
-from sif_lib.evaluation import ifbench, ifeval
+from sif_lib.evaluation import ifbench_scoring, ifeval_scoring
 
 @dataclass
 class IFEvalTask:
@@ -88,7 +88,8 @@ class IFBenchTask:
         if not path.is_file():
             raise InputError(f"evaluation.ifbench_path: IFBench test set not found at {path} (point it at "
                              f"IFBench_test.jsonl)")
-        ifbench.load_prompts(path)  # a malformed row, an unknown id or a bad argument stops here, naming its line
+        # A malformed row, an unknown id or a bad argument stops here, naming its line.
+        ifbench_scoring.load_prompts(path)
         rows = read_jsonl(path)
         if ev.ifbench_limit > 0:
             rows = rows[:ev.ifbench_limit]
@@ -122,18 +123,18 @@ def _hub_rows(hub_id: str) -> list[dict]:
 
 def score_ifeval(input_path: Path, responses_path: Path, out_dir: Path):
     """Score one response file exactly as ``sif ifeval score`` does; writes the scorer's files to ``out_dir``."""
-    prompts = ifeval.load_prompts(input_path)
-    responses = ifeval.load_responses(responses_path)
-    report = ifeval.score(prompts, responses)
-    ifeval.write_results(report, out_dir)
+    prompts = ifeval_scoring.load_prompts(input_path)
+    responses = ifeval_scoring.load_responses(responses_path)
+    report = ifeval_scoring.score(prompts, responses)
+    ifeval_scoring.write_results(report, out_dir)
     return report
 
 
 def score_ifbench(input_path: Path, responses_path: Path, out_dir: Path):
     """Score one response file as ``sif ifbench score --skip-unavailable`` does; writes its files to ``out_dir``."""
-    report = ifbench.score(ifbench.load_prompts(input_path), ifbench.load_responses(responses_path),
-                           skip_unavailable=True)
-    ifbench.write_results(report, out_dir)
+    report = ifbench_scoring.score(ifbench_scoring.load_prompts(input_path),
+                                   ifbench_scoring.load_responses(responses_path), skip_unavailable=True)
+    ifbench_scoring.write_results(report, out_dir)
     return report
 
 

@@ -30,9 +30,9 @@ from typing import Mapping, Sequence
 from sif_lib.constraints import answer_text
 from sif_lib.constraints.degenerate import Degeneration, degeneration
 from sif_lib.core.io import read_jsonl, write_jsonl
-from sif_lib.evaluation import holdout as holdout_eval
 from sif_lib.evaluation import paired
-from sif_lib.evaluation.ifeval import PromptResult
+from sif_lib.evaluation import curriculum_holdout as holdout_eval
+from sif_lib.evaluation.ifeval_scoring import PromptResult
 from sif_lib.reward.heldout import degenerate_change
 
 GALLERY = "degenerate_gallery.jsonl"

@@ -3,7 +3,7 @@ decoding, one model in memory at a time.
 
 Every answer set lives in its own folder under ``eval/`` (``ifeval_base/``, ``holdout_trained/``, and
 ``ifbench_base/`` when ``evaluation.ifbench`` is on, ...) and is cached by
-:class:`~sif_lib.core.answers.PolicyRunner`, keyed by who wrote it; a rerun regenerates only what changed.
+:class:`~sif_lib.policy.answers.PolicyRunner`, keyed by who wrote it; a rerun regenerates only what changed.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from sif_lib.core.answers import Policy, PolicyRunner, base_policy, trained_policy
-from sif_lib.core.generation import Sampling, vllm_available
-from sif_lib.core.runs import RunContext
-from sif_lib.evaluation import holdout as holdout_eval
 from sif_lib.evaluation import math_accuracy
+from sif_lib.evaluation import curriculum_holdout as holdout_eval
 from sif_lib.evaluation.benchmarks import IFBenchTask, IFEvalTask
+from sif_lib.policy.answers import Policy, PolicyRunner, base_policy, trained_policy
+from sif_lib.policy.generation import Sampling, vllm_available
+from sif_lib.runner.runs import RunContext
 
 EVAL_DIR = "eval"
 

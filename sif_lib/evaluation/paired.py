@@ -17,7 +17,7 @@ from statistics import fmean
 from typing import Sequence
 
 from sif_lib.core.stats import mean_ci, paired_bootstrap_ci, paired_flips
-from sif_lib.evaluation.holdout import level_name
+from sif_lib.evaluation.curriculum_holdout import level_name
 
 
 def _pooled_ci(before: list[list[float]], after: list[list[float]], n_resamples: int, seed: int) -> list | None:
@@ -32,7 +32,7 @@ def _pooled_ci(before: list[list[float]], after: list[list[float]], n_resamples:
 
 def ifeval_intervals(base_rows: Sequence, trained_rows: Sequence, n_resamples: int = 1000, seed: int = 0) -> dict:
     """Intervals of the four IFEval deltas (fractions) over prompts, and the prompt-level flips. The rows are
-    :class:`~sif_lib.evaluation.ifeval.PromptResult` lists in the same prompt order."""
+    :class:`~sif_lib.evaluation.ifeval_scoring.PromptResult` lists in the same prompt order."""
     if [r.key for r in base_rows] != [r.key for r in trained_rows]:
         raise ValueError("IFEval: base and trained results cover different prompts")
     out: dict = {"intervals": {}, "flips": {}}
@@ -50,7 +50,7 @@ def ifeval_intervals(base_rows: Sequence, trained_rows: Sequence, n_resamples: i
 def holdout_intervals(base: Sequence[dict], trained: Sequence[dict], n_resamples: int = 1000, seed: int = 0) -> dict:
     """Intervals of the hold-out's hard, soft, composite and per-level composite deltas over prompts, and the
     flips of hard constraints. ``base`` and ``trained`` are the verdict rows of
-    :func:`~sif_lib.evaluation.holdout.constraint_verdicts`."""
+    :func:`~sif_lib.evaluation.curriculum_holdout.holdout_verdicts`."""
     def by_prompt(verdicts):
         grouped: dict[str, list[dict]] = defaultdict(list)
         for v in verdicts:

@@ -494,5 +494,5 @@ def report_figures(summary: dict) -> list[Any]:
 
 
 def write_report(run_dir: str | Path) -> str:
-    """The runner's finishing step for stage 07 (:mod:`sif_lib.core.stages`): export ``report.html``."""
+    """The runner's finishing step for stage 07 (:mod:`sif_lib.runner.stage_table`): export ``report.html``."""
     return f"report: {export_report(run_dir)}"

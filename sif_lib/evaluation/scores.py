@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Sequence
 
 from sif_lib.constraints import answer_text
-from sif_lib.core.answers import read_record
 from sif_lib.core.io import write_jsonl
-from sif_lib.core.runs import RunContext
-from sif_lib.evaluation import holdout as holdout_eval
 from sif_lib.evaluation import math_accuracy, paired
+from sif_lib.evaluation import curriculum_holdout as holdout_eval
 from sif_lib.evaluation.benchmarks import IFBenchTask, IFEvalTask, rescore_command, score_ifbench, score_ifeval
 from sif_lib.evaluation.generate import EVAL_DIR
-from sif_lib.reward.scorers import make_scorer
+from sif_lib.policy.answers import read_record
+from sif_lib.rm_service.clients import make_scorer
+from sif_lib.runner.runs import RunContext
 
 IFEVAL_METRICS = ("prompt_strict", "inst_strict", "prompt_loose", "inst_loose")
 
@@ -44,7 +44,7 @@ def generation_figures(folder: Path) -> dict | None:
 
 
 def ifeval_figures(report) -> dict:
-    """The summary's view of one :class:`~sif_lib.evaluation.ifeval.IFEvalReport` (fractions, not percent)."""
+    """The summary's view of one :class:`~sif_lib.evaluation.ifeval_scoring.IFEvalReport` (fractions, not percent)."""
     return {
         "prompt_strict": report.prompt_level_strict,
         "inst_strict": report.instruction_level_strict,
@@ -142,8 +142,8 @@ def score_holdout_stage(ctx: RunContext, rows: list[dict], responses: dict) -> d
                  "note": note}
     verdicts = {}
     for name in POLICIES:
-        verdicts[name] = holdout_eval.constraint_verdicts(params, rows, responses[name]["holdout"], scorer,
-                                                          cache=ctx.root / EVAL_DIR / f"holdout_{name}" / "scores.jsonl")
+        verdicts[name] = holdout_eval.holdout_verdicts(params, rows, responses[name]["holdout"], scorer,
+                                                        cache=ctx.root / EVAL_DIR / f"holdout_{name}" / "scores.jsonl")
         write_jsonl(ctx.root / EVAL_DIR / f"holdout_{name}" / "verdicts.jsonl", verdicts[name])
         out[name] = holdout_eval.aggregate(verdicts[name])
     out["delta"] = holdout_eval.compare(out["base"], out["trained"])

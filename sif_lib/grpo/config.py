@@ -3,8 +3,8 @@
 Every field of TRL's ``GRPOConfig`` is reachable from a params file without a code change:
 
 * the fields the method and this workbench depend on are typed params fields (``grpo.loss_type``,
-  ``grpo.beta``, ...), listed in :data:`sif_lib.core.trl_fields.TRL_TYPED` with the params key that sets each;
-* a few are derived by the workbench and cannot be set (:data:`~sif_lib.core.trl_fields.TRL_DERIVED`, with reasons);
+  ``grpo.beta``, ...), listed in :data:`sif_lib.config.trl_fields.TRL_TYPED` with the params key that sets each;
+* a few are derived by the workbench and cannot be set (:data:`~sif_lib.config.trl_fields.TRL_DERIVED`, with reasons);
 * any other field goes in ``grpo.trl: {field: value}`` and is passed through as given. A key that is not a
   ``GRPOConfig`` field, or one that a typed field owns, is a one-line error naming the key and the params file;
   the values are checked by TRL itself when the config is built.
@@ -21,8 +21,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sif_lib.core import models, tracking
 from sif_lib.core.errors import InputError
+from sif_lib.policy import models
+from sif_lib.runner import tracking
 
 # Method settings shown by `sif params FILE`, in this order.
 SHOWN = ["loss_type", "beta", "scale_rewards", "epsilon", "epsilon_high", "num_iterations",
@@ -90,7 +91,7 @@ def batch_layout(g, world_size: int) -> dict:
 def grpo_config_kwargs(params, output_dir: Path, world_size: int = 1, chat_template_kwargs: dict | None = None,
                        log_dir: Path | None = None) -> dict[str, Any]:
     """Every keyword the workbench passes to ``GRPOConfig``: typed, derived, defaults, then ``grpo.trl``.
-    ``log_dir`` is where ``run.report_to`` sends the training curves (:mod:`sif_lib.core.tracking`); without
+    ``log_dir`` is where ``run.report_to`` sends the training curves (:mod:`sif_lib.runner.tracking`); without
     it the trainer reports nowhere."""
     g = params.grpo
     layout = batch_layout(g, world_size)

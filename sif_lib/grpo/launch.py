@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Sequence
 
 from sif_lib.core.errors import InputError, ServiceError
-from sif_lib.core.runs import RunContext
 from sif_lib.grpo.config import device_of
 from sif_lib.grpo.trainer import train_grpo
+from sif_lib.runner.runs import RunContext
 
 def launch_command(ctx, machine_args: Sequence[str] = ()) -> list[str]:
     """``accelerate launch`` of this module on ``grpo.num_processes`` processes (in all, over every machine).

@@ -11,12 +11,11 @@ from typing import Any, Sequence
 
 from sif_lib.constraints.degenerate import degeneration
 from sif_lib.constraints.repetition import is_repetitive, repetition_summary
-from sif_lib.core.answers import Policy, PolicyRunner
-from sif_lib.core.generation import Sampling
 from sif_lib.core.io import read_jsonl
 from sif_lib.core.stats import mean_ci, paired_flips, wilcoxon_p
-from sif_lib.grpo.policy import grpo_dir
 from sif_lib.grpo.rl_set import curriculum_items
+from sif_lib.policy.answers import Policy, PolicyRunner, grpo_dir
+from sif_lib.policy.generation import Sampling
 from sif_lib.reward import heldout
 from sif_lib.reward.composite import extract, summarize
 

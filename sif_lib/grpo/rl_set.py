@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from sif_lib.core.errors import InputError
-from sif_lib.core.generation import chat_messages, render_prompt
 from sif_lib.core.io import iter_numbered_jsonl
+from sif_lib.policy.generation import chat_messages, render_prompt
 from sif_lib.synthesis.instructions import reasoning_count
 
 

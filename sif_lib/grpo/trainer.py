@@ -16,7 +16,7 @@ several steps' worth at once and spends them over several optimizer steps, which
 
 **Outputs** (``grpo/``): ``adapter/`` (LoRA/QLoRA) or ``model/`` (full fine-tuning), ``rollouts.jsonl`` (every
 scored completion), ``grpo_config.json`` (the effective ``GRPOConfig``) and ``train_result.json``; the logged
-scalars go where ``run.report_to`` says (:mod:`sif_lib.core.tracking`: ``<run>/tensorboard/<stage>``).
+scalars go where ``run.report_to`` says (:mod:`sif_lib.runner.tracking`: ``<run>/tensorboard/<stage>``).
 """
 
 from __future__ import annotations
@@ -30,19 +30,20 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
-from sif_lib.core import generation, models, tracking
-from sif_lib.core import progress as stage_progress
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import commit_dir, write_json
-from sif_lib.core.stages import producer
 from sif_lib.grpo.checkpoints import (checkpoint_step, commit_callback, latest_checkpoint, prune_incomplete_checkpoints,
                                       saving_dir, trim_rollout_log)
 from sif_lib.grpo.config import batch_layout, check_params, make_grpo_config, make_peft_config
-from sif_lib.grpo.policy import grpo_dir
 from sif_lib.grpo.rl_set import build_order, drop_long_prompts, load_rl_items, prompt_lengths, prompt_messages
 from sif_lib.grpo.trl_hooks import trainer_class
+from sif_lib.policy import generation, models
+from sif_lib.policy.answers import grpo_dir
 from sif_lib.reward.composite import make_reward_function
-from sif_lib.reward.scorers import make_scorer
+from sif_lib.rm_service.clients import make_scorer
+from sif_lib.runner import tracking
+from sif_lib.runner import progress as stage_progress
+from sif_lib.runner.stage_table import producer
 
 
 def _save_final(trainer, tokenizer, target: Path) -> None:
@@ -139,7 +140,7 @@ def train_grpo(ctx, scorer: Any = None, callbacks: Sequence[Any] | None = None) 
                        commit_callback(checkpoint_dir, g.save_total_limit)])
     trainer.merge_lora_for_generation = (g.merge_lora_for_generation and g.finetune == "lora"
                                          and args.world_size == 1)
-    # One process: the rollouts go through sif_lib.core.decoding where TRL would call generate() (trl_hooks).
+    # One process: the rollouts go through sif_lib.policy.decoding where TRL would call generate() (trl_hooks).
     trainer.shrinking_decoder = args.world_size == 1
     trainer.greedy_members = g.greedy_members if trainer.shrinking_decoder else 0
 

@@ -10,7 +10,7 @@ computed", which no callback or reward function sees:
 * generating with the LoRA update merged into the weights (:func:`lora_merged`, ``grpo.merge_lora_for_generation``),
   9% faster rollouts on 2 CPU cores; the exact base weights are restored before the loss.
 
-* decoding the rollouts with :func:`sif_lib.core.decoding.decode` (finished completions leave the batch) where
+* decoding the rollouts with :func:`sif_lib.policy.decoding.decode` (finished completions leave the batch) where
   TRL would call ``model.generate`` in a single process; anything else goes to TRL's own path. There,
   ``grpo.greedy_members`` decodes the first completions of each group greedily: the greedy answer is what the
   probe and the evaluation read, and a sampled-only group may never show the loops greedy decoding falls into.
@@ -31,7 +31,7 @@ import contextlib
 import inspect
 import time
 
-from sif_lib.core import decoding
+from sif_lib.policy import decoding
 
 # The private method and the parameters it had in the TRL release this module was written for.
 HOOKED = {"_generate_single_turn": ["self", "prompt_ids", "images", "multimodal_fields", "num_generations",
@@ -80,7 +80,7 @@ def trainer_class():
         """GRPOTrainer plus generation timings in the log history and, optionally, LoRA-merged generation."""
 
         merge_lora_for_generation = False  # set by train_grpo when the params allow it
-        shrinking_decoder = False  # set by train_grpo: rollouts by sif_lib.core.decoding where TRL would generate()
+        shrinking_decoder = False  # set by train_grpo: rollouts by sif_lib.policy.decoding where TRL would generate()
         greedy_members = 0  # set by train_grpo: completions per group decoded greedily (shrinking decoder only)
 
         def _metric_store(self):
@@ -104,7 +104,7 @@ def trainer_class():
 
         def _plain_sampling(self, images, multimodal_fields, has_tool_images) -> bool:
             """Whether TRL would take its plain ``model.generate`` path on a text-only, single-process model,
-            with sampling settings that :func:`sif_lib.core.decoding.decode` applies the same way."""
+            with sampling settings that :func:`sif_lib.policy.decoding.decode` applies the same way."""
             config = self.generation_config
             return (not self.use_vllm and not self.use_transformers_continuous_batching and images is None
                     and not multimodal_fields and not has_tool_images and not self.is_deepspeed_enabled
@@ -113,7 +113,7 @@ def trainer_class():
                     and decoding.supports(self.accelerator.unwrap_model(self.model)))
 
         def _decode_shrinking(self, prompt_ids, num_generations: int = 1) -> list[list[int]]:
-            """TRL's rollouts, decoded by :func:`sif_lib.core.decoding.decode`: finished completions leave the
+            """TRL's rollouts, decoded by :func:`sif_lib.policy.decoding.decode`: finished completions leave the
             batch. Same sampling distribution as TRL's ``generate`` call (its temperature, top-k, top-p, min-p
             and end-of-sequence ids), other random draws; each completion ends at its first EOS, kept, as TRL
             keeps it. With ``greedy_members`` k, rows ``i`` with ``i % num_generations < k`` (TRL repeats each

@@ -30,10 +30,10 @@ from typing import Iterable
 
 from tqdm.auto import tqdm
 
-from sif_lib.core import progress as stage_progress
 from sif_lib.core.errors import InputError
-from sif_lib.core.generation import ChatGenerator, Sampling, vllm_available
 from sif_lib.core.io import append_jsonl, iter_jsonl
+from sif_lib.policy.generation import ChatGenerator, Sampling, vllm_available
+from sif_lib.runner import progress as stage_progress
 
 CURRICULUM = ("data", "curriculum.jsonl")
 ROLLOUTS = ("data", "rollouts.jsonl")

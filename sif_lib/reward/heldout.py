@@ -11,7 +11,7 @@ Without a reward model (no ``rm/`` and no ``scoring.rm_url``) soft constraints s
 reward covers hard constraints only.
 
 :func:`score_cached` keeps the rows beside a key of everything that changes a score: the answers themselves
-(which :mod:`sif_lib.core.answers` keys by model, adapter, decoding and prompts), the reward settings and the
+(which :mod:`sif_lib.policy.answers` keys by model, adapter, decoding and prompts), the reward settings and the
 reward model (:func:`scorer_fingerprint`). A rerun with the same key reads the rows back; anything else rescores.
 """
 

@@ -1,11 +1,11 @@
 """Stage 00 (notebook 00, optional): cold-start SFT of the policy into a thinking format.
 
 Runs only with ``cold_start.enabled``; otherwise ``sif run`` records it as skipped. It builds the SFT set of
-:mod:`sif_lib.cold_start.data` (math think parts from the generator, instruction answers from the base policy
+:mod:`sif_lib.cold_start.sft_set` (math think parts from the generator, instruction answers from the base policy
 itself, sampled), holds back a few items of each kind as a check set, fine-tunes with
 :mod:`sif_lib.cold_start.sft`, and answers the check set greedily before and after, to show whether the policy
 now closes ``</think>``. Writes ``data/cold_start.jsonl`` and ``cold_start/`` (``policy/`` is the thinking policy
-every later stage loads: :meth:`sif_lib.core.runs.RunContext.use_cold_start_policy`).
+every later stage loads: :meth:`sif_lib.runner.runs.RunContext.use_cold_start_policy`).
 """
 
 from __future__ import annotations
@@ -16,19 +16,19 @@ import json
 import random
 from typing import Callable
 
-from sif_lib.cold_start.data import cold_start_math, instruction_rows, math_rows, sft_examples
 from sif_lib.cold_start.sft import train_sft
+from sif_lib.cold_start.sft_set import cold_start_math, instruction_rows, math_rows, sft_examples
 from sif_lib.constraints import extract_answer
 from sif_lib.constraints.math_answer import score_flexible, score_reasoning
-from sif_lib.core import tracking
-from sif_lib.core.answers import PolicyRunner, spec_policy
-from sif_lib.core.generation import Sampling
 from sif_lib.core.io import read_json, write_json, write_jsonl
-from sif_lib.core.models import load_tokenizer
-from sif_lib.core.runs import COLD_START_POLICY
-from sif_lib.core.stages import stage_of_module
 from sif_lib.evaluation.math_accuracy import accuracy
 from sif_lib.evaluation.thinking import think_stats
+from sif_lib.policy.answers import PolicyRunner, spec_policy
+from sif_lib.policy.generation import Sampling
+from sif_lib.policy.models import load_tokenizer
+from sif_lib.runner import tracking
+from sif_lib.runner.runs import COLD_START_POLICY
+from sif_lib.runner.stage_table import stage_of_module
 from sif_lib.synthesis import stepped_math
 from sif_lib.synthesis.instructions import compose_cold_start
 from sif_lib.synthesis.seeds import load_seeds

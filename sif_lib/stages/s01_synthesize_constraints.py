@@ -11,15 +11,15 @@ import html
 from collections import Counter
 from typing import Callable
 
-from sif_lib.cold_start.data import cold_start_questions
+from sif_lib.cold_start.sft_set import cold_start_questions
 from sif_lib.constraints.soft import SOFT_CATEGORIES
 from sif_lib.core.display import badge_html
 from sif_lib.core.io import write_jsonl
-from sif_lib.core.stages import stage_of_module
+from sif_lib.runner.stage_table import stage_of_module
 from sif_lib.synthesis.instructions import (compose_instructions, compose_reasoning, dataset_rows, reasoning_count,
                                             save_splits, synthesis_metrics)
-from sif_lib.synthesis.paraphrase import paraphrase_instructions, policy_paraphraser
 from sif_lib.synthesis.params_checks import check_constraint_ids
+from sif_lib.synthesis.paraphrase import paraphrase_instructions, policy_paraphraser
 from sif_lib.synthesis.seeds import load_seeds
 
 STAGE = stage_of_module(__name__)

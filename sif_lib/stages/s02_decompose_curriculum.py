@@ -9,7 +9,7 @@ import html
 
 from sif_lib.core.display import badge_html
 from sif_lib.core.io import read_jsonl, write_jsonl
-from sif_lib.core.stages import stage_of_module
+from sif_lib.runner.stage_table import stage_of_module
 from sif_lib.synthesis.curriculum import build_curriculum, check_instructions, dataset_rows, level_stats
 from sif_lib.synthesis.instructions import save_splits
 

@@ -12,9 +12,9 @@ import math
 
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import write_jsonl
-from sif_lib.core.stages import stage_of_module
 from sif_lib.labels.pseudo_labels import PSEUDO_LABELS, audit_hard_pseudo_labels, build_pairs, pair_counts
 from sif_lib.labels.rollouts import CURRICULUM, load_rollouts, read_ladders, run_rollouts
+from sif_lib.runner.stage_table import stage_of_module
 
 STAGE = stage_of_module(__name__)
 

@@ -3,7 +3,7 @@
 Writes ``rm/`` (the model, its tokenizer, ``sif_rm.json``, a model card, ``eval_scores.jsonl`` with each held-out
 pair's probability and ``degenerate_scores.jsonl`` with those of held-out clean answers and their degenerate
 variants), and with ``reward_model.check_model`` a second model trained on the other half of the instructions in ``rm_check/``. The logic is
-:mod:`sif_lib.reward.training`; its input is :mod:`sif_lib.reward.rm_input`.
+:mod:`sif_lib.reward_model.training`; its input is :mod:`sif_lib.reward_model.rm_input`.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 import shutil
 
-from sif_lib.core import tracking
-from sif_lib.core.stages import stage_of_module
-from sif_lib.reward.degenerate_negatives import summary_rows
-from sif_lib.reward.training import fmt as _fmt
-from sif_lib.reward.training import load_pairs, train_reward_model
+from sif_lib.reward_model.degenerate_negatives import summary_rows
+from sif_lib.reward_model.training import load_pairs, train_reward_model
+from sif_lib.reward_model.training import fmt as _fmt
+from sif_lib.runner import tracking
+from sif_lib.runner.stage_table import stage_of_module
 
 STAGE = stage_of_module(__name__)
 

@@ -1,8 +1,9 @@
 """Stage 05 (notebook 05): how well the reward model ranks responses, and what it costs against a judge.
 
 Ranking agreement with the verifier's truth (Kendall tau-b, position consistency; the paper's Table 6), on
-groups built from the run's rollouts (:mod:`sif_lib.reward.ranking`), and the same groups scored by a generative
-judge on the policy's backbone (:mod:`sif_lib.reward.judge`) for the latency comparison. Writes only metrics.
+groups built from the run's rollouts (:mod:`sif_lib.stages.s05_analysis.ranking`), and the same groups scored by a
+generative judge on the policy's backbone (:mod:`sif_lib.stages.s05_analysis.judge`) for the latency comparison.
+Both sit beside this module, in :mod:`sif_lib.stages.s05_analysis`. Writes only metrics.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from sif_lib.core.stages import stage_of_module
 from sif_lib.core.stats import kendall_tau_b
-from sif_lib.reward.judge import GenerativeJudge
-from sif_lib.reward.ranking import Group, GroupScores, agreement, build_groups, load_run_responses, score_groups
-from sif_lib.reward.scorers import make_scorer
+from sif_lib.rm_service.clients import make_scorer
+from sif_lib.runner.stage_table import stage_of_module
+from sif_lib.stages.s05_analysis.judge import GenerativeJudge
+from sif_lib.stages.s05_analysis.ranking import (Group, GroupScores, agreement, build_groups, load_run_responses,
+                                                 score_groups)
 
 STAGE = stage_of_module(__name__)
 

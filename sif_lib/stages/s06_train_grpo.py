@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import time
 
-from sif_lib.core import models, tracking
-from sif_lib.core.answers import base_policy, grpo_dir, trained_policy
 from sif_lib.core.io import read_json, read_jsonl
-from sif_lib.core.stages import stage_of_module
+from sif_lib.evaluation.thinking import compare_thinking, think_stats
 from sif_lib.grpo.config import check_params
 from sif_lib.grpo.launch import launch_command, run_streaming
-from sif_lib.grpo.policy import export_merged, remove_stale_outputs
+from sif_lib.grpo.policy_export import export_merged, remove_stale_outputs
 from sif_lib.grpo.probe import probe_comparison, probe_delta, probe_items, run_probe
 from sif_lib.grpo.series import series_from_history, timing, window_means
-from sif_lib.evaluation.thinking import compare_thinking, think_stats
 from sif_lib.grpo.trainer import train_grpo
-from sif_lib.reward.scorers import RewardScorer, make_scorer
+from sif_lib.policy import models
+from sif_lib.policy.answers import base_policy, grpo_dir, trained_policy
+from sif_lib.reward_model.scorer import RewardScorer
+from sif_lib.rm_service.clients import make_scorer
+from sif_lib.runner import tracking
+from sif_lib.runner.stage_table import stage_of_module
 
 STAGE = stage_of_module(__name__)
 

@@ -2,11 +2,11 @@
 three benchmarks (four with IFBench), and the run's ``report.html``.
 
 * **IFEval** (:mod:`sif_lib.evaluation.benchmarks`): the official prompts, the first ``evaluation.limit`` of them,
-  scored strict and loose at prompt and instruction level by :mod:`sif_lib.evaluation.ifeval`.
+  scored strict and loose at prompt and instruction level by :mod:`sif_lib.evaluation.ifeval_scoring`.
 * **IFBench**, when ``evaluation.ifbench`` is on: out-of-distribution constraint types, the first
-  ``evaluation.ifbench_limit`` prompts, scored the same way by :mod:`sif_lib.evaluation.ifbench`; instructions
+  ``evaluation.ifbench_limit`` prompts, scored the same way by :mod:`sif_lib.evaluation.ifbench_scoring`; instructions
   whose check cannot run here are left out and counted.
-* **The curriculum hold-out** (:mod:`sif_lib.evaluation.holdout`): satisfaction per level L1..L5, by the
+* **The curriculum hold-out** (:mod:`sif_lib.evaluation.curriculum_holdout`): satisfaction per level L1..L5, by the
   held-out scorer the GRPO probe uses too.
 * **Reasoning retention** (:mod:`sif_lib.evaluation.math_accuracy`): held-out synthetic math, GSM8K if given.
 * **Degenerate answers** (:mod:`sif_lib.evaluation.degenerate_figures`): on IFEval and the hold-out, the share of
@@ -24,15 +24,15 @@ from typing import Callable
 
 from sif_lib.constraints.repetition import repetition_summary
 from sif_lib.core.io import atomic_write_text, write_json
-from sif_lib.core.models import load_tokenizer
-from sif_lib.core.runs import RunContext
-from sif_lib.core.stages import stage_of_module
 from sif_lib.evaluation.degenerate_figures import degenerate_figures
 from sif_lib.evaluation.generate import EVAL_DIR, EvalInputs, generate_all
 from sif_lib.evaluation.report import summary_markdown
 from sif_lib.evaluation.scores import (generation_figures, score_holdout_stage, score_ifbench_stage,
                                        score_ifeval_stage, score_reasoning_stage, scored_answers)
 from sif_lib.evaluation.thinking import thinking_summary
+from sif_lib.policy.models import load_tokenizer
+from sif_lib.runner.runs import RunContext
+from sif_lib.runner.stage_table import stage_of_module
 
 STAGE = stage_of_module(__name__)
 

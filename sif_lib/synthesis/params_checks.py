@@ -1,7 +1,7 @@
 """The params checks that need the constraint registries: each id that ``synthesis.hard_ids`` and
 ``synthesis.ifbench_ids`` name must be one synthesis draws, and its check must be able to run here.
 
-Loading params (:mod:`sif_lib.core.config`) checks keys, types and the rules between fields, and knows no
+Loading params (:mod:`sif_lib.config.params`) checks keys, types and the rules between fields, and knows no
 constraint. These checks sit above both, and run where params are put to use: ``sif params`` loads with
 :func:`load_checked_params`; ``sif run`` hands :func:`check_constraint_ids` to the runner, which runs it on the
 params it loads, before it writes anything; stage 01 runs it before it draws. A refusal is an ``InputError`` whose
@@ -13,14 +13,14 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
+from sif_lib.config.params import Params, load_params
 from sif_lib.constraints import EXCLUDED_IFBENCH_IDS, HARD_CONSTRAINTS, IFBENCH_CONSTRAINTS, usable_hard_ids
 from sif_lib.constraints.ifbench import missing_resources
-from sif_lib.core.config import Params, load_params
 from sif_lib.core.errors import InputError
 
 
 def load_checked_params(path: str | Path, overrides: dict | None = None) -> Params:
-    """:func:`~sif_lib.core.config.load_params`, then :func:`check_constraint_ids` under the same source name."""
+    """:func:`~sif_lib.config.params.load_params`, then :func:`check_constraint_ids` under the same source name."""
     params = load_params(path, overrides)
     check_constraint_ids(params, str(Path(path)))
     return params
@@ -29,7 +29,7 @@ def load_checked_params(path: str | Path, overrides: dict | None = None) -> Para
 def check_constraint_ids(params: Params, source: str) -> None:
     """Refuse an id of ``synthesis.hard_ids`` that is not a usable IFEval id, and an id of
     ``synthesis.ifbench_ids`` that is IFEval's, unknown, never drawn or whose check cannot run here. The fields
-    are not counted as read (:meth:`~sif_lib.core.config.Params.reads`)."""
+    are not counted as read (:meth:`~sif_lib.config.params.Params.reads`)."""
     hard_ids = params.value("synthesis.hard_ids")
     if hard_ids is not None:
         usable = usable_hard_ids()

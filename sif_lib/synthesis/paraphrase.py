@@ -15,7 +15,7 @@ from typing import Callable
 
 from sif_lib.constraints import answer_text
 from sif_lib.constraints.hard import LANGUAGE_NAMES
-from sif_lib.core.generation import ChatGenerator, Sampling
+from sif_lib.policy.generation import ChatGenerator, Sampling
 from sif_lib.synthesis.instructions import compose_prompt, normalize_sentence
 
 _NUMBER = re.compile(r"\d+")
@@ -160,7 +160,7 @@ def paraphrase_instructions(instructions: list[dict], generate: Callable[[list[s
 
 
 def policy_paraphraser(params) -> Callable[[list[str]], list[str]]:
-    """Greedy rewrites by the policy model through :class:`~sif_lib.core.generation.ChatGenerator`."""
+    """Greedy rewrites by the policy model through :class:`~sif_lib.policy.generation.ChatGenerator`."""
     generator = ChatGenerator(params.model.policy, dtype=params.run.dtype, device=params.run.device,
                               system_prompt=params.model.system_prompt, enable_thinking=params.model.enable_thinking)
     sampling = Sampling(max_new_tokens=64, temperature=0.0, seed=params.run.seed)

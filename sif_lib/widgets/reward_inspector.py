@@ -24,8 +24,8 @@ from typing import Any, Sequence
 import ipywidgets as w
 
 from sif_lib.reward.composite import extract, score_instruction
-from sif_lib.reward.ranking import load_run_responses
-from sif_lib.reward.scorers import make_scorer
+from sif_lib.rm_service.clients import make_scorer
+from sif_lib.stages.s05_analysis.ranking import load_run_responses
 
 _CUSTOM = -1
 

@@ -1,0 +1,242 @@
+"""Answers of a policy to a list of prompts, cached on disk and keyed by who wrote them.
+
+Stages 06 (the held-out probe) and 07 (the evaluation) answer fixed prompt sets greedily, before and after
+training. Each answer set lives in its own folder: the raw outputs in ``generations.jsonl`` and, in
+``generation.json``, who wrote them: the model spec, a fingerprint of the trained weights, the decoding settings,
+the system prompt, the backend and a hash of the prompts. A rerun reuses every set whose record still matches,
+so a stage that failed late does not regenerate; a set interrupted mid-way resumes from
+``generations.partial.jsonl``. One caveat of resuming: greedy decoding is batched, and a resumed set may batch (and
+so pad) a few prompts differently, which can change a token in rare near-ties.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from sif_lib.config.params import Params
+from sif_lib.core.errors import InputError
+from sif_lib.core.io import append_jsonl, atomic_write_text, iter_jsonl, read_jsonl, write_json, write_jsonl
+from sif_lib.policy.generation import ChatGenerator, Sampling
+from sif_lib.runner import progress
+from sif_lib.runner.stage_table import producer
+
+GENERATIONS = "generations.jsonl"  # raw model outputs of one set: the cache
+# The base policy's greedy answer sets of stages 06 (the probe before training) and 07, under a run directory.
+BASE_ANSWER_CACHES = ("grpo/probe_before", "eval/*_base")
+
+
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What answers: a model spec, optionally with a LoRA adapter; ``fingerprint`` identifies the weights."""
+
+    name: str
+    spec: str
+    adapter: str | None = None
+    fingerprint: str = ""
+
+    def describe(self) -> dict:
+        return asdict(self)
+
+
+def fingerprint_dir(path: Path) -> str:
+    """A hash of a weights directory's file names and contents (large files: size plus first and last 4 MiB).
+
+    Content rather than modification times, so that a copied run directory still matches its cache.
+    """
+    digest = hashlib.sha1()
+    for file in sorted(p for p in Path(path).rglob("*") if p.is_file()):
+        size = file.stat().st_size
+        digest.update(f"{file.relative_to(path)}:{size}\n".encode())
+        with open(file, "rb") as handle:
+            if size <= 64 << 20:
+                digest.update(handle.read())
+            else:
+                digest.update(handle.read(4 << 20))
+                handle.seek(size - (4 << 20))
+                digest.update(handle.read())
+    return digest.hexdigest()[:16]
+
+
+def spec_policy(name: str, spec: str) -> Policy:
+    """A policy that is a model spec alone. A local directory is fingerprinted by content, so a retrained model
+    (stage 00's SFT model, say) does not reuse the old one's answers."""
+    return Policy(name, spec, None, fingerprint_dir(Path(spec)) if Path(spec).is_dir() else f"spec:{spec}")
+
+
+def base_policy(params: Params) -> Policy:
+    """The policy before GRPO: ``model.policy``, which is stage 00's SFT model when the cold start is on."""
+    return spec_policy("base", params.model.policy)
+
+
+def grpo_dir(root: Path) -> Path:
+    """Where stage 06 writes in a run directory: ``grpo/adapter`` (LoRA, QLoRA), ``grpo/model`` (full
+    fine-tuning) or ``grpo/merged`` (an adapter merged into the base, with ``grpo.merge_adapter``), and more."""
+    return Path(root) / "grpo"
+
+
+def trained_policy_kwargs(run_dir: str | Path, params) -> dict:
+    """How to load the trained policy: ``{"spec": ..., "adapter": ...}`` for ``models.load_causal_lm`` or
+    ``ChatGenerator``. A full fine-tune's ``grpo/model`` comes first, then a merged ``grpo/merged``, then the
+    base policy with ``grpo/adapter`` on top."""
+    out = grpo_dir(Path(run_dir))
+    if (out / "model" / "config.json").is_file():
+        return {"spec": str(out / "model"), "adapter": None}
+    if (out / "merged" / "config.json").is_file():
+        return {"spec": str(out / "merged"), "adapter": None}
+    if (out / "adapter" / "adapter_config.json").is_file():
+        return {"spec": params.model.policy, "adapter": str(out / "adapter")}
+    raise InputError(f"{out}: no trained policy (adapter/, merged/ or model/): run stage "
+                     f"{producer('grpo').name} first")
+
+
+def trained_policy(run_dir: Path, params) -> Policy:
+    """The policy stage 06 trained (see :func:`trained_policy_kwargs`), with a fingerprint of its weights: what
+    stage 06's probe and stage 07 answer with after training."""
+    kwargs = trained_policy_kwargs(run_dir, params)
+    weights = Path(kwargs["adapter"] or kwargs["spec"])
+    fingerprint = fingerprint_dir(weights) if weights.is_dir() else f"spec:{kwargs['spec']}"
+    return Policy("trained", str(kwargs["spec"]), kwargs["adapter"], fingerprint)
+
+
+class PolicyRunner:
+    """Answers prompts with one policy; the model is loaded on first need, so a fully cached rerun loads none."""
+
+    def __init__(self, policy: Policy, params: Params, echo: Callable[[str], None] = print, backend: str = "hf"):
+        self.policy = policy
+        self.params = params
+        self.echo = echo
+        self.backend = backend
+        self._generator: ChatGenerator | None = None
+
+    @property
+    def generator(self) -> ChatGenerator:
+        if self._generator is None:
+            run = self.params.run
+            began = time.monotonic()
+            self._generator = ChatGenerator(self.policy.spec, backend=self.backend, dtype=run.dtype,
+                                            device=run.device, system_prompt=self.params.model.system_prompt,
+                                            adapter=self.policy.adapter,
+                                            enable_thinking=self.params.model.enable_thinking)
+            self.echo(f"[{self.policy.name}] loaded {self.policy.spec}"
+                      f"{' + adapter' if self.policy.adapter else ''} in {time.monotonic() - began:.1f} s")
+        return self._generator
+
+    def close(self) -> None:
+        # Drop the only reference so the next policy does not share memory with this one.
+        if self._generator is not None:
+            self._generator = None
+            gc.collect()
+
+    def answer(self, out_dir: Path, prompts: Sequence[str], sampling: Sampling, batch_size: int,
+               extra: Sequence[dict] | None = None) -> list[str]:
+        """Responses to ``prompts`` (cached in ``out_dir``); ``extra`` adds fields to each saved row."""
+        out_dir = Path(out_dir)
+        record = {
+            "policy": self.policy.describe(),
+            "sampling": sampling.to_dict(),
+            "system_prompt": self.params.model.system_prompt,
+            "backend": self.backend,
+            "n_prompts": len(prompts),
+            "prompts_sha1": hashlib.sha1("\x1e".join(prompts).encode()).hexdigest(),
+        }
+        final, partial, meta = out_dir / GENERATIONS, out_dir / "generations.partial.jsonl", out_dir / "generation.json"
+        stored = read_record(meta)
+        if stored and _same_record(stored, record):
+            if stored.get("complete") and final.is_file():
+                rows = read_jsonl(final)
+                if len(rows) == len(prompts) and [r.get("prompt") for r in rows] == list(prompts):
+                    self.echo(f"[{self.policy.name}] {out_dir.name}: reusing {len(rows)} cached responses")
+                    return [r["response"] for r in rows]
+        done: list[dict] = []
+        if stored and _same_record(stored, record) and partial.is_file():
+            done = list(iter_jsonl(partial, tolerate_torn_tail=True))
+            if [r.get("prompt") for r in done] != list(prompts[:len(done)]):
+                done = []
+        if not done:
+            partial.unlink(missing_ok=True)
+        write_json(meta, {**record, "complete": False})
+        if done:
+            atomic_write_text(partial, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in done))
+            self.echo(f"[{self.policy.name}] {out_dir.name}: resuming after {len(done)} responses")
+
+        rest = list(prompts[len(done):])
+        offset = len(done)
+        generator = self.generator if rest else None  # loaded before the clock starts
+        progress.update(offset, len(prompts), "answers", set=out_dir.name)
+        began = time.monotonic()
+
+        def save(start: int, batch: list[str]) -> None:
+            rows = []
+            for i, response in enumerate(batch):
+                index = offset + start + i
+                rows.append({"prompt": prompts[index], "response": response, **(extra[index] if extra else {})})
+            append_jsonl(partial, rows)
+            progress.update(offset + start + len(batch), len(prompts), "answers", set=out_dir.name)
+            self.echo(f"[{self.policy.name}] {out_dir.name}: {offset + start + len(batch)}/{len(prompts)}")
+
+        new = generator.generate(rest, sampling, batch_size=batch_size, on_batch=save,
+                                 on_progress=lambda n: progress.update(offset + n, len(prompts), "answers",
+                                                                       set=out_dir.name)) if rest else []
+        seconds = time.monotonic() - began
+        rows = done + [{"prompt": p, "response": r, **(extra[offset + i] if extra else {})}
+                       for i, (p, r) in enumerate(zip(rest, new))]
+        write_jsonl(final, rows)
+        # Tokens of the decoded responses: special tokens and trailing whitespace are not counted, so this is a
+        # lower bound on what the model generated (and on its throughput).
+        tokens = sum(len(generator.tokenizer(r, add_special_tokens=False)["input_ids"]) for r in new)
+        write_json(meta, {**record, "complete": True, "generated": len(new), "seconds": round(seconds, 2),
+                          "response_tokens": tokens,
+                          "response_tokens_per_s": round(tokens / seconds, 1) if seconds > 0 and new else None})
+        partial.unlink(missing_ok=True)
+        return [r["response"] for r in rows]
+
+
+def read_record(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _same_record(stored: dict, record: dict) -> bool:
+    return all(_same_policy(stored.get(key), value) if key == "policy" else stored.get(key) == value
+               for key, value in record.items())
+
+
+def _same_policy(stored, policy: dict) -> bool:
+    """The same weights. A policy that is one local directory (no adapter) is known by its content hash, not its
+    path, so that a run which copied another's model (stage 00's, under ``--reuse``) matches that run's answers."""
+    by_content = policy.get("adapter") is None and not str(policy.get("fingerprint", "spec:")).startswith("spec:")
+    if by_content and isinstance(stored, dict):
+        return {k: v for k, v in stored.items() if k != "spec"} == {k: v for k, v in policy.items() if k != "spec"}
+    return stored == policy
+
+
+def copy_answer_caches(source: Path, target: Path, folders: Sequence[str]) -> list[str]:
+    """Copy the finished answer caches (``generation.json`` and ``generations.jsonl``) of the ``folders`` (globs
+    relative to the run directories) from the run ``source`` into ``target``, where none exists yet; returns the
+    folders copied. :meth:`PolicyRunner.answer` still checks each record (weights, decoding, prompts), so a cache
+    that does not match is regenerated, not trusted. Used by ``--reuse``: the base policy's greedy answers are the
+    same in every run that shares its stages, so each seed run need not generate them again."""
+    copied = []
+    for pattern in folders:
+        for src in sorted(Path(source).glob(pattern)):
+            meta, final = src / "generation.json", src / GENERATIONS
+            record = read_record(meta)
+            dst = Path(target) / src.relative_to(source)
+            if not (record and record.get("complete") and final.is_file()) or (dst / "generation.json").exists():
+                continue
+            dst.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(final, dst / GENERATIONS)
+            write_json(dst / "generation.json", {**record, "copied_from": str(src.resolve())})
+            copied.append(str(src.relative_to(source)))
+    return copied
