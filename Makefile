@@ -9,7 +9,7 @@ PARAMS ?= params/cpu_demo.yaml
 # Where pip finds torch's CPU build when no local wheel directory (PIP_FIND_LINKS) has it.
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: demo test smoke install lab lock gpu-check clean-venv
+.PHONY: demo test lint smoke install lab lock gpu-check clean-venv
 
 install: $(STAMP)
 
@@ -33,8 +33,11 @@ demo: $(STAMP)
 smoke: $(STAMP)
 	$(BIN)/sif run params/smoke.yaml
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=notebooks

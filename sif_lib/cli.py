@@ -277,9 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="print speed and memory figures")
     bench.add_argument("what", choices=["verifiers", "scoring", "reward", "grpo", "serve-rm", "generate"])
-    bench.add_argument("--repeats", type=int, default=3, help="verifiers: passes over the golden GPT-4 response set "
-                                                              "and IFBench's dev responses; scoring: timed runs of "
-                                                              "each command")
+    bench.add_argument("--repeats", type=int, default=3, help="verifiers: passes over the golden GPT-4 "
+                                                              "response set and IFBench's dev responses; "
+                                                              "scoring: timed runs of each command")
     bench.add_argument("--ifbench-reference", metavar="PATH",
                        help="verifiers, scoring: a checkout of allenai/IFBench, timed beside our scorer")
     bench.add_argument("--ifeval-reference", metavar="PATH",
@@ -302,9 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="serve-rm: requests per batched setting (at least two per client)")
     bench.set_defaults(func=_cmd_bench)
 
-    compare = sub.add_parser("compare", help="compare run directories: a table and an HTML report; runs that "
-                                             "differ only in their seed are summarised per setting, with paired "
-                                             "tests across seeds")
+    compare = sub.add_parser("compare", help="compare run directories: a table and an HTML report; "
+                                             "runs that differ only in their seed are summarised "
+                                             "per setting, with paired tests across seeds")
     compare.add_argument("run_dirs", nargs="+")
     compare.add_argument("--output", help="HTML file (default: outputs/compare-<timestamp>.html)")
     compare.set_defaults(func=_cmd_compare)

@@ -20,7 +20,8 @@ def run_sif(*args: str, check: bool = False, timeout: int = 900) -> subprocess.C
     """Run the real ``sif`` command in a subprocess, from the repo root."""
     proc = subprocess.run([*SIF, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
-        raise AssertionError(f"sif {' '.join(args)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise AssertionError(f"sif {' '.join(args)} exited "
+                             f"{proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
 
 

@@ -57,6 +57,7 @@ class RecordingScorer:
 @pytest.fixture(scope="module")
 def rm(tmp_path_factory):
     from conftest import write_untrained_rm
+
     from sif_lib.reward_model.scorer import RewardScorer
 
     root = tmp_path_factory.mktemp("rm")

@@ -9,11 +9,9 @@ reach the network when imported, as the real ones do when NLTK data is missing: 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-
 from conftest import IFEVAL_DIR, SHARED, require_shared
 
 IFBENCH_DIR = SHARED / "benchmarks" / "ifbench"

@@ -23,7 +23,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -155,7 +154,6 @@ def _widget_notebook(path: Path) -> None:
 
 def test_curriculum_explorer_renders_and_checks_live_in_jupyterlab(lab, tmp_path):
     from playwright.sync_api import sync_playwright
-
     from test_evaluation import curriculum_rows
 
     base, token, root = lab
@@ -261,8 +259,9 @@ def test_report_shows_degenerate_figures_and_gallery(tmp_path):
     """Stage 07 and notebook 07 on a built run whose cached answers were rewritten so that one trained answer
     per set turns degenerate while gaining a check: report.html shows the degenerate rows, the clean-prompt
     column and the gallery, offline."""
-    from sif_lib.evaluation.report import export_report
     from test_evaluation import LOOP, _execute_stage_notebook, evaluated_run, with_degenerate_answers
+
+    from sif_lib.evaluation.report import export_report
 
     ctx = evaluated_run(tmp_path / "run")
     with_degenerate_answers(ctx)

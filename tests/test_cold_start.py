@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import REPO
+
 from sif_lib.cold_start.sft_set import THINK_CLOSE, cold_start_math, cold_start_questions, completion, plan
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import read_jsonl
@@ -85,7 +85,8 @@ def test_cold_start_data_comes_from_the_generator_rules_and_the_policy_itself(co
     # Instruction answers: exactly what the base policy (the tiny model) wrote, as its own generation record says.
     record = json.loads((root / "cold_start" / "base_answers" / "generation.json").read_text())
     assert record["policy"]["spec"] == "tiny" and record["sampling"]["temperature"] > 0
-    written = {g["prompt"]: g["response"] for g in read_jsonl(root / "cold_start" / "base_answers" / "generations.jsonl")}
+    written = {g["prompt"]: g["response"]
+               for g in read_jsonl(root / "cold_start" / "base_answers" / "generations.jsonl")}
     cold = {c["prompt"]: c for c in compose_cold_start(_params(), load_seeds(None))}
     instruction_rows = [r for r in rows if r["kind"] == "instruction"]
     assert instruction_rows
@@ -130,9 +131,10 @@ def test_disabled_stage_writes_only_that_it_is_off(tmp_path):
     from sif_lib.stages import s00_cold_start
 
     ctx = RunContext.open(tmp_path / "run", SMOKE, cold_start_stage=True)
-    assert s00_cold_start.run(ctx) == {"enabled": False, "note": "cold_start.enabled is false: the policy is used as "
-                                       "it is", **{k: v for k, v in ctx.read_metrics("00").items()
-                                                   if k in ("params_read", "peak_rss_mb")}}
+    assert s00_cold_start.run(ctx) == {"enabled": False,
+                                       "note": "cold_start.enabled is false: the policy is used as it is",
+                                       **{k: v for k, v in ctx.read_metrics("00").items()
+                                          if k in ("params_read", "peak_rss_mb")}}
     assert not (tmp_path / "run" / "cold_start").exists() and not (tmp_path / "run" / "data").exists()
 
 

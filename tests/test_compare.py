@@ -16,11 +16,11 @@ import shutil
 
 import pytest
 import yaml
-
 from conftest import REPO, require_shared, run_sif
+from test_evaluation import build_eval_run
+
 from sif_lib.core.errors import InputError
 from sif_lib.runner.runs import RunContext
-from test_evaluation import build_eval_run
 
 
 @pytest.fixture(scope="module")

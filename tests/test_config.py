@@ -2,12 +2,11 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
+
 from sif_lib.config.params import Params, describe_params, load_params, params_from_dict
 from sif_lib.core.errors import InputError
 from sif_lib.synthesis.params_checks import check_constraint_ids, load_checked_params
-
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "params").glob("*.yaml")))

@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
+
 from sif_lib.config.params import load_params
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import read_jsonl
@@ -43,7 +43,8 @@ def test_every_level_holds_exactly_the_first_k_constraints(demo):
         if k == 0:
             assert row["prompt"] == parent["seed"]
         else:
-            assert row["prompt"] == synth.compose_prompt(parent["seed"], [c["description"] for c in parent["constraints"][:k]])
+            assert row["prompt"] == synth.compose_prompt(parent["seed"],
+                                                         [c["description"] for c in parent["constraints"][:k]])
         if k == parent["n_constraints"]:
             assert row["prompt"] == parent["prompt"]
 
@@ -65,7 +66,8 @@ def test_level_stats_follow_the_papers_definition(demo):
         k = int(s["level"][1:])
         assert s["instructions"] == sum(r["n_constraints"] >= k for r in train)
         assert s["soft"] + s["hard"] == s["constraints"] == k * s["instructions"]
-        assert s["hard"] == sum(c["kind"] == "hard" for r in train for c in r["constraints"][:k] if r["n_constraints"] >= k)
+        assert s["hard"] == sum(c["kind"] == "hard" for r in train for c in r["constraints"][:k]
+                                if r["n_constraints"] >= k)
         paper = curriculum.PAPER_TABLE1[k]
         assert (s["paper_instructions"], s["paper_soft"], s["paper_hard"]) == paper
         # The paper's own table obeys the same identity.

@@ -3,8 +3,7 @@ must give) and ordinary answers, lists and letters it must leave alone."""
 
 import pytest
 
-from sif_lib.constraints.degenerate import (REASONS, degenerate_summary, degeneration, is_degenerate, tail_loop,
-                                            tail_run)
+from sif_lib.constraints.degenerate import REASONS, degenerate_summary, degeneration, is_degenerate, tail_loop, tail_run
 
 HIGHLIGHT_LOOP = " ".join(["*highlighted section*"] * 30)
 POSTSCRIPT_LOOP = "\n".join(["P.P.S. I'm going to make it a reality."] * 6)
@@ -107,7 +106,7 @@ def test_detector_is_never_looser_than_the_audit_count():
         words = text.split()
         ratio = distinct_ngram_ratio(text)
         lines = [" ".join(line.lower().split()) for line in text.splitlines() if line.strip()]
-        audit = len(words) < 3 or (ratio is not None and ratio < 0.5) or any(lines.count(l) >= 3 for l in lines)
+        audit = len(words) < 3 or (ratio is not None and ratio < 0.5) or any(lines.count(line) >= 3 for line in lines)
         if audit:
             assert is_degenerate(text), text
 

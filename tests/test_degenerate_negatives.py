@@ -24,7 +24,8 @@ ANSWER = ("Moving to a new apartment takes some planning. Start by listing what 
           "every box with its room. Keep a bag with chargers, papers and a change of clothes. On the day, check "
           "each room before you hand back the keys.")
 SOFT = {"id": "soft:contradictory:two_registers", "kind": "soft", "category": "Contradictory",
-        "description": "Sound confident yet open to other views.", "kwargs": {"pair": "confident yet open to other views"}}
+        "description": "Sound confident yet open to other views.",
+        "kwargs": {"pair": "confident yet open to other views"}}
 HIGHLIGHT = {"id": "detectable_format:number_highlighted_sections", "kind": "hard", "category": "detectable_format",
              "description": "Highlight at least 1 sections of your answer with markdown, i.e. *highlighted section*.",
              "kwargs": {"num_highlights": 1}}
@@ -191,7 +192,8 @@ def test_unit_bootstrap_statistic_is_the_auc_of_the_resample():
     assert n_units == 15
     drawn = [rng.randrange(15) for _ in range(15)]
     rows = [i for u in drawn for i in range(60) if units[i] == u]
-    expected = stats.roc_auc([clean[i] for i in rows] + [degenerate[i] for i in rows], [1] * len(rows) + [0] * len(rows))
+    expected = stats.roc_auc([clean[i] for i in rows] + [degenerate[i] for i in rows],
+                             [1] * len(rows) + [0] * len(rows))
     assert statistic(drawn) == pytest.approx(expected)
     found = dn.pair_figures(clean, degenerate, units, n_resamples=200)
     assert found["pairs"] == 60 and found["answers"] == 15

@@ -13,7 +13,6 @@ clean; the other prompts are clean on both sides.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest

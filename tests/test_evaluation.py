@@ -12,12 +12,11 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import IFEVAL_DIR, REPO, SMOKE, require_shared, run_sif, write_untrained_rm
+
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import read_jsonl, write_json, write_jsonl
 from sif_lib.runner.runs import RunContext
-
 
 # Small enough for seconds on 2 cores with the tiny model; the figures are real, the model is random.
 EVAL_OVERRIDES = {"evaluation": {"limit": 6, "max_new_tokens": 8, "batch_size": 4, "math_items": 3,
@@ -294,7 +293,8 @@ def test_ifeval_missing_path_names_the_key(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     ctx = RunContext.open(tmp_path / "run", SMOKE, overrides={"evaluation": {"ifeval_path": None}})
     assert ctx.params.evaluation.ifeval_path is None
-    with pytest.raises(InputError, match=r"evaluation\.ifeval_path: no IFEval prompts found.*SIF_IFEVAL_PATH.*ifeval_hub_id"):
+    with pytest.raises(InputError, match=r"evaluation\.ifeval_path: no IFEval prompts "
+                                         r"found.*SIF_IFEVAL_PATH.*ifeval_hub_id"):
         IFEvalTask.load(ctx.params, tmp_path)
 
 
@@ -430,11 +430,11 @@ def test_holdout_and_math_intervals_pair_by_prompt_and_item():
 
 
 def test_report_labels_a_delta_whose_interval_contains_zero():
-    from sif_lib.evaluation.report import _delta
+    from sif_lib.core.display import delta_points
 
-    assert _delta(0.05, [-0.02, 0.12]) == "+5.0 [-2.0, +12.0] (interval contains 0)"
-    assert _delta(0.05, [0.01, 0.09]) == "+5.0 [+1.0, +9.0]"
-    assert _delta(0.05, None) == "+5.0"
+    assert delta_points(0.05, [-0.02, 0.12]) == "+5.0 [-2.0, +12.0] (interval contains 0)"
+    assert delta_points(0.05, [0.01, 0.09]) == "+5.0 [+1.0, +9.0]"
+    assert delta_points(0.05, None) == "+5.0"
 
 
 def test_holdout_summary_recomputes_from_saved_verdicts(evaluated):

@@ -19,7 +19,8 @@ INSTRUCTION = {
          "description": "Include the keywords 'delta', 'river' in your response.",
          "kwargs": {"keywords": ["delta", "river"]}},
         {"id": "startend:end_checker", "kind": "hard", "category": "startend",
-         "description": "Finish your response with this exact phrase: Any other questions? No other words should follow it.",
+         "description": "Finish your response with this exact phrase: Any "
+                        "other questions? No other words should follow it.",
          "kwargs": {"end_phrase": "Any other questions?"}},
     ],
     "n_constraints": 4, "prompt": "", "split": "train",

@@ -8,14 +8,14 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, SMOKE, write_untrained_rm
+
 from sif_lib.config.params import load_params, params_from_dict
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import read_jsonl
-from sif_lib.grpo import rl_set, trl_hooks
 from sif_lib.grpo import config as grpo_config
 from sif_lib.grpo import launch as grpo_launch
+from sif_lib.grpo import rl_set, trl_hooks
 from sif_lib.policy.answers import trained_policy_kwargs
 from sif_lib.runner.runs import RunContext
 from sif_lib.stages import s06_train_grpo as s06
@@ -308,7 +308,7 @@ def test_probe_repetition_separates_loops_from_fluent_answers():
 
 
 def test_probe_degenerate_counts_turned_answers_and_their_soft_probability():
-    from sif_lib.grpo.probe import probe_comparison, probe_degenerate
+    from sif_lib.grpo.probe import probe_degenerate
 
     loop, prose = " ".join(["*highlighted section*"] * 30), "A short plain answer that says one thing once and stops."
     stuffed = "The word bread is here. " + " ".join(["bread"] * 12) + " and that is all I can say about it today."

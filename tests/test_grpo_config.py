@@ -6,9 +6,9 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from conftest import REPO, run_sif
 from trl import GRPOConfig
 
-from conftest import REPO, run_sif
 from sif_lib.config import trl_fields
 from sif_lib.config.params import Params, load_params
 from sif_lib.core.errors import InputError

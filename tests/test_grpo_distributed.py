@@ -18,8 +18,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from conftest import REPO, SMOKE, write_untrained_rm
+
 from sif_lib.core.io import iter_jsonl
 from sif_lib.grpo import checkpoints as ckpt
 from sif_lib.grpo import launch as grpo_launch

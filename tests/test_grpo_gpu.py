@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from conftest import SMOKE, write_untrained_rm
 
 torch = pytest.importorskip("torch")

@@ -12,9 +12,10 @@ from collections import Counter
 from pathlib import Path
 
 from conftest import REPO, SMOKE, write_untrained_rm
+
 from sif_lib.core.io import iter_jsonl, read_jsonl
-from sif_lib.grpo import rl_set
 from sif_lib.grpo import checkpoints as ckpt
+from sif_lib.grpo import rl_set
 from sif_lib.runner.runs import RunContext
 from sif_lib.stages import s06_train_grpo as s06
 
@@ -56,7 +57,8 @@ def scheduled_order(ctx) -> list[dict]:
     items = rl_set.load_rl_items(ctx)
     lengths = rl_set.prompt_lengths(models.load_tokenizer(ctx.params.model.policy), items, None)
     items, _ = rl_set.drop_long_prompts(items, lengths, g.max_prompt_length)
-    return rl_set.build_order(items, g.curriculum, MAX_STEPS, g.prompts_per_step, 1, MAX_STEPS, seed=ctx.params.run.seed)
+    return rl_set.build_order(items, g.curriculum, MAX_STEPS, g.prompts_per_step, 1, MAX_STEPS,
+                              seed=ctx.params.run.seed)
 
 
 def test_sigkill_then_resume(tmp_path):

@@ -4,8 +4,8 @@ answers, the reward settings and the reward model are the ones they were made wi
 from __future__ import annotations
 
 import pytest
-
 from conftest import write_untrained_rm
+
 from sif_lib.config.params import params_from_dict
 from sif_lib.reward import heldout
 from sif_lib.reward.composite import summarize

@@ -10,11 +10,15 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, SHARED
+
 from sif_lib.constraints import ifbench_text
-from sif_lib.constraints.ifbench import (IFBENCH_CONSTRAINTS, MissingResourceError, get_ifbench_checker,
-                                         missing_resources)
+from sif_lib.constraints.ifbench import (
+    IFBENCH_CONSTRAINTS,
+    MissingResourceError,
+    get_ifbench_checker,
+    missing_resources,
+)
 from sif_lib.evaluation import ifbench_scoring as ifbench_eval
 
 IFBENCH = SHARED / "benchmarks" / "ifbench"
@@ -87,8 +91,8 @@ def test_every_strict_and_loose_verdict_matches_the_reference_offline(dev, no_ne
     assert len(apart) in (0, sum(p["instruction_id_list"].count(NEEDS_TAGGER) for p, _, _ in dev))
     assert matched == {"strict": total - len(apart), "loose": total - len(apart)}
     note = f"; {len(apart)} {NEEDS_TAGGER} counted apart (no tagger here)" if apart else ""
-    print(f"\nIFBench dev parity: {matched['strict']}/{total} strict and {matched['loose']}/{total} loose verdicts "
-          f"identical{note}")
+    print(f"\nIFBench dev parity: {matched['strict']}/{total} strict and "
+          f"{matched['loose']}/{total} loose verdicts identical{note}")
 
 
 def test_the_refusal_is_real(no_network):

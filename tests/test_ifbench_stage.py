@@ -16,12 +16,12 @@ import shlex
 import shutil
 
 import pytest
-
 from conftest import REPO, SHARED, SMOKE, require_shared
+from test_evaluation import EVAL_OVERRIDES, build_eval_run
+
 from sif_lib.constraints.ifbench import missing_resources
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import read_jsonl, write_jsonl
-from test_evaluation import EVAL_OVERRIDES, build_eval_run
 
 IFBENCH_TEST = SHARED / "benchmarks" / "ifbench" / "IFBench_test.jsonl"
 METRICS = ("prompt_strict", "inst_strict", "prompt_loose", "inst_loose")
@@ -118,7 +118,8 @@ def test_ifbench_answers_get_degenerate_and_clean_figures(ifbench_run):
     rows = read_jsonl(ctx.root / "eval" / "ifbench_input_data.jsonl")
     flags = {}
     for name in ("base", "trained"):
-        answers = [r["response"] for r in read_jsonl(ctx.root / "eval" / f"ifbench_{name}" / "eval_results_loose.jsonl")]
+        answers = [r["response"]
+                   for r in read_jsonl(ctx.root / "eval" / f"ifbench_{name}" / "eval_results_loose.jsonl")]
         flags[name] = [is_degenerate(a, [{"id": i, "kwargs": kw or {}} for i, kw in
                                          zip(row["instruction_id_list"], row["kwargs"])])
                        for a, row in zip(answers, rows)]

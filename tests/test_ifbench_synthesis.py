@@ -9,10 +9,20 @@ import random
 import pytest
 
 from sif_lib.config.params import params_from_dict
-from sif_lib.constraints import (EXCLUDED_IFBENCH_IDS, HARD_CONSTRAINTS, IFBENCH_CONSTRAINTS, category_of,
-                                 check_constraints, compatible, conflicts, get_checker, get_constraint_class,
-                                 usable_hard_ids, usable_ifbench_ids)
-from sif_lib.constraints import hard
+from sif_lib.constraints import (
+    EXCLUDED_IFBENCH_IDS,
+    HARD_CONSTRAINTS,
+    IFBENCH_CONSTRAINTS,
+    category_of,
+    check_constraints,
+    compatible,
+    conflicts,
+    get_checker,
+    get_constraint_class,
+    hard,
+    usable_hard_ids,
+    usable_ifbench_ids,
+)
 from sif_lib.constraints.conflicts import IFBENCH_ALONE, IFBENCH_SOFT_PROXIES, conflict_reason, conflicting_ids
 from sif_lib.constraints.degenerate import degeneration
 from sif_lib.constraints.ifbench import needed_resource

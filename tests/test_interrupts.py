@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import psutil
-
 from conftest import REPO, require_shared
 
 SIF = [sys.executable, "-m", "sif_lib"]
@@ -60,7 +59,8 @@ def test_sigkill_mid_stage_then_from_marks_interrupted_and_reruns_only_that_stag
     resumed = subprocess.run([*SIF, "run", "params/smoke.yaml", "--run-id", "k", "--outputs", str(tmp_path),
                               "--from", "03", "--to", "03"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    assert "[03_generate_pseudo_labels] was left running by a process that is gone: marked interrupted" in resumed.stdout
+    assert ("[03_generate_pseudo_labels] was left running by a process that is gone: marked interrupted"
+            in resumed.stdout)
     after = manifest(run)["stages"]
     record = after["03_generate_pseudo_labels"]
     assert record["status"] == "ok"
@@ -88,7 +88,8 @@ def test_ctrl_c_ends_the_kernel_marks_the_stage_and_exits_130(tmp_path):
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     last = stderr.strip().splitlines()[-1]
-    assert last.startswith("interrupted: stage 03_generate_pseudo_labels") and "--from 03_generate_pseudo_labels" in last
+    assert last.startswith("interrupted: stage "
+                           "03_generate_pseudo_labels") and "--from 03_generate_pseudo_labels" in last
     assert manifest(run)["stages"]["03_generate_pseudo_labels"]["status"] == "interrupted"
     gone, alive = psutil.wait_procs(children, timeout=10)
     assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], "a kernel process was left behind"

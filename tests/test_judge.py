@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sif_lib.config.params import params_from_dict
-from sif_lib.stages.s05_analysis.judge import GenerativeJudge, JUDGE_PROMPT, parse_verdict
+from sif_lib.stages.s05_analysis.judge import JUDGE_PROMPT, GenerativeJudge, parse_verdict
 
 
 @pytest.mark.parametrize("text, verdict", [

@@ -99,9 +99,9 @@ def test_tokenizers_decode_without_a_clean_up_warning_and_to_the_same_text(tmp_p
     """SmolLM2's tokenizer config asks for clean_up_tokenization_spaces, which transformers ignores for a BPE
     tokenizer, with a warning at the first decode (stderr, so in every stage's executed notebook and report.html).
     The tokenizers the pipeline loads say False: the same text, no warning."""
+    from conftest import write_untrained_rm
     from transformers import AutoTokenizer
 
-    from conftest import write_untrained_rm
     from sif_lib.reward_model.scorer import RewardScorer
 
     text = "Hello , world ! It 's fine . Is it ? Yes : no ; 'quoted' n't"

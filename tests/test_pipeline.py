@@ -5,8 +5,8 @@ import json
 
 import nbformat
 import pytest
-
 from conftest import REPO, run_sif
+
 from sif_lib.core.errors import InputError
 from sif_lib.runner.stage_table import STAGE_NAMES
 
@@ -229,8 +229,10 @@ def test_reuse_copies_the_earlier_stages_into_a_new_run(smoke_run, smoke_outputs
     assert manifest["overrides"] == {"evaluation": {"limit": 3}}
     for stage in STAGES[:6]:
         assert manifest["stages"][stage] == {**source["stages"][stage], "reused_from": str(smoke_run.resolve())}
-        assert (new / "metrics" / f"{stage}.json").read_bytes() == (smoke_run / "metrics" / f"{stage}.json").read_bytes()
-    for rel in ("data/curriculum.jsonl", "data/pseudo_labels.jsonl", "rm/config.json", "grpo/adapter/adapter_config.json"):
+        assert ((new / "metrics" / f"{stage}.json").read_bytes()
+                == (smoke_run / "metrics" / f"{stage}.json").read_bytes())
+    for rel in ("data/curriculum.jsonl", "data/pseudo_labels.jsonl", "rm/config.json",
+                "grpo/adapter/adapter_config.json"):
         assert (new / rel).read_bytes() == (smoke_run / rel).read_bytes(), rel
     assert manifest["stages"][COLD_START]["status"] == "skipped"
     assert manifest["stages"]["07_evaluate"]["status"] == "ok"

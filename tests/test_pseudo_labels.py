@@ -5,14 +5,14 @@ import json
 import nbformat
 import pytest
 import yaml
+from conftest import REPO as REPO_ROOT
 
 from sif_lib.core import stats
 from sif_lib.core.errors import InputError
-from sif_lib.labels import pseudo_labels, rollouts
-from sif_lib.stages import s03_generate_pseudo_labels as s03
-from conftest import REPO as REPO_ROOT
 from sif_lib.core.io import read_jsonl, write_jsonl
+from sif_lib.labels import pseudo_labels, rollouts
 from sif_lib.runner.runs import RunContext
+from sif_lib.stages import s03_generate_pseudo_labels as s03
 
 NO_COMMA = {"id": "punctuation:no_comma", "kind": "hard", "category": "punctuation",
             "description": "Do not use any commas.", "kwargs": {}}

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import write_untrained_rm
 
 from sif_lib.config.params import params_from_dict

@@ -13,7 +13,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
 
 README = REPO / "README.md"
@@ -70,7 +69,8 @@ def kind(command: str) -> str:
 
 def test_the_readme_is_short():
     lines = README.read_text(encoding="utf-8").splitlines()
-    assert len(lines) <= MAX_LINES, f"README.md has {len(lines)} lines; keep it within {MAX_LINES} (details go to docs/)"
+    assert len(lines) <= MAX_LINES, (f"README.md has {len(lines)} lines; "
+                                     f"keep it within {MAX_LINES} (details go to docs/)")
 
 
 def test_every_readme_command_is_sorted():

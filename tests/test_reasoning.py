@@ -9,8 +9,8 @@ from fractions import Fraction
 
 import pytest
 
-from sif_lib.core.errors import InputError
 from sif_lib.constraints.math_answer import answers_match, extract_boxed, normalize_answer, score_reasoning
+from sif_lib.core.errors import InputError
 from sif_lib.synthesis.math_items import FAMILIES, format_exact, generate_math_items, load_math_jsonl
 
 DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]

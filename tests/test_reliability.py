@@ -22,15 +22,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, SMOKE, require_shared, run_sif
+
 from sif_lib import cli
-from sif_lib.core import io as io_
-from sif_lib.runner import disk_space, kernels, pipeline, runlock
 from sif_lib.config.params import load_params
+from sif_lib.core import io as io_
 from sif_lib.core.errors import InputError, ServiceError, StorageError
-from sif_lib.runner.stage_table import STAGE_NAMES
 from sif_lib.grpo import checkpoints as ckpt
+from sif_lib.runner import disk_space, kernels, pipeline, runlock
+from sif_lib.runner.stage_table import STAGE_NAMES
 
 SIF = [sys.executable, "-m", "sif_lib"]
 HOLD = """
@@ -396,7 +396,7 @@ class KillAt:
             self.real_replace(src, dst)
 
         def rmtree(path, ignore_errors=False, **kwargs):
-            for root, dirs, files in os.walk(path, topdown=False):
+            for root, _dirs, files in os.walk(path, topdown=False):
                 for name in files:
                     self.step()
                     os.unlink(os.path.join(root, name))
@@ -469,7 +469,7 @@ def test_kill_at_every_moment_of_a_checkpoint_save_resumes_from_the_last_whole_o
         checkpoint_dir = tmp_path / f"k{n}" / "checkpoints"
         train_and_save(checkpoint_dir, [1, 2], None)  # two whole checkpoints; save_total_limit 2
 
-        def save_third():
+        def save_third(n=n, checkpoint_dir=checkpoint_dir):
             killer = KillAt(n)
             killer.install()
             train_and_save(checkpoint_dir, [3], killer)
@@ -509,7 +509,7 @@ def test_kill_at_every_moment_of_a_model_save_keeps_one_whole_copy(tmp_path, kin
         for name, data in old.items():
             (target / name).write_bytes(data)
 
-        def save():
+        def save(n=n, target=target):
             killer = KillAt(n)
             killer.install()
             if kind == "policy":
@@ -594,8 +594,8 @@ SOFT = {"id": "soft:tone:warm", "kind": "soft", "description": "Keep a warm tone
 
 
 def test_a_reward_service_that_dies_fails_the_batch_in_bounded_time_with_one_line(tmp_path):
-    from sif_lib.rm_service.clients import HttpRewardScorer
     from sif_lib.reward.composite import make_reward_function
+    from sif_lib.rm_service.clients import HttpRewardScorer
 
     server, url = start_stub()
     log = tmp_path / "rollouts.jsonl"
@@ -700,6 +700,7 @@ train_grpo(RunContext.open(sys.argv[1]))
 
 def grpo_run(root: Path, **grpo):
     from conftest import write_untrained_rm
+
     from sif_lib.runner.runs import RunContext
     from sif_lib.stages.s01_synthesize_constraints import run as synthesize
     from sif_lib.stages.s02_decompose_curriculum import run as decompose
@@ -720,8 +721,8 @@ def logged_steps(run: Path) -> list[int]:
 def test_grpo_killed_mid_checkpoint_resumes_from_the_last_whole_checkpoint_and_finishes(tmp_path):
     from transformers import TrainerCallback
 
-    from sif_lib.runner.runs import RunContext
     from sif_lib.grpo.trainer import train_grpo
+    from sif_lib.runner.runs import RunContext
 
     run = grpo_run(tmp_path / "run").root
     checkpoints = run / "grpo" / "checkpoints"
@@ -748,9 +749,9 @@ def test_grpo_killed_mid_checkpoint_resumes_from_the_last_whole_checkpoint_and_f
 
 
 def test_grpo_whose_reward_service_dies_stops_with_one_line_and_trains_no_step_without_rewards(tmp_path):
-    from sif_lib.runner.runs import RunContext
     from sif_lib.grpo.trainer import train_grpo
     from sif_lib.rm_service.clients import HttpRewardScorer
+    from sif_lib.runner.runs import RunContext
 
     # Every batch asks the reward model: no math items, hard constraints scored by the RM as well.
     run = grpo_run(tmp_path / "run", reasoning_share=0.0, hard_reward="reward_model").root

@@ -6,8 +6,8 @@ malformed marker is one error line naming the file and line."""
 from __future__ import annotations
 
 import pytest
-
 from conftest import REPO
+
 from sif_lib.analysis.results_doc import parse_blocks
 from sif_lib.cli import main
 
@@ -52,8 +52,8 @@ def test_an_absent_run_keeps_the_body_and_says_so_on_one_line(tmp_path, capsys):
     assert main(["results", str(doc), "--outputs", str(tmp_path / "outputs")]) == 0
     out, err = capsys.readouterr()
     kept = [line for line in out.splitlines() if "not on this disk" in line]
-    assert kept == [f"{doc}, line 5: {tmp_path / 'outputs' / 'gone-run'} not on this disk; the block's body is left "
-                    f"as it was"], out
+    assert kept == [f"{doc}, line 5: {tmp_path / 'outputs' / 'gone-run'} not "
+                    "on this disk; the block's body is left as it was"], out
     assert doc.read_text() == old and not err
 
 

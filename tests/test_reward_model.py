@@ -182,8 +182,10 @@ def test_full_training_writes_model_card_and_metrics(full_run):
         assert key in saved
     assert saved["counts"]["eval"]["parents"] == 2 and saved["eval_pairs"] == 12
     # The figures are those of the saved model on the held-out pairs, recomputed here from its scores.
-    rows = [r for r in make_rows() if r["parent"] in set(json.loads((rm_dir / "sif_rm.json").read_text())["data"]["eval_parents"])]
-    probs = RewardScorer.from_dir(rm_dir, device="cpu").score([(r["response"], r["constraint"]["description"]) for r in rows])
+    rows = [r for r in make_rows()
+            if r["parent"] in set(json.loads((rm_dir / "sif_rm.json").read_text())["data"]["eval_parents"])]
+    probs = RewardScorer.from_dir(rm_dir, device="cpu").score(
+        [(r["response"], r["constraint"]["description"]) for r in rows])
     assert saved["eval_auc"] == pytest.approx(stats.roc_auc(probs, [r["label"] for r in rows]), abs=1e-6)
     assert saved["eval_accuracy"] == pytest.approx(stats.accuracy(probs, [r["label"] for r in rows]), abs=1e-6)
     assert saved["hard_truth_pairs"] == saved["counts"]["eval"]["hard_with_verifier"]
@@ -199,7 +201,8 @@ def test_full_training_writes_model_card_and_metrics(full_run):
 def test_scorer_batches_in_input_order(full_run):
     ctx, _ = full_run
     scorer = RewardScorer.from_dir(ctx.root / "rm", device="cpu", batch_size=3)
-    pairs = [(" ".join(WORDS[: (i * 7) % 11 + 1]) + ("," if i % 2 else ""), f"Constraint number {i}.") for i in range(10)]
+    pairs = [(" ".join(WORDS[: (i * 7) % 11 + 1]) + ("," if i % 2 else ""), f"Constraint number {i}.")
+             for i in range(10)]
     pairs.append(("word " * 500, "A very long response, cut to fit."))
     batched = scorer.score(pairs)
     single = [scorer.score([p])[0] for p in pairs]
@@ -228,7 +231,8 @@ def test_lora_training_saves_a_merged_model(tmp_path):
     assert json.loads((rm_dir / "sif_rm.json").read_text())["mode"] == "lora"
     assert metrics["mode"] == "lora" and metrics["train_steps"] >= 1
     # The merged directory loads as a plain classifier and scores what the stage's own evaluation scored.
-    eval_rows = [r for r in make_rows(4) if r["parent"] in set(json.loads((rm_dir / "sif_rm.json").read_text())["data"]["eval_parents"])]
+    eval_rows = [r for r in make_rows(4)
+                 if r["parent"] in set(json.loads((rm_dir / "sif_rm.json").read_text())["data"]["eval_parents"])]
     probs = RewardScorer.from_dir(rm_dir, device="cpu").score(
         [(r["response"], r["constraint"]["description"]) for r in eval_rows])
     assert metrics["eval_auc"] == pytest.approx(stats.roc_auc(probs, [r["label"] for r in eval_rows]), abs=1e-6)
@@ -247,7 +251,7 @@ def test_lora_merge_keeps_adapter_and_head(tmp_path):
     model = get_peft_model(model, finetune._lora_config(params.reward_model))
     torch.manual_seed(1)
     with torch.no_grad():
-        for name, p in model.named_parameters():
+        for p in model.parameters():
             if p.requires_grad:  # LoRA B starts at zero; move it (and the head) as training would
                 p.add_(torch.randn_like(p) * 0.5)
     model.eval()

@@ -7,7 +7,16 @@ import json
 import pytest
 
 from sif_lib.config.params import params_from_dict
-from sif_lib.reward.composite import CompositeReward, completion_text, instruction_reward, make_reward_function, reasoning_reward, score_instruction, soft_value, summarize
+from sif_lib.reward.composite import (
+    CompositeReward,
+    completion_text,
+    instruction_reward,
+    make_reward_function,
+    reasoning_reward,
+    score_instruction,
+    soft_value,
+    summarize,
+)
 
 NO_COMMA = {"id": "punctuation:no_comma", "kind": "hard", "description": "Do not use any commas.", "kwargs": {}}
 LOWER = {"id": "change_case:english_lowercase", "kind": "hard",

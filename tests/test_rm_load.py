@@ -12,7 +12,6 @@ import threading
 import time
 
 import pytest
-
 from conftest import read_reply
 
 from sif_lib.config.params import params_from_dict

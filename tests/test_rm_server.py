@@ -15,7 +15,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import read_reply
 
 from sif_lib.config.params import params_from_dict
@@ -159,7 +158,7 @@ def test_concurrent_requests_are_batched_and_answered_correctly(server, local):
         t.start()
     for t in threads:
         t.join(60)
-    for i, pairs in enumerate(requests):
+    for i in range(len(requests)):
         status, reply = results[i]
         assert status == 200 and reply["scores"] == pytest.approx(expected[i], abs=1e-5)
     # 24 pairs in batches of at most 4 need at least 6 forward passes; sharing keeps them well under 12 requests' worth.
@@ -256,7 +255,8 @@ def test_classify_speaks_vllms_wire_format(server, local):
     text = rm_input.RM_TEMPLATE.format(response=LONG[0], constraint=LONG[1])
     status, strings = classify(server.url, {"input": [text, "short text"], "add_special_tokens": True})
     cut = local.tokenizer(text)["input_ids"][:local.max_length]
-    assert status == 200 and strings["usage"]["prompt_tokens"] == local.max_length + len(local.tokenizer("short text")["input_ids"])
+    assert status == 200 and strings["usage"]["prompt_tokens"] == (
+        local.max_length + len(local.tokenizer("short text")["input_ids"]))
     assert strings["data"][0]["probs"][1] == pytest.approx(local.score_ids([cut])[0], abs=1e-5)
     status, short = classify(server.url, {"input": "short text", "truncate_prompt_tokens": 1})
     assert status == 200 and short["usage"]["prompt_tokens"] == 1
@@ -352,7 +352,8 @@ def test_overload_is_a_503_with_retry_after_and_clients_retry(rm_dir, local):
 def test_health_reports_the_listen_backlog(server):
     health = server.health()
     assert health["backlog"] == 1024 and health["max_inflight"] == 256
-    cap = int(Path("/proc/sys/net/core/somaxconn").read_text()) if Path("/proc/sys/net/core/somaxconn").exists() else None
+    cap = (int(Path("/proc/sys/net/core/somaxconn").read_text()) if Path("/proc/sys/net/core/somaxconn").exists()
+           else None)
     assert health["somaxconn"] == cap
     assert health["effective_backlog"] == (min(1024, cap) if cap else 1024)
 
@@ -374,7 +375,7 @@ def test_a_silent_server_times_out_instead_of_hanging():
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
-        url = "http://127.0.0.1:%d" % silent.getsockname()[1]
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
         began = time.monotonic()
         with pytest.raises(RuntimeError, match="gave up after .*timed out"):
             clients.HttpRewardScorer(url, timeout=0.5, deadline_s=1.5).score(PAIRS[:1])

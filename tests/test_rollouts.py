@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO as REPO_ROOT
 
 from sif_lib.core.errors import InputError
+from sif_lib.core.io import read_jsonl, write_jsonl
 from sif_lib.labels import rollouts
 from sif_lib.policy.generation import ChatGenerator
-from conftest import REPO as REPO_ROOT
-from sif_lib.core.io import read_jsonl, write_jsonl
 from sif_lib.runner.runs import RunContext
 
 HARD = {"id": "punctuation:no_comma", "kind": "hard", "category": "punctuation", "description": "Do not use commas.",

@@ -1,8 +1,8 @@
 import json
 
 import pytest
-
 from conftest import REPO
+
 from sif_lib.core import io as io_
 from sif_lib.core.errors import InputError
 from sif_lib.runner import runs, stage_table

@@ -15,9 +15,9 @@ import random
 import numpy as np
 import pytest
 import yaml
+from conftest import REPO, run_sif
 from scipy import stats
 
-from conftest import REPO, run_sif
 from sif_lib.analysis import replicates
 from sif_lib.analysis.compare_runs import compare_runs, load_run
 from sif_lib.analysis.markdown_tables import markdown_report, write_markdown_report
@@ -203,8 +203,8 @@ def test_markdown_names_its_sources_and_reads_the_files(runs, tmp_path):
     text = markdown_report(a + b, today=dt.date(2026, 12, 1))
     for d in a + b:
         assert f"`{d}`" in text
-    assert text.count("Machine: x86_64, Linux, Python 3.11.7 (manifest.json). Run on 2026-11-29; table made "
-                      "2026-12-01") == 2  # both tables say where they came from
+    assert text.count("Machine: x86_64, Linux, Python 3.11.7 (manifest.json). Run on 2026-11-29; "
+                      "table made 2026-12-01") == 2  # both tables say where they came from
     assert "| stage 01_synthesize_constraints | 10 s (reused) |" in text
     assert "| peak memory | 9.0 GB (stage 06) |" in text
     assert "32.1 → 49.1 (40 gained, 13 lost; sign test p = 0.00027)" in text
@@ -364,7 +364,8 @@ def test_grpo_seed_is_not_read_by_the_shared_stages(tmp_path):
     copied = pipeline.reuse_stages(base, tmp_path / "base-seed1", list(plan.base_stages), seeded)
     assert set(copied) == set(SHARED) and all(r["reused_from"] == str(base.resolve()) for r in copied.values())
     with pytest.raises(InputError, match="'run.seed' differs"):
-        pipeline.reuse_stages(base, tmp_path / "other", list(plan.base_stages), load_params(SMOKE, {"run": {"seed": 1}}))
+        pipeline.reuse_stages(base, tmp_path / "other", list(plan.base_stages),
+                              load_params(SMOKE, {"run": {"seed": 1}}))
 
 
 def test_grpo_trains_with_grpo_seed(tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 
 from conftest import SMOKE
+
 from sif_lib.runner import pipeline
 
 STAGE = "01_synthesize_constraints"  # the stage whose notebook the test replaces
@@ -26,7 +27,7 @@ judge = GenerativeJudge(ChatGenerator("tiny", backend="hf", dtype="float32", dev
 verdicts = judge.judge([("Hello there.", "Say hello."), ("No.", "Answer in French.")])
 Path(run_dir, "metrics").mkdir(parents=True, exist_ok=True)
 Path(run_dir, "metrics", "%s.json").write_text(json.dumps({"verdicts": verdicts}))
-""" % STAGE
+""" % STAGE  # noqa: UP031 -- the code holds braces of its own
 
 # ipykernel logs each reply at debug level right after sending it, still inside the request's handler: a pause
 # there holds the kernel in the handler while papermill, holding the reply, shuts it down.

@@ -7,8 +7,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from conftest import CPU_DEMO, SMOKE
+
 from sif_lib.config.params import load_params, params_from_dict
 from sif_lib.constraints import EXCLUDED_HARD_IDS, HARD_CONSTRAINTS, check_constraint, conflicts, usable_hard_ids
 from sif_lib.constraints.soft import SOFT_CATEGORIES, soft_conflicts, soft_conflicts_with_hard
@@ -16,10 +16,9 @@ from sif_lib.core.errors import InputError
 from sif_lib.core.io import read_jsonl
 from sif_lib.runner.runs import RunContext
 from sif_lib.stages import s01_synthesize_constraints as s01
-from sif_lib.synthesis import paraphrase
 from sif_lib.synthesis import instructions as synth
+from sif_lib.synthesis import paraphrase
 from sif_lib.synthesis.seeds import Seed, load_seeds
-
 
 
 @pytest.fixture(scope="module")
@@ -247,7 +246,8 @@ def test_faithfulness_check():
     lang = {"id": "language:response_language", "kind": "hard", "category": "language",
             "description": "Write your entire response in Urdu; no other language is allowed.",
             "kwargs": {"language": "ur"}}
-    assert not paraphrase.paraphrase_is_faithful(lang, "Write your entire response in Hindi; no other language is allowed!")
+    assert not paraphrase.paraphrase_is_faithful(lang, "Write your entire response in Hindi; "
+                                                       "no other language is allowed!")
 
 
 def test_paraphrase_keeps_faithful_rewrites_only():

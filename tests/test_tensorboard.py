@@ -9,8 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import SMOKE, write_untrained_rm
+
 from sif_lib.config.params import load_params
 from sif_lib.core.errors import InputError
 from sif_lib.policy import models
@@ -136,4 +136,4 @@ def test_trackio_names_the_project_after_the_run_and_the_run_after_the_stage(tmp
     assert tracking.config_kwargs(params, None) == {"report_to": []}
     params.run.report_to = "trackio"  # what a params file holds where trackio is installed
     assert tracking.config_kwargs(params, folder) == {
-        "report_to": ["trackio"], "project": "my-run", "run_name": f"04_train_reward_model/check"}
+        "report_to": ["trackio"], "project": "my-run", "run_name": "04_train_reward_model/check"}

@@ -15,8 +15,8 @@ import time
 import urllib.request
 
 import pytest
-
 from conftest import write_untrained_rm
+
 from sif_lib.reward_model.scorer import RewardScorer
 from sif_lib.rm_service.clients import VllmClassifyScorer
 

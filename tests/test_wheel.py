@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, SMOKE
 
 
@@ -59,7 +58,8 @@ def test_sif_run_from_an_installed_wheel_outside_the_checkout(installed, tmp_pat
                           "01_synthesize_constraints"], cwd=project, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     out = project / "outputs" / "w"
-    assert (out / "data" / "instructions.jsonl").is_file() and (out / "notebooks" / "01_synthesize_constraints.ipynb").is_file()
+    assert ((out / "data" / "instructions.jsonl").is_file()
+            and (out / "notebooks" / "01_synthesize_constraints.ipynb").is_file())
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["stages"]["01_synthesize_constraints"]["status"] == "ok"
     assert not (REPO / "outputs" / "w").exists()

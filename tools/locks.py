@@ -54,7 +54,8 @@ def _torch_cpu_source() -> list[str]:
 
 def compile_args(kind: str, pyproject: Path, output: Path, gpu_lock: Path) -> list[str]:
     """The uv command that writes the ``kind`` lock to ``output``."""
-    base = [uv(), "pip", "compile", str(pyproject), *TARGET, "--quiet", "--custom-compile-command", "make lock", "-o", str(output)]
+    base = [uv(), "pip", "compile", str(pyproject), *TARGET, "--quiet", "--custom-compile-command", "make lock",
+            "-o", str(output)]
     if kind == "gpu":
         return base + ["--extra", "gpu", "--extra", "dev"]
     return base + ["--extra", "dev", "-c", str(gpu_lock), *_torch_cpu_source()]

@@ -17,8 +17,8 @@ that excludes 0 is a difference the data can tell.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from sif_lib.config.params import load_params
 from sif_lib.core.display import differing_keys, format_table
@@ -56,7 +56,8 @@ def paired_versus(reference: dict | None, scores: dict | None, n_resamples: int 
         return out
     shared = [k for k in scores if k in reference]
     for kind, column in (("hard", "Δ hard AUC vs first (paired)"), ("soft", "Δ soft AUC vs first (paired)")):
-        keys = [k for k in shared if scores[k]["kind"] == kind and (kind == "soft" or scores[k]["verifier"] is not None)]
+        keys = [k for k in shared
+                if scores[k]["kind"] == kind and (kind == "soft" or scores[k]["verifier"] is not None)]
         labels = [int(scores[k]["verifier"] if kind == "hard" else scores[k]["label"]) for k in keys]
         diff, ci = paired_auc_difference([reference[k]["prob"] for k in keys], [scores[k]["prob"] for k in keys],
                                          labels, n_resamples)

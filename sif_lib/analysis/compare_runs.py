@@ -19,17 +19,19 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from sif_lib.analysis import replicates
 from sif_lib.config.params import Params, load_params
-from sif_lib.core.display import format_table
 from sif_lib.core.display import differing_keys as shared_differing_keys
+from sif_lib.core.display import format_table, percent, points
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import atomic_write_text, outputs_dir
 from sif_lib.core.plots import TEMPLATE
+from sif_lib.core.stats import difference
 from sif_lib.evaluation.math_accuracy import math_accuracy_text, math_modes
 from sif_lib.evaluation.report import IFBENCH_LABELS, IFEVAL_LABELS, load_summary, reasoning_key
 
@@ -87,17 +89,6 @@ def paper_ablation(reference: RunRecord, run: RunRecord) -> str:
     return f"{found[0]}: {found[1]:+.1f}" if found else ""
 
 
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}"
-
-
-def _pts(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:+.1f}"
-
-
-def _delta(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else b - a
-
 
 def _section_cell(summary: dict, section: str, benchmark: str, figure: str) -> str:
     """``base → trained (Δ)`` of one figure of the ``degenerate`` or ``clean`` section; "n/a" for a run evaluated
@@ -108,13 +99,13 @@ def _section_cell(summary: dict, section: str, benchmark: str, figure: str) -> s
     b, t = ((part.get(name) or {}).get(figure) for name in ("base", "trained"))
     if b is None or t is None:
         return "–"
-    return f"{_pct(b)} → {_pct(t)} ({_pts(_delta(b, t))})"
+    return f"{percent(b)} → {percent(t)} ({points(difference(b, t))})"
 
 
 def _change(section: dict, metric: str) -> str:
     """``base → trained (Δ)`` of one figure of the ``ifeval`` or ``ifbench`` section."""
     b, t = section["base"][metric], section["trained"][metric]
-    return f"{_pct(b)} → {_pct(t)} ({_pts(_delta(b, t))})"
+    return f"{percent(b)} → {percent(t)} ({points(difference(b, t))})"
 
 
 def table_rows(runs: Sequence[RunRecord]) -> list[dict[str, str]]:
@@ -133,7 +124,7 @@ def table_rows(runs: Sequence[RunRecord]) -> list[dict[str, str]]:
         for metric in METRICS:
             row[SHORT[metric]] = _change(s["ifeval"], metric)
         trained = s["ifeval"]["trained"]["prompt_loose"]
-        row["Pr(L) vs ref"] = "ref" if run is reference else _pts(_delta(ref_trained, trained))
+        row["Pr(L) vs ref"] = "ref" if run is reference else points(difference(ref_trained, trained))
         row["paper (Table 5)"] = "" if run is reference else paper_ablation(reference, run)
         if any(r.summary.get("ifbench") for r in runs):
             ifbench = s.get("ifbench")
@@ -145,7 +136,7 @@ def table_rows(runs: Sequence[RunRecord]) -> list[dict[str, str]]:
         holdout = s.get("holdout") or {}
         if holdout:
             b, t = holdout["base"]["composite"], holdout["trained"]["composite"]
-            row["hold-out composite"] = f"{_pct(b)} → {_pct(t)} ({_pts(_delta(b, t))})"
+            row["hold-out composite"] = f"{percent(b)} → {percent(t)} ({points(difference(b, t))})"
         else:
             row["hold-out composite"] = "–"
         for column, section, benchmark, figure in DEGENERATE_COLUMNS:
@@ -173,7 +164,7 @@ def figures(runs: Sequence[RunRecord]) -> list:
     delta = go.Figure()
     for metric in METRICS:
         delta.add_bar(name=IFEVAL_LABELS[metric], x=ids,
-                      y=[100 * _delta(r.summary["ifeval"]["base"][metric], r.summary["ifeval"]["trained"][metric])
+                      y=[100 * difference(r.summary["ifeval"]["base"][metric], r.summary["ifeval"]["trained"][metric])
                          for r in runs])
     delta.update_layout(title="IFEval: trained − base (points)", barmode="group", yaxis_title="Δ points", height=420)
     shown = [delta]
@@ -181,7 +172,8 @@ def figures(runs: Sequence[RunRecord]) -> list:
         ood = go.Figure()
         for metric in METRICS:
             ood.add_bar(name=IFBENCH_LABELS[metric], x=ids,
-                        y=[100 * _delta(r.summary["ifbench"]["base"][metric], r.summary["ifbench"]["trained"][metric])
+                        y=[100 * difference(r.summary["ifbench"]["base"][metric],
+                                            r.summary["ifbench"]["trained"][metric])
                            if r.summary.get("ifbench") else None for r in runs])
         ood.update_layout(title="IFBench (out-of-distribution constraints): trained − base (points)",
                           barmode="group", yaxis_title="Δ points", height=420)

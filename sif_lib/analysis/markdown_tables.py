@@ -18,11 +18,12 @@ Each table says which run directories it came from, on which machine (the manife
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from sif_lib.analysis import replicates
 from sif_lib.analysis.compare_runs import load_run
+from sif_lib.core.display import percent
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import atomic_write_text, read_json
 from sif_lib.evaluation.report import IFBENCH_LABELS, IFEVAL_LABELS, reasoning_key
@@ -37,9 +38,6 @@ def md_table(rows: list[dict[str, str]]) -> list[str]:
     return (["| " + " | ".join(cell(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
             + ["| " + " | ".join(cell(row[h]) for h in header) + " |" for row in rows])
 
-
-def _pct(value) -> str:
-    return "–" if not isinstance(value, (int, float)) else f"{100 * value:.1f}"
 
 
 def _p(value) -> str:
@@ -90,14 +88,13 @@ def provenance(paths: Sequence[Path], manifests: Sequence[dict], today: dt.date 
     dates = sorted({str(m.get("created", ""))[:10] for m in manifests} - {""})
     made = (today or dt.date.today()).isoformat()
     return (f"Runs: {', '.join(f'`{p}`' for p in paths)}. Machine: {'; '.join(machines) or 'not recorded'} "
-            f"(manifest.json). Run on {', '.join(dates) or 'an unrecorded date'}; table made {made} by "
-            f"`sif report`.")
+            f"(manifest.json). Run on {', '.join(dates) or 'an unrecorded date'}; table made {made} by `sif report`.")
 
 
 def _before_after(before, after, delta=None, ci=None, flips=None) -> str:
     if not isinstance(before, (int, float)) or not isinstance(after, (int, float)):
         return "–"
-    text = f"{_pct(before)} → {_pct(after)}"
+    text = f"{percent(before)} → {percent(after)}"
     extra = []
     if isinstance(delta, (int, float)):
         extra.append(f"{100 * delta:+.1f}" + (f" [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else ""))

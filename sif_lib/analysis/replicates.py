@@ -17,8 +17,9 @@ seeds cannot tell the settings apart, not that they are the same.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from sif_lib.core.display import differing_keys
 from sif_lib.evaluation.report import reasoning_key

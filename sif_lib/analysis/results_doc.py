@@ -18,9 +18,9 @@ document is not written. A marker that cannot be read is an error naming the fil
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from sif_lib.analysis.markdown_tables import markdown_report
 from sif_lib.core.errors import InputError
@@ -102,8 +102,8 @@ def regenerate(document: str | Path = "docs/RESULTS.md", outputs: str | Path | N
         dirs = [run_path(name, outputs) for name in block.runs]
         absent = [str(d) for d in dirs if not d.is_dir()]
         if absent:
-            message = (f"{path}, line {block.line}: {', '.join(absent)} not on this disk; the block's body is left "
-                       f"as it was")
+            message = (f"{path}, line {block.line}: {', '.join(absent)} not "
+                       "on this disk; the block's body is left as it was")
             if strict:
                 raise InputError(message + " (--strict)")
             echo(message)

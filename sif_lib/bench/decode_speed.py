@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sif_lib.config.params import load_params
+from sif_lib.config.params import Params, load_params
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import read_jsonl
 from sif_lib.evaluation.benchmarks import IFEvalTask
@@ -58,7 +58,7 @@ def matmul_gflops(rows: int, inner: int = 576, cols: int = 1536, dtype: str = "f
     return 2 * rows * inner * cols * repeats / (time.perf_counter() - began) / 1e9
 
 
-def _eval_workload(params, n: int) -> tuple[list[str], Sampling]:
+def _eval_workload(params: Params, n: int) -> tuple[list[str], Sampling]:
     with tempfile.TemporaryDirectory() as tmp:
         prompts = IFEvalTask.load(params, Path(tmp)).prompts[:n]
     return prompts, Sampling(max_new_tokens=params.evaluation.max_new_tokens, temperature=0.0)
@@ -67,13 +67,15 @@ def _eval_workload(params, n: int) -> tuple[list[str], Sampling]:
 def _rollout_workload(params_path: Path, n: int) -> tuple[list[str], Sampling]:
     with tempfile.TemporaryDirectory() as tmp:
         ctx = RunContext.open(Path(tmp) / "run", params_path,
-                              overrides={"synthesis": {"n_instructions": max(8, n), "n_heldout": 2, "paraphrase": False}})
+                              overrides={"synthesis": {"n_instructions": max(8, n), "n_heldout": 2,
+                                                       "paraphrase": False}})
         s01_synthesize_constraints.run(ctx)
         s02_decompose_curriculum.run(ctx)
         rows = [r for r in read_jsonl(ctx.root / "data" / "curriculum.jsonl") if r.get("split") == "train"]
     g = ctx.params.grpo
     prompts = [r["prompt"] for r in rows[:n] for _ in range(g.num_generations)]
-    return prompts, Sampling(max_new_tokens=g.max_completion_length, temperature=g.temperature, top_p=getattr(g, "top_p", 1.0), seed=0)
+    return prompts, Sampling(max_new_tokens=g.max_completion_length, temperature=g.temperature,
+                             top_p=getattr(g, "top_p", 1.0), seed=0)
 
 
 def _static(generator: ChatGenerator, prompts, sampling, batch: int, order, **generate_kwargs) -> tuple[list[str], int]:
@@ -106,7 +108,8 @@ def _continuous(generator: ChatGenerator, prompts, sampling) -> tuple[list[str],
                                    progress_bar=False)
     answers = [""] * len(prompts)
     for request_id, result in results.items():
-        answers[int(request_id.rsplit("_", 1)[-1])] = tok.decode(result.generated_tokens, skip_special_tokens=True).strip()
+        answers[int(request_id.rsplit("_", 1)[-1])] = tok.decode(result.generated_tokens,
+                                                                 skip_special_tokens=True).strip()
     return answers, sum(len(r.generated_tokens) for r in results.values())
 
 

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sif_lib.config.params import load_params
+from sif_lib.config.params import Params, load_params
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import peak_rss_mib
 from sif_lib.grpo.trainer import train_grpo
@@ -47,7 +47,7 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _fresh_reward_model(params, target: Path) -> str:
+def _fresh_reward_model(params: Params, target: Path) -> str:
     """Save an untrained two-class head on the RM backbone where the scorer expects a trained RM."""
     backbone = params.reward_model.backbone or params.model.policy
     model = models.load_sequence_classifier(backbone, num_labels=2, dtype="float32", device="cpu",

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from sif_lib.bench.rm_speed import bench_pairs
-from sif_lib.config.params import load_params
+from sif_lib.config.params import Params, load_params
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import write_json
 from sif_lib.policy import models
@@ -64,7 +64,7 @@ class _Server:
         self.proc = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT,
                                      env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
 
-    def __enter__(self) -> "_Server":
+    def __enter__(self) -> _Server:
         deadline = time.monotonic() + 300
         while True:
             if self.proc.poll() is not None:
@@ -137,7 +137,7 @@ def _load(url: str, pairs: list[tuple[str, str]], clients: int, per_request: int
     }
 
 
-def _untrained_rm(params: Any, target: Path) -> str:
+def _untrained_rm(params: Params, target: Path) -> str:
     """Save the backbone with a fresh classification head as a reward-model directory; returns its label."""
     backbone = params.reward_model.backbone or params.model.policy
     key = "reward_model.backbone" if params.reward_model.backbone else "model.policy"
@@ -202,9 +202,9 @@ def bench_serve_rm(params_file: str | Path, rm_dir: str | Path | None = None, cl
               f"{row['pairs_per_second']:>9.1f} {row['p50_ms']:>8.1f} {row['p95_ms']:>8.1f} "
               f"{row['vs_baseline']:>7.1f}x {row['errors']:>6}")
     best = max(rows[1:], key=lambda r: r["pairs_per_second"])
-    print(f"  best batched setting ({best['clients']} clients) / the paper's pattern: {best['vs_baseline']:.1f}x pairs/s; "
-          f"503 answers during the batched runs: {overloaded}, client retries: "
-          f"{sum(r['client_retries'] for r in rows[1:])}")
+    print(f"  best batched setting ({best['clients']} clients) / the paper's pattern: "
+          f"{best['vs_baseline']:.1f}x pairs/s; 503 answers during the batched runs: "
+          f"{overloaded}, client retries: {sum(r['client_retries'] for r in rows[1:])}")
     for row in rows:
         if row["errors"]:
             print(f"  {row['errors']} failed requests at {row['clients']} clients, e.g.: {row['first_error']}")

@@ -72,11 +72,13 @@ def bench_reward(params_file: str | Path, rm_dir: str | Path | None = None, n_pa
         torch.cuda.reset_peak_memory_stats()
 
     if rm_dir:
-        scorer = RewardScorer.from_dir(rm_dir, device=device, batch_size=params.scoring.batch_size, dtype=params.run.dtype)
+        scorer = RewardScorer.from_dir(rm_dir, device=device, batch_size=params.scoring.batch_size,
+                                       dtype=params.run.dtype)
         label = str(rm_dir)
     else:
         model = models.load_sequence_classifier(backbone, num_labels=2, dtype=params.run.dtype, device=device,
-                                                key="reward_model.backbone" if params.reward_model.backbone else "model.policy")
+                                                key=("reward_model.backbone" if params.reward_model.backbone
+                                                     else "model.policy"))
         scorer = RewardScorer(model, models.load_tokenizer(backbone), params.reward_model.max_length,
                               batch_size=params.scoring.batch_size)
         label = f"{backbone} (fresh head)"

@@ -22,11 +22,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from sif_lib.bench.references import (ifbench_reference, ifbench_workload, ifeval_reference, reference_command,
-                                      reference_verdicts, shared_file)
+from sif_lib.bench.references import (
+    ifbench_reference,
+    ifbench_workload,
+    ifeval_reference,
+    reference_command,
+    reference_verdicts,
+    shared_file,
+)
 from sif_lib.core.errors import InputError
 
 __all__ = ["bench_scoring", "run_timed"]

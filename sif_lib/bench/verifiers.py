@@ -21,8 +21,9 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from sif_lib.bench.references import ifbench_reference, ifbench_workload, reference_loop, shared_file
 from sif_lib.constraints import _cached_checker, ifbench, text
@@ -145,9 +146,9 @@ def bench_ifbench(n_repeats: int = 3, reference: str | Path | None = None,
         print(f"  reference: not measured: {figures['reference_note']}")
         return figures
     print(f"  reference: {_speed_line(ref)}; {figures['reference_note']}")
-    print(f"  ours / reference: {figures['instructions_per_s'] / ref['instructions_per_s']:.2f}x; verdicts agree on "
-          f"{ref['agree_strict']}/{figures['instructions']} strict and {ref['agree_loose']}/{figures['instructions']} "
-          f"loose")
+    print(f"  ours / reference: {figures['instructions_per_s'] / ref['instructions_per_s']:.2f}x; "
+          f"verdicts agree on {ref['agree_strict']}/{figures['instructions']} strict and "
+          f"{ref['agree_loose']}/{figures['instructions']} loose")
     return figures
 
 

@@ -16,11 +16,12 @@ import math
 import time
 from pathlib import Path
 
+from sif_lib.config.params import Params
 from sif_lib.core.io import staged_dir
 from sif_lib.grpo.checkpoints import commit_callback, latest_checkpoint, prune_incomplete_checkpoints, saving_dir
 from sif_lib.policy import models
-from sif_lib.runner import tracking
 from sif_lib.runner import progress as stage_progress
+from sif_lib.runner import tracking
 
 
 def turn_end_token(model, tokenizer) -> str | None:
@@ -32,7 +33,7 @@ def turn_end_token(model, tokenizer) -> str | None:
     return tokenizer.convert_ids_to_tokens(eos)
 
 
-def train_sft(examples: list[dict], params, base_spec: str, out_dir: Path, progress: bool = True,
+def train_sft(examples: list[dict], params: Params, base_spec: str, out_dir: Path, progress: bool = True,
               log_dir: Path | None = None) -> dict:
     """Fine-tune ``base_spec`` on ``examples`` (conversational prompt-completion rows) and save the result to
     ``out_dir / "policy"``; returns the training figures. ``log_dir``: where ``run.report_to`` sends the loss

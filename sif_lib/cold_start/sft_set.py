@@ -18,6 +18,7 @@ hold-out (:func:`cold_start_questions`).
 
 from __future__ import annotations
 
+from sif_lib.config.params import Params
 from sif_lib.constraints.extraction import THINK_CLOSE, THINK_OPEN
 from sif_lib.policy.generation import chat_messages
 from sif_lib.synthesis import stepped_math
@@ -28,7 +29,7 @@ PLAN_SOURCE = "rule"         # who wrote an instruction item's think part
 ANSWER_SOURCE = "policy"     # who wrote an instruction item's answer: the base policy, sampled
 
 
-def cold_start_math(params) -> list[dict]:
+def cold_start_math(params: Params) -> list[dict]:
     """``cold_start.n_math`` stepped problems, a third each of 1, 2 and 3+ steps, from the cold start's own seed."""
     n = params.cold_start.n_math
     items: list[dict] = []
@@ -38,7 +39,7 @@ def cold_start_math(params) -> list[dict]:
     return items
 
 
-def cold_start_questions(params) -> set[str]:
+def cold_start_questions(params: Params) -> set[str]:
     """The normalized math questions of the cold start (empty when it is off), which stage 01 leaves out."""
     if not params.cold_start.enabled:
         return set()

@@ -26,6 +26,7 @@ import difflib
 import importlib.util
 import os
 import re
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,16 +34,30 @@ from typing import Any, Literal
 
 import yaml
 
+from sif_lib.config.sections import (  # noqa: F401  (re-exported: the sections are part of the params API)
+    IFBENCH_ENV,
+    IFEVAL_ENV,
+    SHARED_IFBENCH,
+    SHARED_IFEVAL,
+    ColdStartParams,
+    EvaluationParams,
+    GRPOParams,
+    ModelParams,
+    RewardModelParams,
+    RolloutParams,
+    RunParams,
+    ScoringParams,
+    SynthesisParams,
+    _Section,
+    opt,
+)
 from sif_lib.config.trl_fields import check_trl_passthrough
 from sif_lib.config.types import check_value, type_name
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import CHECKOUT
 
-
-
-from sif_lib.config.sections import (  # noqa: F401  (re-exported: the sections are part of the params API)
-    ColdStartParams, EvaluationParams, GRPOParams, ModelParams, RewardModelParams, RolloutParams, RunParams, ScoringParams,
-    SynthesisParams, _Section, opt, IFBENCH_ENV, IFEVAL_ENV, SHARED_IFBENCH, SHARED_IFEVAL)
+# `float | None` (types.UnionType) and `Optional[float]` (typing.Union) are the same type to a params file.
+_UNIONS = (typing.Union, types.UnionType)
 
 
 @dataclass
@@ -94,12 +109,15 @@ class Params:
 
     def value(self, dotted: str) -> Any:
         """The value of ``section.field``, without counting it as read."""
-        return _lookup(self.to_dict(), dotted)
+        return lookup(self.to_dict(), dotted)
 
 
-def _lookup(data: dict, dotted: str) -> Any:
+def lookup(data: dict, dotted: str) -> Any:
+    """``data[section][field]`` for ``"section.field"`` (``data[section]`` for a bare section); None where a level
+    is missing or the section is not a mapping."""
     section, _, key = dotted.partition(".")
-    return (data.get(section) or {}).get(key) if key else data.get(section)
+    value = data.get(section)
+    return value.get(key) if key and isinstance(value, dict) else (None if key else value)
 
 
 
@@ -131,11 +149,12 @@ def _apply(obj: Any, data: dict, source: str, prefix: str = "") -> None:
         if typing.get_origin(tp) is Literal and value is False and "off" in typing.get_args(tp):
             value = "off"  # YAML 1.1 reads a bare `off` as false
         if isinstance(value, str) and _FLOAT_STRING.fullmatch(value.strip()) and (
-                tp is float or (typing.get_origin(tp) is typing.Union and float in typing.get_args(tp))):
+                tp is float or (typing.get_origin(tp) in _UNIONS and float in typing.get_args(tp))):
             value = float(value)  # what was meant; any other string is left for the type check to reject
         if not check_value(tp, value):
             raise InputError(f"{source}: key '{dotted}' must be {type_name(tp)}, got {value!r}")
-        if tp is float or (typing.get_origin(tp) is typing.Union and float in typing.get_args(tp) and isinstance(value, int)):
+        if tp is float or (typing.get_origin(tp) in _UNIONS and float in typing.get_args(tp)
+                           and isinstance(value, int)):
             value = float(value)
         setattr(obj, key, value)
 
@@ -215,7 +234,8 @@ def _validate(p: Params, source: str) -> None:
     check_report_to(p.run.report_to, source)
     s = p.synthesis
     if not 1 <= s.min_constraints <= s.max_constraints <= 10:
-        raise InputError(f"{source}: key 'synthesis.min_constraints'/'max_constraints' must satisfy 1 <= min <= max <= 10")
+        raise InputError(f"{source}: key 'synthesis.min_constraints'/'max_constraints' "
+                         "must satisfy 1 <= min <= max <= 10")
     if not 0.0 <= s.hard_ratio <= 1.0:
         raise InputError(f"{source}: key 'synthesis.hard_ratio' must lie in [0, 1], got {s.hard_ratio}")
     if s.math_steps not in (None, 1, 2, 3):
@@ -227,18 +247,21 @@ def _validate(p: Params, source: str) -> None:
         raise InputError(f"{source}: key 'reward_model.learning_curve' must list pair counts of at least 2, "
                          f"got {p.reward_model.learning_curve}")
     if p.scoring.group_size < 0 or p.scoring.group_size == 1 or p.scoring.bootstrap < 0:
-        raise InputError(f"{source}: key 'scoring.group_size' must be 0 or at least 2, and 'scoring.bootstrap' "
-                         "at least 0")
+        raise InputError(f"{source}: key 'scoring.group_size' must be 0 or "
+                         "at least 2, and 'scoring.bootstrap' at least 0")
     if (p.reward_model.probe_c is not None and p.reward_model.probe_c <= 0) or p.reward_model.bootstrap < 0:
-        raise InputError(f"{source}: key 'reward_model.probe_c' must be above 0 and 'reward_model.bootstrap' at least 0")
+        raise InputError(f"{source}: key 'reward_model.probe_c' must be "
+                         "above 0 and 'reward_model.bootstrap' at least 0")
     if p.grpo.reasoning_share is not None and not 0.0 <= p.grpo.reasoning_share < 1.0:
-        raise InputError(f"{source}: key 'grpo.reasoning_share' must be null or lie in [0, 1), got {p.grpo.reasoning_share}")
+        raise InputError(f"{source}: key 'grpo.reasoning_share' must be null or lie in [0, 1), got "
+                         f"{p.grpo.reasoning_share}")
     for key, value in (("synthesis.reasoning_share", s.reasoning_share),
                        ("reward_model.eval_fraction", p.reward_model.eval_fraction)):
         if not 0.0 <= value < 1.0:
             raise InputError(f"{source}: key '{key}' must lie in [0, 1), got {value}")
     for key, value in (("grpo.max_steps", p.grpo.max_steps), ("grpo.num_generations", p.grpo.num_generations),
-                       ("grpo.prompts_per_step", p.grpo.prompts_per_step), ("rollouts.batch_size", p.rollouts.batch_size)):
+                       ("grpo.prompts_per_step", p.grpo.prompts_per_step),
+                       ("rollouts.batch_size", p.rollouts.batch_size)):
         if value < 1:
             raise InputError(f"{source}: key '{key}' must be at least 1, got {value}")
     if p.grpo.repetitive_penalty < 0:
@@ -249,8 +272,8 @@ def _validate(p: Params, source: str) -> None:
         raise InputError(f"{source}: key 'grpo.greedy_members' must lie in [0, num_generations), got "
                          f"{p.grpo.greedy_members} for {p.grpo.num_generations} generations")
     if p.grpo.greedy_members and (p.grpo.use_vllm or p.grpo.num_processes > 1):
-        raise InputError(f"{source}: key 'grpo.greedy_members' needs the single-process CPU decoder (no use_vllm, "
-                         f"num_processes 1)")
+        raise InputError(f"{source}: key 'grpo.greedy_members' needs the "
+                         "single-process CPU decoder (no use_vllm, num_processes 1)")
     g = p.grpo
     if g.num_iterations < 1:
         raise InputError(f"{source}: key 'grpo.num_iterations' must be at least 1, got {g.num_iterations}")

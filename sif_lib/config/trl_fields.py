@@ -42,8 +42,8 @@ TRL_TYPED = {
 # GRPOConfig fields the workbench derives itself, and why they cannot be set.
 TRL_DERIVED = {
     "output_dir": "checkpoints always go to the run's grpo/checkpoints, where resume looks for them",
-    "per_device_train_batch_size": "it follows from grpo.prompts_per_step x num_generations over grad_accum and "
-                                   "the processes",
+    "per_device_train_batch_size": "it follows from grpo.prompts_per_step x "
+                                   "num_generations over grad_accum and the processes",
     "steps_per_generation": "it follows from grpo.rollout_batch_prompts",
     "generation_batch_size": "it follows from grpo.rollout_batch_prompts",
     "shuffle_dataset": "the dataset order is the curriculum (grpo.curriculum)",

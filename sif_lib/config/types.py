@@ -6,6 +6,7 @@ import types
 import typing
 from typing import Any, Literal
 
+
 def type_name(tp: Any) -> str:
     """How a type reads in an error message: ``'mixed' | 'staged'``, ``int | NoneType``."""
     origin = typing.get_origin(tp)

@@ -37,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from itertools import combinations
 
-from sif_lib.constraints.hard import HARD_CONSTRAINTS
+from sif_lib.constraints.hard import HARD_CONSTRAINTS, category_of
 from sif_lib.constraints.ifbench import IFBENCH_CONSTRAINTS
 
 __all__ = ["CONFLICTS", "IFBENCH_ALONE", "IFBENCH_CONFLICTS", "IFBENCH_SOFT_PROXIES", "compatible",
@@ -126,17 +126,13 @@ CONFLICTS: frozenset[frozenset[str]] = frozenset(_REASONS)
 _IFBENCH = frozenset(IFBENCH_CONSTRAINTS)
 
 
-def _family(instruction_id: str) -> str:
-    return instruction_id.split(":", 1)[0]
-
-
 IFBENCH_ALONE: frozenset[str] = frozenset({
     # every word: its first letter, vowels, consonants, length, syllables
     "words:alphabet", "words:consonants", "words:vowel", "words:prime_lengths", "words:no_consecutive",
     "words:odd_even_syllables",
     # every character or line, or the whole form of the response
     "format:no_whitespace", "format:newline", "format:output_template", "format:options", "ratio:sentence_words",
-    *(i for i in _IFBENCH if _family(i) in ("custom", "repeat")),
+    *(i for i in _IFBENCH if category_of(i) in ("custom", "repeat")),
 })
 """IFBench ids that leave no room for another hard rule: each governs every word, line or character of the
 response, or fixes its whole form (a template, three sentences, a task of its own, a copy of the request)."""
@@ -201,8 +197,8 @@ def _ifbench_reason(id_a: str, id_b: str) -> str | None:
         if alone in IFBENCH_ALONE:
             return f"{alone} leaves no room for another hard rule"
     if a_ifbench and b_ifbench:
-        family = _family(id_a)
-        return f"two IFBench rules of the {family!r} family" if family == _family(id_b) else None
+        family = category_of(id_a)
+        return f"two IFBench rules of the {family!r} family" if family == category_of(id_b) else None
     return _WITH_EVERY_IFBENCH.get(id_b if a_ifbench else id_a)
 
 

@@ -114,7 +114,7 @@ class HardConstraint:
         self._description: str | None = None
 
     @classmethod
-    def from_args(cls, kwargs: dict[str, Any] | None = None, *, seed: int | None = 0) -> "HardConstraint":
+    def from_args(cls, kwargs: dict[str, Any] | None = None, *, seed: int | None = 0) -> HardConstraint:
         """A built instance: ``cls(seed=seed)`` followed by ``build_description(**kwargs)``."""
         inst = cls(seed=seed)
         inst.build_description(**(kwargs or {}))
@@ -513,8 +513,8 @@ class NumberOfPlaceholders(HardConstraint):
 
     def _build(self, num_placeholders=None):
         self._num_placeholders = self._count_arg(num_placeholders, "num_placeholders", 1, 4)
-        return (f"Your response must contain at least {self._num_placeholders} placeholders in square brackets, "
-                f"such as [address].")
+        return (f"Your response must contain at least {self._num_placeholders} "
+                "placeholders in square brackets, such as [address].")
 
     def _check(self, response):
         return _count_placeholders(response) >= self._num_placeholders

@@ -1,4 +1,4 @@
-"""IFBench verifiers that count: ``count:*`` and ``ratio:*``.
+r"""IFBench verifiers that count: ``count:*`` and ``ratio:*``.
 
 Each reproduces the IFBench reference's verdict, quirks included; the class docstrings name the quirks.
 Sentences are Punkt English sentences, as NLTK's ``sent_tokenize`` gives them (:mod:`sif_lib.constraints.text`).
@@ -67,8 +67,8 @@ class StopWords(HardConstraint):
 
     def _build(self, percentage=None):
         self._percentage = self._count_arg(percentage, "percentage", 1, 100)
-        return (f"Ensure that stop words constitute no more than {self._percentage}% of the total words in your "
-                f"response.")
+        return ("Ensure that stop words constitute no more than "
+                f"{self._percentage}% of the total words in your response.")
 
     def _check(self, response):
         words = _text.count_words(response)
@@ -202,8 +202,8 @@ class PunctuationCover(FixedInstruction):
     besides the first ``?!`` (or, when there is none, the first ``!?``)."""
 
     instruction_id = "count:punctuation"
-    text = ("Use every standard punctuation mark at least once, including semicolons, colons, and the interrobang "
-            "(?!).")
+    text = ("Use every standard punctuation mark at least once, "
+            "including semicolons, colons, and the interrobang (?!).")
 
     def _check(self, response):
         if "?!" in response:
@@ -297,8 +297,8 @@ class SentenceWords(FixedInstruction):
     we."""
 
     instruction_id = "ratio:sentence_words"
-    text = ("Respond with three sentences, all containing the same number of characters but using all different "
-            "words.")
+    text = ("Respond with three sentences, all containing the same number of characters "
+            "but using all different words.")
 
     def _check(self, response):
         sentences = _text.split_sentences(response)

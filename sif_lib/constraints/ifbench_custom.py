@@ -126,8 +126,8 @@ class SentenceAlphabet(FixedInstruction):
     turn, ignoring case (the first character of the word, punctuation included)."""
 
     instruction_id = "custom:sentence_alphabet"
-    text = ("Tell me a 26-sentence story where each sentence's first word starts with the letters of the alphabet "
-            "in order.")
+    text = ("Tell me a 26-sentence story where each sentence's first "
+            "word starts with the letters of the alphabet in order.")
 
     def _check(self, response):
         sentences = _text.split_sentences(response)
@@ -152,9 +152,9 @@ class EuropeanCapitalsSort(FixedInstruction):
     commas (accents folded to ASCII, blank items ignored, nothing else allowed)."""
 
     instruction_id = "custom:european_capitals_sort"
-    text = ("Give me the names of all capital cities of european countries whose latitude is higher than than 45 "
-            "degrees? List the capital cities without country names, separated by commas, sorted by latitude, from "
-            "highest to lowest.")
+    text = ("Give me the names of all capital cities of european countries whose latitude "
+            "is higher than than 45 degrees? List the capital cities without country "
+            "names, separated by commas, sorted by latitude, from highest to lowest.")
 
     def _check(self, response):
         items = [item.strip() for item in _ascii_folded(response).split(",") if item.strip()]

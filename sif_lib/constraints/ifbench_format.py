@@ -57,8 +57,8 @@ class Quotes(FixedInstruction):
     """
 
     instruction_id = "format:quotes"
-    text = ("Include quotes within quotes within quotes, at least 3 levels deep, alternating between double quotes "
-            "and single quotes.")
+    text = ("Include quotes within quotes within quotes, at least 3 levels "
+            "deep, alternating between double quotes and single quotes.")
 
     def _check(self, response):
         stack: list[str] = []
@@ -236,8 +236,8 @@ class NoBulletsBullets(FixedInstruction):
     bullets fails; one after the bullets does too."""
 
     instruction_id = "format:no_bullets_bullets"
-    text = ("Your answer must contain at least two sentences ending in a period followed by at least two bullet "
-            "points denoted by *.")
+    text = ("Your answer must contain at least two sentences ending in a "
+            "period followed by at least two bullet points denoted by *.")
 
     def _check(self, response):
         in_text, sentences, bullets = True, 0, 0
@@ -284,8 +284,8 @@ class OutputTemplate(FixedInstruction):
     Outlook:`` occur, in any order."""
 
     instruction_id = "format:output_template"
-    text = ("Use this exact template for your response: My Answer: [answer] My Conclusion: [conclusion] Future "
-            "Outlook: [outlook]")
+    text = ("Use this exact template for your response: My Answer: [answer] "
+            "My Conclusion: [conclusion] Future Outlook: [outlook]")
 
     def _check(self, response):
         return all(h in response for h in ("My Answer:", "My Conclusion:", "Future Outlook:"))

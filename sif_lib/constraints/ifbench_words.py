@@ -15,8 +15,13 @@ from collections import Counter
 
 from sif_lib.constraints import text as _text
 from sif_lib.constraints.hard import HardConstraint
-from sif_lib.constraints.ifbench_text import (STRIP_CHARS, FixedInstruction, count_syllables, drop_punctuation,
-                                              first_token_tag)
+from sif_lib.constraints.ifbench_text import (
+    STRIP_CHARS,
+    FixedInstruction,
+    count_syllables,
+    drop_punctuation,
+    first_token_tag,
+)
 
 __all__ = [
     "AlliterationIncrement", "Alphabet", "Consonants", "KeywordSentence", "KeywordsSpecificPosition", "LastFirst",
@@ -262,8 +267,8 @@ class KeywordsSpecificPosition(HardConstraint):
         self._keyword = keyword.strip() if isinstance(keyword, str) and keyword else self._words(1)[0]
         self._n = _position_arg(self, n, "n", 20, 30)
         self._m = _position_arg(self, m, "m", 30, 40)
-        return (f"Include keyword {self._keyword} in the {self._n}-th sentence, as the {self._m}-th word of that "
-                f"sentence.")
+        return (f"Include keyword {self._keyword} in the {self._n}-th "
+                f"sentence, as the {self._m}-th word of that sentence.")
 
     def _check(self, response):
         sentences = _text.split_sentences(response)

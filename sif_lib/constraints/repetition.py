@@ -13,7 +13,7 @@ measure needs no tokenizer and reads the same for every policy.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 NGRAM = 4
 THRESHOLD = 0.5

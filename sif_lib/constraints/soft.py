@@ -28,10 +28,10 @@ import itertools
 import random
 import re
 import string
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from types import MappingProxyType
-from typing import Iterable, Iterator, Mapping
 
 import yaml
 

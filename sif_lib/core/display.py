@@ -1,10 +1,31 @@
 """Small pieces the stage views and comparison commands share: HTML tables and constraint badges (escaped and
-dependency-free), plain-text tables, and which parameters set runs apart."""
+dependency-free), plain-text tables, shares and deltas as the reports print them, and which parameters set runs
+apart."""
 
 from __future__ import annotations
 
 import html
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+
+def percent(value: Any) -> str:
+    """A share as percent with one decimal (``0.306`` -> ``30.6``); a dash where there is no number."""
+    return f"{100 * value:.1f}" if isinstance(value, (int, float)) else "–"
+
+
+def points(value: Any) -> str:
+    """A difference of shares in signed percentage points (``0.06`` -> ``+6.0``); a dash where there is none."""
+    return f"{100 * value:+.1f}" if isinstance(value, (int, float)) else "–"
+
+
+def delta_points(value: float | None, interval: Sequence[float] | None) -> str:
+    """A delta in points with its paired 95% interval, labelled when the interval contains 0."""
+    if value is None or not interval:
+        return points(value)
+    low, high = interval
+    text = f"{points(value)} [{points(low)}, {points(high)}]"
+    return text + " (interval contains 0)" if low <= 0 <= high else text
 
 
 def badge_html(constraint: dict) -> str:

@@ -17,8 +17,9 @@ import shutil
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from sif_lib.core.errors import InputError, StorageError
 

@@ -18,7 +18,13 @@ the same place as the reference ranking (Table 6). Every function returns None w
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
+
+
+def difference(before: float | None, after: float | None) -> float | None:
+    """``after - before``, rounded to 6 places so that saved summaries compare equal; None where either is missing."""
+    return None if before is None or after is None else round(after - before, 6)
 
 
 def wilson(successes: int, n: int, confidence: float = 0.95) -> list[float] | None:

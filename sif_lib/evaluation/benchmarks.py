@@ -16,6 +16,7 @@ from sif_lib.core.errors import InputError
 from sif_lib.core.io import read_jsonl, write_jsonl
 from sif_lib.evaluation import ifbench_scoring, ifeval_scoring
 
+
 @dataclass
 class IFEvalTask:
     """The IFEval prompts evaluated in this run: the first ``limit`` rows of the official input data."""
@@ -29,7 +30,7 @@ class IFEvalTask:
         return [row["prompt"] for row in self.rows]
 
     @classmethod
-    def load(cls, params: Params, eval_dir: Path) -> "IFEvalTask":
+    def load(cls, params: Params, eval_dir: Path) -> IFEvalTask:
         ev = params.evaluation
         if ev.limit == 0 or ev.limit < -1:
             raise InputError(f"evaluation.limit: must be -1 (all prompts) or a positive number, got {ev.limit}")
@@ -72,7 +73,7 @@ class IFBenchTask:
         return [row["prompt"] for row in self.rows]
 
     @classmethod
-    def load(cls, params: Params, eval_dir: Path) -> "IFBenchTask | None":
+    def load(cls, params: Params, eval_dir: Path) -> IFBenchTask | None:
         """None when ``evaluation.ifbench`` is off; every row is checked as ``sif ifbench score`` checks it."""
         ev = params.evaluation
         if not ev.ifbench:
@@ -86,8 +87,8 @@ class IFBenchTask:
                              f"place it at {SHARED_IFBENCH}")
         path = Path(found)
         if not path.is_file():
-            raise InputError(f"evaluation.ifbench_path: IFBench test set not found at {path} (point it at "
-                             f"IFBench_test.jsonl)")
+            raise InputError("evaluation.ifbench_path: IFBench test set not "
+                             f"found at {path} (point it at IFBench_test.jsonl)")
         # A malformed row, an unknown id or a bad argument stops here, naming its line.
         ifbench_scoring.load_prompts(path)
         rows = read_jsonl(path)

@@ -20,12 +20,14 @@ over the levels, so that L5 is not starved by the smaller number of 5-constraint
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from statistics import fmean
-from typing import Iterable, Sequence
 
+from sif_lib.config.params import Params
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import read_jsonl
+from sif_lib.core.stats import difference
 from sif_lib.reward import heldout
 
 LEVEL_PREFIX = "L"
@@ -68,7 +70,7 @@ def load_holdout(path: Path, limit: int = -1) -> list[dict]:
     return chosen
 
 
-def holdout_verdicts(params, rows: Sequence[dict], responses: Sequence[str], scorer=None,
+def holdout_verdicts(params: Params, rows: Sequence[dict], responses: Sequence[str], scorer=None,
                      cache: Path | None = None) -> list[dict]:
     """One verdict per (prompt, constraint): ``{"id", "level", "constraint", "kind", "category", "score"}``, from
     the held-out scorer the GRPO probe uses too (:mod:`sif_lib.reward.heldout`).
@@ -135,12 +137,9 @@ def aggregate(verdicts: list[dict]) -> dict:
 
 def compare(base: dict, trained: dict) -> dict:
     """Trained minus base for the per-level composite and the overall figures (None where either is missing)."""
-    def delta(a, b):
-        return None if a is None or b is None else round(b - a, 6)
-
-    out = {key: delta(base.get(key), trained.get(key)) for key in ("hard", "soft", "all", "composite",
+    out = {key: difference(base.get(key), trained.get(key)) for key in ("hard", "soft", "all", "composite",
                                                                      "all_hard_satisfied")}
-    out["levels"] = {level: {key: delta(base["levels"][level][key], trained["levels"].get(level, {}).get(key))
+    out["levels"] = {level: {key: difference(base["levels"][level][key], trained["levels"].get(level, {}).get(key))
                              for key in ("hard", "soft", "composite")}
                      for level in base["levels"]}
     return out

@@ -24,14 +24,15 @@ of a missing answer. Each prompt's constraints go with its answer, so a required
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from sif_lib.constraints import answer_text
 from sif_lib.constraints.degenerate import Degeneration, degeneration
 from sif_lib.core.io import read_jsonl, write_jsonl
-from sif_lib.evaluation import paired
+from sif_lib.core.stats import difference
 from sif_lib.evaluation import curriculum_holdout as holdout_eval
+from sif_lib.evaluation import paired
 from sif_lib.evaluation.ifeval_scoring import PromptResult
 from sif_lib.reward.heldout import degenerate_change
 
@@ -83,7 +84,7 @@ def clean_ifeval(rows: Mapping[str, Sequence[PromptResult]], keep: Sequence[bool
     chosen = {name: [r for r, ok in zip(rows[name], keep) if ok] for name in POLICIES}
     out: dict = {"n_prompts": len(chosen["base"]), "n_excluded": len(keep) - len(chosen["base"])}
     out.update({name: ifeval_figures(chosen[name]) for name in POLICIES})
-    out["delta"] = {m: _delta(out["base"][m], out["trained"][m]) for m in IFEVAL_METRICS}
+    out["delta"] = {m: difference(out["base"][m], out["trained"][m]) for m in IFEVAL_METRICS}
     found = paired.ifeval_intervals(chosen["base"], chosen["trained"], n_resamples, seed)
     out["delta_ci95"], out["flips"] = found["intervals"], found["flips"]
     return out
@@ -134,7 +135,7 @@ def clean_holdout(verdicts: Mapping[str, Sequence[dict]], keep_ids: set, n_resam
     for name in POLICIES:
         figures = holdout_eval.aggregate(chosen[name])
         out[name] = {k: figures[k] for k in (*HOLDOUT_METRICS, "all_hard_satisfied", "n_constraints")}
-    out["delta"] = {k: _delta(out["base"][k], out["trained"][k]) for k in HOLDOUT_METRICS}
+    out["delta"] = {k: difference(out["base"][k], out["trained"][k]) for k in HOLDOUT_METRICS}
     found = paired.holdout_intervals(chosen["base"], chosen["trained"], n_resamples, seed)
     out["delta_ci95"] = {k: found["intervals"][k] for k in HOLDOUT_METRICS}
     out["flips"] = found["flips"]
@@ -217,7 +218,3 @@ def read_gallery(run_dir: str | Path) -> list[dict]:
     """The rows of a run's ``eval/degenerate_gallery.jsonl`` (none for a run evaluated before it existed)."""
     path = Path(run_dir) / "eval" / GALLERY
     return read_jsonl(path) if path.is_file() else []
-
-
-def _delta(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else round(b - a, 6)

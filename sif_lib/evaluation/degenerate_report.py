@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+from sif_lib.core.display import delta_points, percent
 from sif_lib.evaluation.degenerate_figures import GALLERY, read_gallery
 
 SETS = (("ifeval", "IFEval"), ("ifbench", "IFBench"), ("holdout", "hold-out"))
@@ -19,28 +20,12 @@ CLEAN_DELTA = "clean prompts: Δ points"
 MISSING = "n/a"
 
 
-def _pct(value) -> str:
-    return "–" if value is None else f"{100 * value:.1f}"
-
-
-def _pts(value) -> str:
-    return "–" if value is None else f"{100 * value:+.1f}"
-
-
-def delta_text(value, interval) -> str:
-    """A delta in points with its paired 95% interval, labelled when the interval contains 0."""
-    if value is None or not interval:
-        return _pts(value)
-    low, high = interval
-    text = f"{_pts(value)} [{_pts(low)}, {_pts(high)}]"
-    return text + " (interval contains 0)" if low <= 0 <= high else text
-
 
 def share_text(figures: dict) -> str:
     """A degenerate share in percent with its exact 95% interval: ``3.1 [1.9, 4.9] (17 of 541)``."""
     ci = figures.get("share_ci95")
-    interval = f" [{_pct(ci[0])}, {_pct(ci[1])}]" if ci else ""
-    return f"{_pct(figures.get('share'))}{interval} ({figures.get('degenerate')} of {figures.get('n')})"
+    interval = f" [{percent(ci[0])}, {percent(ci[1])}]" if ci else ""
+    return f"{percent(figures.get('share'))}{interval} ({figures.get('degenerate')} of {figures.get('n')})"
 
 
 def degenerate_rows(summary: dict) -> list[tuple[str, str, str, str]]:
@@ -51,7 +36,7 @@ def degenerate_rows(summary: dict) -> list[tuple[str, str, str, str]]:
         d = section.get(key)
         if d:
             rows.append((f"Degenerate answers, {label} (share; lower is better) (n={d['n']})", share_text(d["base"]),
-                         share_text(d["trained"]), delta_text(d["delta"], d.get("delta_ci95"))))
+                         share_text(d["trained"]), delta_points(d["delta"], d.get("delta_ci95"))))
     return rows
 
 
@@ -62,8 +47,8 @@ def clean_cells(summary: dict, key: str, metric: str) -> tuple[str, str]:
     if not section:
         return MISSING, MISSING
     before, after = (section.get(p, {}).get(metric) for p in ("base", "trained"))
-    delta = delta_text((section.get("delta") or {}).get(metric), (section.get("delta_ci95") or {}).get(metric))
-    return f"{_pct(before)} → {_pct(after)} (n={section['n_prompts']})", delta
+    delta = delta_points((section.get("delta") or {}).get(metric), (section.get("delta_ci95") or {}).get(metric))
+    return f"{percent(before)} → {percent(after)} (n={section['n_prompts']})", delta
 
 
 def flips_lines(summary: dict) -> list[str]:

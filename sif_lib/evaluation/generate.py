@@ -8,11 +8,11 @@ Every answer set lives in its own folder under ``eval/`` (``ifeval_base/``, ``ho
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-from sif_lib.evaluation import math_accuracy
 from sif_lib.evaluation import curriculum_holdout as holdout_eval
+from sif_lib.evaluation import math_accuracy
 from sif_lib.evaluation.benchmarks import IFBenchTask, IFEvalTask
 from sif_lib.policy.answers import Policy, PolicyRunner, base_policy, trained_policy
 from sif_lib.policy.generation import Sampling, vllm_available
@@ -38,7 +38,7 @@ class EvalInputs:
     ifbench: IFBenchTask | None = None  # None when evaluation.ifbench is off
 
     @classmethod
-    def load(cls, ctx: RunContext) -> "EvalInputs":
+    def load(cls, ctx: RunContext) -> EvalInputs:
         params, ev = ctx.params, ctx.params.evaluation
         ifeval_task = IFEvalTask.load(params, ctx.root / EVAL_DIR)
         ifbench_task = IFBenchTask.load(params, ctx.root / EVAL_DIR)

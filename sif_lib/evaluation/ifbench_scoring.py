@@ -36,8 +36,14 @@ from sif_lib.constraints.ifbench import MissingResourceError, get_ifbench_checke
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import iter_numbered_jsonl
 from sif_lib.evaluation import ifeval_scoring as _ifeval
-from sif_lib.evaluation.ifeval_scoring import (IFEvalReport, PromptRecord, PromptResult, ResponseRecord, load_responses,
-                                       write_results)
+from sif_lib.evaluation.ifeval_scoring import (
+    IFEvalReport,
+    PromptRecord,
+    PromptResult,
+    ResponseRecord,
+    load_responses,
+    write_results,
+)
 
 __all__ = [
     "IFBenchReport",

@@ -110,8 +110,7 @@ def load_prompts(path: str | Path) -> list[PromptRecord]:
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise InputError(f"{where}: field 'instruction_id_list' must be a list of strings")
         if not isinstance(kwargs, list) or len(kwargs) != len(ids):
-            raise InputError(f"{where}: field 'kwargs' must be a list with one object per instruction "
-                             f"({len(ids)})")
+            raise InputError(f"{where}: field 'kwargs' must be a list with one object per instruction ({len(ids)})")
         cleaned = []
         for instruction_id, kw in zip(ids, kwargs):
             if instruction_id not in HARD_CONSTRAINTS:

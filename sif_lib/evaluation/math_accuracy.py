@@ -12,14 +12,14 @@ comes with its exact (Clopper-Pearson) 95% interval.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
-from typing import Sequence
 
-from sif_lib.core.errors import InputError
 from sif_lib.constraints import extract_answer
 from sif_lib.constraints.math_answer import score_flexible, score_reasoning
+from sif_lib.core.errors import InputError
 from sif_lib.core.io import read_jsonl
 from sif_lib.synthesis.math_items import load_math_jsonl
 

@@ -13,8 +13,8 @@ sign test (:func:`~sif_lib.core.stats.paired_flips`).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from statistics import fmean
-from typing import Sequence
 
 from sif_lib.core.stats import mean_ci, paired_bootstrap_ci, paired_flips
 from sif_lib.evaluation.curriculum_holdout import level_name

@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from sif_lib.core.display import delta_points, percent, points
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import atomic_write_text, iter_jsonl, read_json
 from sif_lib.evaluation import degenerate_report
@@ -51,22 +52,6 @@ PAPER_RESULTS = [
 PAPER_REASONING_7B = {"model": "R1-Distill-Qwen-7B", "before": 52.0, "after": 52.0,
                       "what": "average of GPQA-D, BBEH, AIME24/25, FOLIO, MMLU-Pro"}
 
-
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}"
-
-
-def _pts(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:+.1f}"
-
-
-def _delta(value: float | None, interval: list | None) -> str:
-    """A delta in points with its paired 95% interval, labelled when the interval contains 0."""
-    if value is None or not interval:
-        return _pts(value)
-    low, high = interval
-    text = f"{_pts(value)} [{_pts(low)}, {_pts(high)}]"
-    return text + " (interval contains 0)" if low <= 0 <= high else text
 
 
 def _arrow(before: float, after: float, digits: int | None = None) -> str:
@@ -105,41 +90,42 @@ def summary_rows(summary: dict) -> list[dict]:
         add(*row)
     ifeval = summary["ifeval"]
     for metric, label in IFEVAL_LABELS.items():
-        add(f"{label} (n={ifeval['n_prompts']})", _pct(ifeval["base"][metric]), _pct(ifeval["trained"][metric]),
-            _delta(ifeval["delta"][metric], (ifeval.get("delta_ci95") or {}).get(metric)),
+        add(f"{label} (n={ifeval['n_prompts']})", percent(ifeval["base"][metric]), percent(ifeval["trained"][metric]),
+            delta_points(ifeval["delta"][metric], (ifeval.get("delta_ci95") or {}).get(metric)),
             clean_cells(summary, "ifeval", metric),
             _arrow(*paper_7b["ifeval_pr_loose"]) if metric == "prompt_loose" else "")
     ifbench = summary.get("ifbench")
     for metric, label in (IFBENCH_LABELS.items() if ifbench else ()):
-        add(f"{label} (n={ifbench['n_prompts']})", _pct(ifbench["base"][metric]), _pct(ifbench["trained"][metric]),
-            _delta(ifbench["delta"][metric], (ifbench.get("delta_ci95") or {}).get(metric)),
+        add(f"{label} (n={ifbench['n_prompts']})", percent(ifbench["base"][metric]),
+            percent(ifbench["trained"][metric]),
+            delta_points(ifbench["delta"][metric], (ifbench.get("delta_ci95") or {}).get(metric)),
             clean_cells(summary, "ifbench", metric))
     holdout = summary.get("holdout")
     if holdout:
         for level in holdout["base"]["levels"]:
             b, t = holdout["base"]["levels"][level], holdout["trained"]["levels"].get(level, {})
-            add(f"Hold-out {level} composite reward (n={b['n_prompts']})", _pct(b["composite"]),
-                _pct(t.get("composite")), _delta(holdout["delta"]["levels"][level]["composite"],
+            add(f"Hold-out {level} composite reward (n={b['n_prompts']})", percent(b["composite"]),
+                percent(t.get("composite")), delta_points(holdout["delta"]["levels"][level]["composite"],
                                                  ((holdout.get("delta_ci95") or {}).get("levels") or {}).get(level)))
         for key, label in (("hard", "hard constraints satisfied (verifier)"),
                            ("soft", "soft constraints, mean RM probability"),
                            ("composite", "composite reward, all levels")):
-            add(f"Hold-out {label}", _pct(holdout["base"][key]), _pct(holdout["trained"][key]),
-                _delta(holdout["delta"][key], (holdout.get("delta_ci95") or {}).get(key)),
+            add(f"Hold-out {label}", percent(holdout["base"][key]), percent(holdout["trained"][key]),
+                delta_points(holdout["delta"][key], (holdout.get("delta_ci95") or {}).get(key)),
                 clean_cells(summary, "holdout", key))
     repetition = summary.get("repetition") or {}
     for key, label in (("ifeval", "IFEval"), ("holdout", "hold-out")):
         b, t = (repetition.get(name, {}).get(key) for name in ("base", "trained"))
         if b and t and b["n"] and t["n"]:
-            add(f"Repetitive answers, {label} (share; lower is better)", _pct(b["repetitive_share"]),
-                _pct(t["repetitive_share"]), _pts(t["repetitive_share"] - b["repetitive_share"]))
+            add(f"Repetitive answers, {label} (share; lower is better)", percent(b["repetitive_share"]),
+                percent(t["repetitive_share"]), points(t["repetitive_share"] - b["repetitive_share"]))
     paper_reasoning = (f"{_arrow(PAPER_REASONING_7B['before'], PAPER_REASONING_7B['after'], 1)} "
                        f"({PAPER_REASONING_7B['what']})")
     for name, entry in (summary.get("reasoning") or {}).items():
         label = "held-out synthetic math" if name == "synthetic" else "GSM8K"
         for mode, figures in math_modes(entry):
             add(f"Reasoning: {label} accuracy, {mode} (n={entry['n']})", accuracy_text(figures["base"]),
-                accuracy_text(figures["trained"]), _delta(figures["delta"], figures.get("delta_ci95")),
+                accuracy_text(figures["trained"]), delta_points(figures["delta"], figures.get("delta_ci95")),
                 paper=paper_reasoning if name == reasoning_key(summary) and mode == "strict" else "")
     return rows
 
@@ -161,8 +147,8 @@ def holdout_category_table(summary: dict):
     for name, b in base.items():
         t = trained.get(name, {})
         delta = None if b["mean"] is None or t.get("mean") is None else t["mean"] - b["mean"]
-        rows.append({"category": name, "kind": b["kind"], "constraints": b["n"], "base": _pct(b["mean"]),
-                     "trained": _pct(t.get("mean")), "Δ points": _pts(delta)})
+        rows.append({"category": name, "kind": b["kind"], "constraints": b["n"], "base": percent(b["mean"]),
+                     "trained": percent(t.get("mean")), "Δ points": points(delta)})
     return pd.DataFrame(rows).sort_values(["kind", "category"]).set_index("category")
 
 
@@ -256,7 +242,7 @@ def thinking_rows(summary: dict) -> list[dict] | str | None:
 
     def share(s: dict) -> str:
         ci = s["closed_share_ci95"]
-        return _pct(s["closed_share"]) + (f" [{_pct(ci[0])}, {_pct(ci[1])}]" if ci else "")
+        return percent(s["closed_share"]) + (f" [{percent(ci[0])}, {percent(ci[1])}]" if ci else "")
 
     def length(e: dict, key: str) -> str:
         return " → ".join("–" if e[p][key] is None else f"{e[p][key]:.1f}" for p in ("base", "trained"))
@@ -264,7 +250,7 @@ def thinking_rows(summary: dict) -> list[dict] | str | None:
     labels = {"ifeval": "IFEval", "ifbench": "IFBench", "holdout": "hold-out"}
     return [{"set": f"{labels.get(name, name)} (n={e['base']['n']})",
              "closed </think> %, base → trained": f"{share(e['base'])} → {share(e['trained'])}",
-             "Δ points": _pts(e["delta"]["closed_share"]),
+             "Δ points": points(e["delta"]["closed_share"]),
              f"mean thinking ({e['base']['unit']}), closed outputs": length(e, "mean_think_tokens"),
              f"mean thinking ({e['base']['unit']}), all outputs": length(e, "mean_think_tokens_all")}
             for name, e in sets.items()]

@@ -11,13 +11,14 @@ carries the command.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from sif_lib.constraints import answer_text
 from sif_lib.core.io import write_jsonl
-from sif_lib.evaluation import math_accuracy, paired
+from sif_lib.core.stats import difference
 from sif_lib.evaluation import curriculum_holdout as holdout_eval
+from sif_lib.evaluation import math_accuracy, paired
 from sif_lib.evaluation.benchmarks import IFBenchTask, IFEvalTask, rescore_command, score_ifbench, score_ifeval
 from sif_lib.evaluation.generate import EVAL_DIR
 from sif_lib.policy.answers import read_record
@@ -95,7 +96,7 @@ def score_ifbench_stage(ctx: RunContext, task: IFBenchTask, outputs: dict) -> di
 
 def _paired(ctx: RunContext, out: dict, rows: dict) -> dict:
     """``out`` with the deltas of the four figures, their paired intervals and the prompt-level flips."""
-    out["delta"] = {m: delta(out["base"][m], out["trained"][m]) for m in IFEVAL_METRICS}
+    out["delta"] = {m: difference(out["base"][m], out["trained"][m]) for m in IFEVAL_METRICS}
     found = paired.ifeval_intervals(rows["base"], rows["trained"], ctx.params.evaluation.bootstrap, ctx.params.run.seed)
     out["delta_ci95"], out["flips"] = found["intervals"], found["flips"]
     return out
@@ -120,7 +121,7 @@ def score_reasoning_stage(ctx: RunContext, tasks: list[math_accuracy.MathTask], 
             entry[name] = math_accuracy.accuracy(verdicts["strict"][name])
             flexible[name] = math_accuracy.accuracy(verdicts["flexible"][name])
         for figures, mode in ((entry, "strict"), (flexible, "flexible")):
-            figures["delta"] = delta(figures["base"]["accuracy"], figures["trained"]["accuracy"])
+            figures["delta"] = difference(figures["base"]["accuracy"], figures["trained"]["accuracy"])
             found = paired.accuracy_intervals(verdicts[mode]["base"], verdicts[mode]["trained"],
                                               ctx.params.evaluation.bootstrap, ctx.params.run.seed)
             figures["delta_ci95"], figures["flips"] = found["interval"], found["flips"]
@@ -147,10 +148,7 @@ def score_holdout_stage(ctx: RunContext, rows: list[dict], responses: dict) -> d
         write_jsonl(ctx.root / EVAL_DIR / f"holdout_{name}" / "verdicts.jsonl", verdicts[name])
         out[name] = holdout_eval.aggregate(verdicts[name])
     out["delta"] = holdout_eval.compare(out["base"], out["trained"])
-    found = paired.holdout_intervals(verdicts["base"], verdicts["trained"], params.evaluation.bootstrap, params.run.seed)
+    found = paired.holdout_intervals(verdicts["base"], verdicts["trained"], params.evaluation.bootstrap,
+                                     params.run.seed)
     out["delta_ci95"], out["flips"] = found["intervals"], found["flips"]
     return out
-
-
-def delta(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else round(b - a, 6)

@@ -20,10 +20,12 @@ whole or after_think) has a closed share of 0 and everything it writes counted a
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from statistics import fmean
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from sif_lib.constraints.extraction import THINK_CLOSE, THINK_OPEN
+from sif_lib.core.stats import difference
 
 __all__ = ["compare_thinking", "think_part", "think_stats", "thinking_summary"]
 
@@ -71,8 +73,7 @@ def think_stats(texts: Sequence[str], tokenizer: Any = None) -> dict:
 def compare_thinking(base: Mapping, trained: Mapping) -> dict:
     """Trained minus base for the closed share and the mean thinking lengths (None where either is missing)."""
     def delta(key: str) -> float | None:
-        a, b = base.get(key), trained.get(key)
-        return None if a is None or b is None else round(b - a, 6)
+        return difference(base.get(key), trained.get(key))
 
     return {key: delta(key) for key in ("closed_share", "mean_think_tokens", "mean_think_tokens_all")}
 

@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sif_lib.config.params import Params
 from sif_lib.core.errors import InputError
 from sif_lib.policy import models
 from sif_lib.runner import tracking
@@ -31,7 +32,7 @@ SHOWN = ["loss_type", "beta", "scale_rewards", "epsilon", "epsilon_high", "num_i
          "lr_scheduler_type", "weight_decay"]
 
 
-def method_settings(params) -> dict[str, Any]:
+def method_settings(params: Params) -> dict[str, Any]:
     """The loss and sampling settings that define the algorithm, as the trainer will get them (no trl import)."""
     g = params.grpo
     settings = {
@@ -48,7 +49,7 @@ def method_settings(params) -> dict[str, Any]:
     return {**settings, **g.trl}
 
 
-def describe_method(params) -> str:
+def describe_method(params: Params) -> str:
     """``sif params FILE``'s account of the GRPO loss, one setting a line."""
     settings = method_settings(params)
     notes = {"loss_type": _LOSS_NOTES.get(settings["loss_type"], ""),
@@ -88,7 +89,7 @@ def batch_layout(g, world_size: int) -> dict:
             "steps_per_generation": g.grad_accum * steps_per_rollout}
 
 
-def grpo_config_kwargs(params, output_dir: Path, world_size: int = 1, chat_template_kwargs: dict | None = None,
+def grpo_config_kwargs(params: Params, output_dir: Path, world_size: int = 1, chat_template_kwargs: dict | None = None,
                        log_dir: Path | None = None) -> dict[str, Any]:
     """Every keyword the workbench passes to ``GRPOConfig``: typed, derived, defaults, then ``grpo.trl``.
     ``log_dir`` is where ``run.report_to`` sends the training curves (:mod:`sif_lib.runner.tracking`); without
@@ -110,7 +111,8 @@ def grpo_config_kwargs(params, output_dir: Path, world_size: int = 1, chat_templ
         "loss_type": g.loss_type, "scale_rewards": g.scale_rewards, "epsilon": g.epsilon,
         "epsilon_high": g.epsilon_high, "num_iterations": g.num_iterations,
         "mask_truncated_completions": g.mask_truncated_completions, "top_entropy_quantile": g.top_entropy_quantile,
-        "seed": params.run.seed if g.seed is None else g.seed, "logging_steps": g.logging_steps, "save_strategy": "steps",
+        "seed": params.run.seed if g.seed is None else g.seed, "logging_steps": g.logging_steps,
+        "save_strategy": "steps",
         "save_steps": g.save_steps, "save_total_limit": g.save_total_limit, "use_cpu": on_cpu,
         "bf16": not on_cpu and dtype == "bfloat16", "fp16": not on_cpu and dtype == "float16",
         "gradient_checkpointing": g.gradient_checkpointing,
@@ -132,7 +134,7 @@ def grpo_config_kwargs(params, output_dir: Path, world_size: int = 1, chat_templ
     return {**kwargs, **g.trl}
 
 
-def make_grpo_config(params, output_dir: Path, world_size: int = 1, chat_template_kwargs: dict | None = None,
+def make_grpo_config(params: Params, output_dir: Path, world_size: int = 1, chat_template_kwargs: dict | None = None,
                      log_dir: Path | None = None):
     """The ``GRPOConfig`` for these params; TRL's own check of the values becomes a one-line InputError."""
     from trl import GRPOConfig  # heavy: only when training
@@ -150,12 +152,12 @@ def make_grpo_config(params, output_dir: Path, world_size: int = 1, chat_templat
 # Settings that only make sense together
 
 
-def device_of(params) -> str:
+def device_of(params: Params) -> str:
     """Where training runs: ``run.device``, with ``auto`` meaning CUDA when present."""
     return models.device_for(params.run.device)
 
 
-def check_params(params, world_size: int | None = None) -> None:
+def check_params(params: Params, world_size: int | None = None) -> None:
     """Settings that only make sense together; each failure names its key."""
     g = params.grpo
     for key, value in (("grpo.save_steps", g.save_steps), ("grpo.logging_steps", g.logging_steps),
@@ -174,7 +176,8 @@ def check_params(params, world_size: int | None = None) -> None:
             raise InputError("key 'grpo.finetune': qlora needs a CUDA GPU (run.device is cpu)")
         models.quantization_config(True)  # InputError without bitsandbytes
     if g.use_vllm and (device != "cuda" or importlib.util.find_spec("vllm") is None):
-        raise InputError("key 'grpo.use_vllm': vLLM rollouts need a CUDA GPU and the vllm package (pip install '.[gpu]')")
+        raise InputError("key 'grpo.use_vllm': vLLM rollouts need a CUDA "
+                         "GPU and the vllm package (pip install '.[gpu]')")
     if g.accelerate_config:
         path = Path(g.accelerate_config)
         if not path.is_file():

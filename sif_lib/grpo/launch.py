@@ -14,15 +14,16 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from sif_lib.core.errors import InputError, ServiceError
 from sif_lib.grpo.config import device_of
 from sif_lib.grpo.trainer import train_grpo
 from sif_lib.runner.runs import RunContext
 
-def launch_command(ctx, machine_args: Sequence[str] = ()) -> list[str]:
+
+def launch_command(ctx: RunContext, machine_args: Sequence[str] = ()) -> list[str]:
     """``accelerate launch`` of this module on ``grpo.num_processes`` processes (in all, over every machine).
 
     The shipped accelerate configs are written for GPU servers (bf16); on a CPU run the flags adapt them rather

@@ -11,9 +11,10 @@ from pathlib import Path
 from sif_lib.core.io import staged_dir
 from sif_lib.policy import models
 from sif_lib.policy.answers import grpo_dir
+from sif_lib.runner.runs import RunContext
 
 
-def export_merged(ctx) -> Path:
+def export_merged(ctx: RunContext) -> Path:
     """Merge ``grpo/adapter`` into the base policy and save ``grpo/merged`` (a QLoRA adapter is merged into
     the full-precision base, since a 4-bit base cannot absorb it exactly)."""
     params = ctx.params

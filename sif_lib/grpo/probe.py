@@ -6,8 +6,9 @@ with the degenerate answers (:mod:`sif_lib.constraints.degenerate`) counted befo
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from sif_lib.constraints.degenerate import degeneration
 from sif_lib.constraints.repetition import is_repetitive, repetition_summary
@@ -18,8 +19,10 @@ from sif_lib.policy.answers import Policy, PolicyRunner, grpo_dir
 from sif_lib.policy.generation import Sampling
 from sif_lib.reward import heldout
 from sif_lib.reward.composite import extract, summarize
+from sif_lib.runner.runs import RunContext
 
-def probe_items(ctx) -> list[dict]:
+
+def probe_items(ctx: RunContext) -> list[dict]:
     """A fixed set of held-out curriculum prompts (levels >= 1): ``grpo.probe_size`` of them, spread evenly over
     the levels, chosen by a seeded shuffle of the id-sorted rows."""
     path = ctx.require("data", "curriculum.jsonl")
@@ -40,7 +43,7 @@ def probe_items(ctx) -> list[dict]:
     return chosen
 
 
-def run_probe(ctx, which: str, items: Sequence[dict], scorer: Any, policy: Policy, backend: str = "hf",
+def run_probe(ctx: RunContext, which: str, items: Sequence[dict], scorer: Any, policy: Policy, backend: str = "hf",
               echo=print) -> tuple[dict, list[dict]]:
     """Answer the probe greedily with ``policy`` and score the answers with the held-out scorer
     (:mod:`sif_lib.reward.heldout`: the run's reward function). Answers are cached in ``grpo/probe_<which>/``
@@ -198,7 +201,8 @@ def probe_degenerate(before_rows: Sequence[dict], after_rows: Sequence[dict], an
     return {**change,
             "clean": _hard_rates([p for p, b, a in zip(pairs, bad["before"], bad["after"]) if not (b or a)]),
             "soft_turned_degenerate": {
-                "prompts": change["flips"]["became_degenerate"], "n": len(soft), "before": soft_before, "after": soft_after,
+                "prompts": change["flips"]["became_degenerate"], "n": len(soft),
+                "before": soft_before, "after": soft_after,
                 "delta": None if soft_before is None else round(soft_after - soft_before, 4)}}
 
 

@@ -19,12 +19,14 @@ skips the batches a checkpoint already consumed):
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import iter_numbered_jsonl
 from sif_lib.policy.generation import chat_messages, render_prompt
+from sif_lib.runner.runs import RunContext
 from sif_lib.synthesis.instructions import reasoning_count
 
 
@@ -62,7 +64,7 @@ def reasoning_items(path: Path, split: str) -> list[dict]:
     return items
 
 
-def load_rl_items(ctx) -> list[dict]:
+def load_rl_items(ctx: RunContext) -> list[dict]:
     """Train-split curriculum items (levels >= 1) followed by train-split reasoning items: all of those stage 01
     wrote, or with ``grpo.reasoning_share`` set, the first of them up to that share (0: none)."""
     curriculum = ctx.require("data", "curriculum.jsonl")

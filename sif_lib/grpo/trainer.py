@@ -27,13 +27,20 @@ import os
 import shutil
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import commit_dir, write_json
-from sif_lib.grpo.checkpoints import (checkpoint_step, commit_callback, latest_checkpoint, prune_incomplete_checkpoints,
-                                      saving_dir, trim_rollout_log)
+from sif_lib.grpo.checkpoints import (
+    checkpoint_step,
+    commit_callback,
+    latest_checkpoint,
+    prune_incomplete_checkpoints,
+    saving_dir,
+    trim_rollout_log,
+)
 from sif_lib.grpo.config import batch_layout, check_params, make_grpo_config, make_peft_config
 from sif_lib.grpo.rl_set import build_order, drop_long_prompts, load_rl_items, prompt_lengths, prompt_messages
 from sif_lib.grpo.trl_hooks import trainer_class
@@ -41,8 +48,9 @@ from sif_lib.policy import generation, models
 from sif_lib.policy.answers import grpo_dir
 from sif_lib.reward.composite import make_reward_function
 from sif_lib.rm_service.clients import make_scorer
-from sif_lib.runner import tracking
 from sif_lib.runner import progress as stage_progress
+from sif_lib.runner import tracking
+from sif_lib.runner.runs import RunContext
 from sif_lib.runner.stage_table import producer
 
 
@@ -74,7 +82,7 @@ def _distributed_setup(trainer) -> dict:
             "machines": int(os.environ.get("GROUP_WORLD_SIZE", "1"))}
 
 
-def train_grpo(ctx, scorer: Any = None, callbacks: Sequence[Any] | None = None) -> dict:
+def train_grpo(ctx: RunContext, scorer: Any = None, callbacks: Sequence[Any] | None = None) -> dict:
     """Train the policy with GRPO in this process (one of several under ``accelerate launch``).
 
     Resumes from the newest complete checkpoint under ``grpo/checkpoints``. Returns (and, on the main process,
@@ -120,7 +128,8 @@ def train_grpo(ctx, scorer: Any = None, callbacks: Sequence[Any] | None = None) 
                                                                   params.model.enable_thinking),
                                        g.max_prompt_length)
     if not any(it["kind"] == "instruction" for it in items):
-        raise InputError(f"key 'grpo.max_prompt_length': every instruction prompt is longer than {g.max_prompt_length} tokens")
+        raise InputError("key 'grpo.max_prompt_length': every instruction "
+                         f"prompt is longer than {g.max_prompt_length} tokens")
     n_rollouts = math.ceil(g.max_steps / layout["steps_per_rollout"])
     rows = build_order(items, g.curriculum, n_rollouts, layout["rollout_prompts"], layout["steps_per_rollout"],
                        g.max_steps, g.staged_boundaries, seed=params.run.seed if g.seed is None else g.seed)

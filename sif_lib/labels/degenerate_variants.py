@@ -33,7 +33,8 @@ from __future__ import annotations
 import json
 import random
 import re
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from sif_lib.constraints.degenerate import MIN_WORDS, is_degenerate
 

@@ -40,12 +40,13 @@ All rates are fractions in [0, 1]; ``*_ci95`` is the Wilson 95% interval; a figu
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from sif_lib.constraints import check_constraints
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import read_jsonl
 from sif_lib.core.stats import wilson
+from sif_lib.runner.runs import RunContext
 
 PSEUDO_LABELS = ("data", "pseudo_labels.jsonl")
 
@@ -210,6 +211,6 @@ def pair_counts(pairs: list[dict]) -> dict:
     }
 
 
-def load_pairs(ctx) -> list[dict]:
+def load_pairs(ctx: RunContext) -> list[dict]:
     """The pseudo-label rows this stage wrote."""
     return read_jsonl(ctx.require(*PSEUDO_LABELS))

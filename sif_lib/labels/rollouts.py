@@ -24,16 +24,18 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from tqdm.auto import tqdm
 
+from sif_lib.config.params import Params
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import append_jsonl, iter_jsonl
 from sif_lib.policy.generation import ChatGenerator, Sampling, vllm_available
 from sif_lib.runner import progress as stage_progress
+from sif_lib.runner.runs import RunContext
 
 CURRICULUM = ("data", "curriculum.jsonl")
 ROLLOUTS = ("data", "rollouts.jsonl")
@@ -151,11 +153,11 @@ def read_done(path: Path, jobs: list[Job], model: str, sampling: dict) -> tuple[
         if missing:
             raise InputError(f"{path}: row {number} lacks key '{missing[0]}'")
         if row["model"] != model:
-            raise InputError(f"{path}: row {number} was made by model {row['model']!r}, this run uses {model!r}; "
-                             f"{hint}")
+            raise InputError(f"{path}: row {number} was made by model "
+                             f"{row['model']!r}, this run uses {model!r}; {hint}")
         if row["sampling"] != sampling:
-            raise InputError(f"{path}: row {number} was made with sampling {row['sampling']}, this run uses "
-                             f"{sampling}; {hint}")
+            raise InputError(f"{path}: row {number} was made with sampling "
+                             f"{row['sampling']}, this run uses {sampling}; {hint}")
         key = (row["id"], row["sample"])
         job = by_key.get(key)
         if job is None:
@@ -170,7 +172,7 @@ def read_done(path: Path, jobs: list[Job], model: str, sampling: dict) -> tuple[
     return done, duplicates
 
 
-def load_rollouts(ctx) -> list[dict]:
+def load_rollouts(ctx: RunContext) -> list[dict]:
     """The rollout rows of this run's selected ladders, one per (id, sample), in job order."""
     ladders = read_ladders(ctx.require(*CURRICULUM))
     p = ctx.params.rollouts
@@ -184,14 +186,14 @@ def load_rollouts(ctx) -> list[dict]:
 # Generation
 
 
-def sampling_record(params) -> dict:
+def sampling_record(params: Params) -> dict:
     """The settings that define the response distribution; stored in every row and compared on resume."""
     r = params.rollouts
     return {"max_new_tokens": r.max_new_tokens, "temperature": r.temperature, "top_p": r.top_p,
             "seed": params.run.seed, "system_prompt": params.model.system_prompt}
 
 
-def _check_params(params, source: str) -> None:
+def _check_params(params: Params, source: str) -> None:
     r = params.rollouts
     checks = [
         ("rollouts.max_ladders", r.max_ladders != 0, "must be positive, or -1 for every ladder"),
@@ -205,7 +207,7 @@ def _check_params(params, source: str) -> None:
             raise InputError(f"{source}: key '{key}' {what}, got {getattr(r, key.split('.')[1])!r}")
 
 
-def make_generator(params):
+def make_generator(params: Params):
     """The policy behind ``ChatGenerator``; an explicit vLLM request without vLLM or a GPU is an input error."""
     backend = params.rollouts.backend
     if backend == "vllm" and not vllm_available():
@@ -221,7 +223,7 @@ def _count_tokens(tokenizer, texts: list[str]) -> int | None:
     return sum(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"])
 
 
-def run_rollouts(ctx, generator=None, progress: bool = True) -> dict:
+def run_rollouts(ctx: RunContext, generator=None, progress: bool = True) -> dict:
     """Answer every pending (sub-instruction, sample) of the selected ladders; returns counts and throughput.
 
     ``generator`` defaults to the policy from ``params.model``; anything with ``generate(prompts, sampling,

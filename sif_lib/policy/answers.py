@@ -16,9 +16,9 @@ import hashlib
 import json
 import shutil
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from sif_lib.config.params import Params
 from sif_lib.core.errors import InputError
@@ -83,7 +83,7 @@ def grpo_dir(root: Path) -> Path:
     return Path(root) / "grpo"
 
 
-def trained_policy_kwargs(run_dir: str | Path, params) -> dict:
+def trained_policy_kwargs(run_dir: str | Path, params: Params) -> dict:
     """How to load the trained policy: ``{"spec": ..., "adapter": ...}`` for ``models.load_causal_lm`` or
     ``ChatGenerator``. A full fine-tune's ``grpo/model`` comes first, then a merged ``grpo/merged``, then the
     base policy with ``grpo/adapter`` on top."""
@@ -98,7 +98,7 @@ def trained_policy_kwargs(run_dir: str | Path, params) -> dict:
                      f"{producer('grpo').name} first")
 
 
-def trained_policy(run_dir: Path, params) -> Policy:
+def trained_policy(run_dir: Path, params: Params) -> Policy:
     """The policy stage 06 trained (see :func:`trained_policy_kwargs`), with a fingerprint of its weights: what
     stage 06's probe and stage 07 answer with after training."""
     kwargs = trained_policy_kwargs(run_dir, params)

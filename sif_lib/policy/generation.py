@@ -7,8 +7,8 @@ Every stage that makes the policy write (rollouts, the judge, probes, evaluation
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from sif_lib.policy import decoding, models
 

@@ -53,10 +53,12 @@ import fcntl
 import json
 import os
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
+from sif_lib.config.params import Params
 from sif_lib.constraints import check_constraints, extract_answer
 from sif_lib.constraints.degenerate import TEXT_REASONS, degeneration, near_empty, strip_stuffing
 from sif_lib.constraints.math_answer import score_reasoning
@@ -75,7 +77,8 @@ def completion_text(completion: Any) -> str:
     if isinstance(completion, dict):
         return str(completion.get("content") or "")
     if isinstance(completion, (list, tuple)):
-        parts = [m.get("content") or "" for m in completion if isinstance(m, dict) and m.get("role", "assistant") == "assistant"]
+        parts = [m.get("content") or "" for m in completion
+                 if isinstance(m, dict) and m.get("role", "assistant") == "assistant"]
         return "".join(str(p) for p in parts)
     return "" if completion is None else str(completion)
 
@@ -412,7 +415,7 @@ class CompositeReward:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def make_reward_function(params: Any, scorer: Any, rollout_log: str | Path | None = None,
+def make_reward_function(params: Params, scorer: Any, rollout_log: str | Path | None = None,
                          process_index: int = 0) -> CompositeReward:
     """The reward function for ``trl.GRPOTrainer``: ``f(prompts, completions, **dataset_columns) -> list[float]``.
 

@@ -18,9 +18,11 @@ reward model (:func:`scorer_fingerprint`). A rerun with the same key reads the r
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
+from sif_lib.config.params import Params
 from sif_lib.constraints.degenerate import Degeneration, verdict_summary
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import read_json, read_jsonl, write_json, write_jsonl
@@ -30,7 +32,7 @@ from sif_lib.reward.composite import ItemScore, make_reward_function
 KEY_SUFFIX = ".key.json"
 
 
-def reward_settings(params) -> dict:
+def reward_settings(params: Params) -> dict:
     """The params that change how an answer is scored."""
     g = params.grpo
     return {"answer_mode": params.model.answer_mode, "soft_reward": g.soft_reward, "hard_reward": g.hard_reward,
@@ -52,7 +54,7 @@ def items_from_curriculum(rows: Sequence[dict]) -> list[dict]:
              "constraints": r["constraints"], "answer": None} for r in rows]
 
 
-def score(params, items: Sequence[dict], completions: Sequence[str], scorer: Any) -> list[dict]:
+def score(params: Params, items: Sequence[dict], completions: Sequence[str], scorer: Any) -> list[dict]:
     """One row per item: ``id``, ``prompt``, ``completion``, and the reward function's scoring of it."""
     if len(items) != len(completions):
         raise ValueError(f"{len(items)} held-out items but {len(completions)} completions")
@@ -73,13 +75,14 @@ def score(params, items: Sequence[dict], completions: Sequence[str], scorer: Any
     return rows
 
 
-def cache_key(params, items: Sequence[dict], completions: Sequence[str], scorer: Any) -> dict:
+def cache_key(params: Params, items: Sequence[dict], completions: Sequence[str], scorer: Any) -> dict:
     digest = hashlib.sha1("\x1e".join(completions).encode()).hexdigest()
     return {"items": [it["id"] for it in items], "completions_sha1": digest, "reward": reward_settings(params),
             "reward_model": scorer_fingerprint(scorer)}
 
 
-def score_cached(path: Path, params, items: Sequence[dict], completions: Sequence[str], scorer: Any) -> list[dict]:
+def score_cached(path: Path, params: Params, items: Sequence[dict], completions: Sequence[str],
+                 scorer: Any) -> list[dict]:
     """:func:`score`, saved to ``path`` (JSONL) with its key beside it; reused when the key matches."""
     path = Path(path)
     key_path = path.with_name(path.name + KEY_SUFFIX)

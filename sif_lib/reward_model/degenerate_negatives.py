@@ -33,8 +33,10 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
+from sif_lib.config.params import Params
 from sif_lib.constraints.degenerate import is_degenerate
 from sif_lib.constraints.extraction import THINK_CLOSE, answer_text
 from sif_lib.core.errors import InputError
@@ -174,7 +176,7 @@ def pair_figures(clean: Sequence[float], degenerate: Sequence[float], units: Seq
             "mean_degenerate": round(float(d.mean()), 4)}
 
 
-def evaluate(scorer: Any, eval_rows: Sequence[dict], params: Any, trained_kinds: Sequence[str],
+def evaluate(scorer: Any, eval_rows: Sequence[dict], params: Params, trained_kinds: Sequence[str],
              scores_dir: Any = None) -> dict:
     """The held-out measurement (see the module text) of ``scorer``; with ``scores_dir``, each pair's two
     probabilities go to its ``degenerate_scores.jsonl``. ``trained_kinds``: the kinds its training data held

@@ -17,10 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sif_lib.config.params import Params
 from sif_lib.core.errors import InputError
 from sif_lib.policy import models
-from sif_lib.runner import tracking
 from sif_lib.runner import progress as stage_progress
+from sif_lib.runner import tracking
+
 
 def check_mode(mode: str) -> None:
     import torch  # heavy: only when training
@@ -74,7 +76,7 @@ def save_model(model: Any, tokenizer: Any, target: Path, mode: str, backbone: st
     tokenizer.save_pretrained(str(target))
 
 
-def fit(train_ids: list[list[int]], labels: list[int], params: Any, tokenizer: Any, backbone: str, key: str,
+def fit(train_ids: list[list[int]], labels: list[int], params: Params, tokenizer: Any, backbone: str, key: str,
         device: str, progress: bool = True, log_dir: Path | None = None) -> tuple[Any, dict]:
     """Fine-tune the two-class classifier on tokenized pairs; returns the model and what training did
     (seconds, steps, the loss curve). ``reward_model.balance_classes`` weights the loss by inverse class

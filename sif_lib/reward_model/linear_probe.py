@@ -12,7 +12,8 @@ whose ``head`` holds the coefficients and intercept; :class:`~sif_lib.reward_mod
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from sif_lib.reward_model.rm_input import padded_batches
 from sif_lib.runner import progress

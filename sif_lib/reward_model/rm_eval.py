@@ -13,7 +13,8 @@ import math
 import random
 import time
 import warnings
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from sif_lib.core.stats import accuracy, calibration, roc_auc
 from sif_lib.reward_model.rm_input import answered_pairs

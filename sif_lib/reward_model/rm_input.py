@@ -8,8 +8,9 @@ reads it. Every scorer, trainer and client builds its input here, so all of them
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from sif_lib.constraints import extract_answer
 from sif_lib.core.errors import InputError

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from sif_lib.core.errors import InputError
 from sif_lib.policy.models import device_for, torch_dtype, without_bpe_cleanup
 from sif_lib.reward_model.linear_probe import HEAD_TYPE, last_token_states, predict
-from sif_lib.reward_model.rm_input import META_FILE, check_pair, encode_pairs, padded_batches, read_meta
+from sif_lib.reward_model.rm_input import check_pair, encode_pairs, padded_batches, read_meta
+
 
 class RewardScorer:
     """Scores (response, constraint description) pairs with a trained classifier: P(adheres) in [0, 1].
@@ -41,7 +43,8 @@ class RewardScorer:
         self.model.eval()
 
     @classmethod
-    def from_dir(cls, path: str | Path, device: str = "auto", batch_size: int = 16, dtype: str = "auto") -> "RewardScorer":
+    def from_dir(cls, path: str | Path, device: str = "auto", batch_size: int = 16,
+                 dtype: str = "auto") -> RewardScorer:
         """Load a directory written by :func:`train_reward_model` (a run's ``rm/``)."""
         import torch  # heavy: only when a model is loaded
         from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sif_lib.config.params import Params
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import atomic_write_text, commit_dir, iter_jsonl, storage_error, write_json, write_jsonl
 from sif_lib.policy import models
@@ -88,7 +89,7 @@ def _counts(rows: list[dict]) -> dict:
     }
 
 
-def prepare(rows: list[dict], params: Any) -> tuple[list[dict], list[dict], dict]:
+def prepare(rows: list[dict], params: Params) -> tuple[list[dict], list[dict], dict]:
     """Train and held-out rows of the answered pairs (split by instruction), with the training labels the params
     ask for (``reward_model.hard_labels``) and the degenerate negatives (``reward_model.degenerate_negatives``,
     made from training rows only), and what the preparation dropped, relabelled or added."""
@@ -128,7 +129,7 @@ def split_halves(rows: list[dict], seed: int) -> tuple[list[dict], list[dict]]:
     return [r for r in rows if r["parent"] in first], [r for r in rows if r["parent"] not in first]
 
 
-def train_reward_model(rows: list[dict], out_dir: Path, params: Any, progress: bool = True,
+def train_reward_model(rows: list[dict], out_dir: Path, params: Params, progress: bool = True,
                        echo: Any = print, check_dir: Path | None = None, log_dir: Path | None = None) -> dict:
     """Train on pseudo-label rows and write the model directory; returns the metrics dict.
 
@@ -167,7 +168,7 @@ def train_reward_model(rows: list[dict], out_dir: Path, params: Any, progress: b
 
 
 def _train(rows: list[dict], train_rows: list[dict], eval_rows: list[dict], prepared: dict, out_dir: Path,
-           params: Any, progress: bool, echo: Any, curve: bool, log_dir: Path | None = None) -> dict:
+           params: Params, progress: bool, echo: Any, curve: bool, log_dir: Path | None = None) -> dict:
     """Train one model on ``train_rows``, save it to ``out_dir`` and evaluate it on ``eval_rows``."""
     rm = params.reward_model
     backbone = rm.backbone or params.model.policy
@@ -322,7 +323,8 @@ def _degenerate_table(found: dict | None) -> str:
     rows = degenerate_negatives.summary_rows(found)
     if not rows:
         return "No degenerate pairs were measured."
-    lines = ["| constraints | variant | trained on | pairs | ROC-AUC (95% CI) | clean wins |", "|---|---|---|---|---|---|"]
+    lines = ["| constraints | variant | trained on | pairs | ROC-AUC (95% CI) | clean wins |",
+             "|---|---|---|---|---|---|"]
     for kind, name, trained, pairs, auc, ci, wins in rows:
         interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
         lines.append(f"| {kind} | {name} | {trained} | {pairs} | {fmt(auc)}{interval} | {fmt(wins)} |")
@@ -341,14 +343,16 @@ scale.
 - Backbone: `{meta['backbone']}`; {_method_line(meta)}
 - Input (at most {meta['max_length']} tokens; a long response is cut, the constraint never is):
   `{meta['input_template']}`
-- Labels of hard-constraint pairs: {train.get('hard_labels', 'pseudo')}; class weighting: {train.get('balance_classes', False)};
+- Labels of hard-constraint pairs: {train.get('hard_labels', 'pseudo')}; \
+class weighting: {train.get('balance_classes', False)};
   seed {train['seed']}, {train['train_seconds']} s on {train['device']}.
 
 ## Data
 Self-supervised pseudo-labels: the policy's response to an instruction with constraints c1..ck is a positive for
 ck, its response to c1..c(k-1) a negative. No human or teacher labels.
 - Training pairs: {data['train']['pairs']} from {data['train']['parents']} instructions
-  ({data['train']['hard']} hard-constraint, {data['train']['soft']} soft; {fmt(data['train']['positive_share'])} positive).
+  ({data['train']['hard']} hard-constraint, {data['train']['soft']} soft; \
+{fmt(data['train']['positive_share'])} positive).
 - Degenerate negatives: {_negatives_line(train)}
 - Held-out pairs: {data['eval']['pairs']} from {data['eval']['parents']} other instructions.
 
@@ -358,8 +362,10 @@ ck, its response to c1..c(k-1) a negative. No human or teacher labels.
 | accuracy vs pseudo-labels | {fmt(m.get('eval_accuracy'))} |
 | ROC-AUC vs pseudo-labels | {fmt(m.get('eval_auc'))} |
 | expected calibration error | {fmt(m.get('eval_ece'))} |
-| accuracy on hard pairs vs the verifier's truth ({m.get('hard_truth_pairs')} pairs) | {fmt(m.get('hard_truth_accuracy'))} |
-| ROC-AUC on hard pairs vs the verifier's truth (95% CI) | {fmt(m.get('hard_truth_auc'))} {m.get('hard_truth_auc_ci95') or ''} |
+| accuracy on hard pairs vs the verifier's truth ({m.get('hard_truth_pairs')} pairs) | \
+{fmt(m.get('hard_truth_accuracy'))} |
+| ROC-AUC on hard pairs vs the verifier's truth (95% CI) | \
+{fmt(m.get('hard_truth_auc'))} {m.get('hard_truth_auc_ci95') or ''} |
 | pseudo-label agreement with the verifier on those pairs | {fmt(m.get('hard_pseudo_label_agreement'))} |
 
 ## Degenerate answers (held-out)

@@ -20,14 +20,17 @@ import random
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
+from sif_lib.config.params import Params
 from sif_lib.core.errors import InputError, ServiceError
 from sif_lib.policy.models import without_bpe_cleanup
 from sif_lib.reward_model.rm_input import META_FILE, check_pair, encode_pairs, read_meta
 from sif_lib.reward_model.scorer import RewardScorer
 from sif_lib.runner.stage_table import producer
+
 
 class _JsonHttp:
     """JSON requests to one service that ride out overload and restarts, but never hang.
@@ -177,7 +180,7 @@ class VllmClassifyScorer:
         self.http = _JsonHttp(self.base_url, timeout, deadline_s)
 
     @classmethod
-    def from_dir(cls, url: str, rm_dir: str | Path, model: str | None = None, **kwargs: Any) -> "VllmClassifyScorer":
+    def from_dir(cls, url: str, rm_dir: str | Path, model: str | None = None, **kwargs: Any) -> VllmClassifyScorer:
         """The client for the model in ``rm_dir`` (a run's ``rm/``): only its tokenizer and ``max_length`` load."""
         from transformers import AutoTokenizer  # heavy: only the tokenizer of the served model
 
@@ -196,10 +199,11 @@ class VllmClassifyScorer:
         """``model`` as given, else the one model the server's ``/v1/models`` lists (asked once)."""
         if self.model is None:
             reply = self.http.request("/v1/models")
-            names = [m.get("id") for m in reply.get("data", []) if isinstance(m, dict)] if isinstance(reply, dict) else []
+            names = ([m.get("id") for m in reply.get("data", []) if isinstance(m, dict)]
+                     if isinstance(reply, dict) else [])
             if len(names) != 1 or not isinstance(names[0], str):
-                raise ServiceError(f"{self.base_url}/v1/models: expected one served model, got {names}; "
-                                   "set scoring.rm_model")
+                raise ServiceError(f"{self.base_url}/v1/models: expected one served "
+                                   f"model, got {names}; set scoring.rm_model")
             self.model = names[0]
         return self.model
 
@@ -234,7 +238,7 @@ class VllmClassifyScorer:
         return scores
 
 
-def make_scorer(params: Any, run_dir: str | Path):
+def make_scorer(params: Params, run_dir: str | Path):
     """The scorer a stage should use: the HTTP service when ``scoring.rm_url`` is set, else ``run_dir/rm``.
 
     ``scoring.rm_api`` names the service's protocol: ``sif`` (``sif serve-rm``) or ``vllm`` (``/classify``,

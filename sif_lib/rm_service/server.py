@@ -70,7 +70,7 @@ def somaxconn() -> int | None:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "RewardServer"
+    server: RewardServer
     protocol_version = "HTTP/1.1"
     error_endpoints = "endpoints are GET /health, GET /v1/models, POST /score and POST /classify"
 
@@ -308,8 +308,8 @@ class RewardServer(ThreadingHTTPServer):
                 raise BadRequest(400, f"input[{index}] has {len(row)} tokens; this model takes at most {limit}")
             bad = next((t for t in row if not 0 <= t < self.vocab_size), None)
             if bad is not None:
-                raise BadRequest(400, f"input[{index}]: token id {bad} is outside the vocabulary "
-                                       f"(0..{self.vocab_size - 1})")
+                raise BadRequest(400, f"input[{index}]: token id {bad} is outside "
+                                      f"the vocabulary (0..{self.vocab_size - 1})")
         return ids
 
     def classify_reply(self, ids: list[list[int]], scores: list[float]) -> dict:

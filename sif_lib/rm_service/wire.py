@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+
 class BadRequest(Exception):
     def __init__(self, status: int, reason: str, close: bool = False):
         super().__init__(reason)
@@ -76,13 +77,14 @@ def parse_classify(body: bytes, max_inputs: int, served: str) -> tuple[list, int
         inputs: list = [raw]
     elif isinstance(raw, list) and raw and all(_is_id(x) for x in raw):
         inputs = [raw]
-    elif isinstance(raw, list) and raw and (all(isinstance(x, str) for x in raw) or all(isinstance(x, list) for x in raw)):
+    elif isinstance(raw, list) and raw and (all(isinstance(x, str) for x in raw)
+                                            or all(isinstance(x, list) for x in raw)):
         inputs = raw
     elif isinstance(raw, list) and not raw:
         raise BadRequest(400, "key 'input' must not be empty")
     else:
-        raise BadRequest(400, "key 'input' must be a string, a list of strings, a list of token ids or a list of "
-                               "token-id lists")
+        raise BadRequest(400, "key 'input' must be a string, a list of strings, "
+                              "a list of token ids or a list of token-id lists")
     if len(inputs) > max_inputs:
         raise BadRequest(413, f"too many inputs: {len(inputs)} (at most {max_inputs} per request)")
     for index, item in enumerate(inputs):

@@ -15,6 +15,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from sif_lib.config.params import Params
 from sif_lib.core.errors import StorageError
 from sif_lib.core.io import at_nearest_existing, free_bytes, human_bytes
 from sif_lib.policy import models
@@ -51,7 +52,7 @@ def model_bytes(spec: str) -> tuple[int | None, Path | None]:
     return (_dir_bytes(blobs) if blobs.is_dir() else None), None
 
 
-def estimate(params, stages: list[str]) -> dict:
+def estimate(params: Params, stages: list[str]) -> dict:
     """What the ``stages`` of a run under ``params`` write: ``{"outputs": bytes, "cache": bytes, "parts":
     [(what, bytes)], "unknown": [spec], "cache_dirs": [folder]}``."""
     policy, policy_cache = model_bytes(params.model.policy)
@@ -106,7 +107,7 @@ def check_cache_writable(folders: list[Path]) -> None:
                                f"{models.CACHE_HINT}") from None
 
 
-def check_space(params, stages: list[str], run_dir: Path, echo=print) -> dict:
+def check_space(params: Params, stages: list[str], run_dir: Path, echo=print) -> dict:
     """Refuse the run when a file system it writes has less free space than :func:`estimate` says it needs;
     warn below twice that. Returns the estimate."""
     need = estimate(params, stages)

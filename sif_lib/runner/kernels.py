@@ -21,7 +21,7 @@ from sif_lib.core.io import human_bytes
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
-def ipc_kernel_manager_class(socket_dir: Path, watch: "StageWatch | None" = None):
+def ipc_kernel_manager_class(socket_dir: Path, watch: StageWatch | None = None):
     """A kernel manager whose kernel talks over Unix sockets: a headless run opens no TCP ports, so other users
     of a shared GPU server cannot read the stage kernels' (unencrypted) traffic, and ipykernel does not warn.
     The sockets live in ``socket_dir`` (jupyter_client would put them in the kernel's working directory,
@@ -146,7 +146,7 @@ class StageWatch:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sif-stage-watch", daemon=True)
 
-    def __enter__(self) -> "StageWatch":
+    def __enter__(self) -> StageWatch:
         self._thread.start()
         return self
 

@@ -28,10 +28,17 @@ from pathlib import Path
 
 import yaml
 
-from sif_lib.config.params import load_params, read_params_file
+from sif_lib.config.params import Params, load_params, lookup, read_params_file
 from sif_lib.core.errors import InputError
-from sif_lib.core.io import (atomic_write_text, notebooks_dir, outputs_dir, read_json, recover_dirs, storage_error,
-                             write_json)
+from sif_lib.core.io import (
+    atomic_write_text,
+    notebooks_dir,
+    outputs_dir,
+    read_json,
+    recover_dirs,
+    storage_error,
+    write_json,
+)
 from sif_lib.policy.answers import BASE_ANSWER_CACHES, copy_answer_caches
 from sif_lib.policy.models import parse_spec
 from sif_lib.runner import progress
@@ -39,7 +46,8 @@ from sif_lib.runner.disk_space import check_space
 from sif_lib.runner.kernels import StageWatch, ipc_kernel_manager_class, stop_children
 from sif_lib.runner.runlock import hold, process_alive, process_record, run_dir_for
 from sif_lib.runner.seed_runs import first_unfinished, plan_seeds, seed_step
-from sif_lib.runner.stage_table import STAGE_NAMES, enabled, select, stage as stage_entry
+from sif_lib.runner.stage_table import STAGE_NAMES, enabled, select
+from sif_lib.runner.stage_table import stage as stage_entry
 
 _VERSIONED = ["sif-lib", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "papermill",
               "vllm", "deepspeed", "bitsandbytes"]
@@ -133,7 +141,7 @@ def stage_lines(run_dir: Path) -> list[str]:
     return lines
 
 
-def preflight(params, source: str) -> None:
+def preflight(params: Params, source: str) -> None:
     """Checks that would otherwise fail minutes into a run: model specs must point at something real."""
     parse_spec(params.model.policy, key=f"{source}: key 'model.policy'")
     if params.reward_model.backbone:
@@ -180,7 +188,7 @@ def _params_read(source: Path, stage_record: dict, name: str) -> list[str] | Non
     return None
 
 
-def reuse_stages(source: Path, run_dir: Path, stages: list[str], params) -> dict:
+def reuse_stages(source: Path, run_dir: Path, stages: list[str], params: Params) -> dict:
     """Copy what ``stages`` wrote in the run ``source`` (artifacts, metrics, executed notebooks) into the new
     ``run_dir``; returns their manifest records, marked ``reused_from``. Refused, before anything is copied,
     when one of them is not ``ok`` there, or when a params field it read there differs here. Copies, not links: a
@@ -198,7 +206,7 @@ def reuse_stages(source: Path, run_dir: Path, stages: list[str], params) -> dict
         read = _params_read(source, record, name)
         keys = read if read is not None else [section for section in ours if section != "description"]
         for dotted in keys:
-            key = _differing_key(_lookup(theirs, dotted), _lookup(ours, dotted), dotted)
+            key = _differing_key(lookup(theirs, dotted), lookup(ours, dotted), dotted)
             if key:
                 raise InputError(f"--reuse {source}: params key '{key}' differs from that run's, which "
                                  f"{name} read: rerun from {name}, or give it the same value")
@@ -215,11 +223,6 @@ def reuse_stages(source: Path, run_dir: Path, stages: list[str], params) -> dict
         copied[name] = {**records[name], "reused_from": str(source.resolve())}
     return copied
 
-
-def _lookup(data: dict, dotted: str):
-    section, _, key = dotted.partition(".")
-    value = data.get(section)
-    return value.get(key) if key and isinstance(value, dict) else (None if key else value)
 
 
 def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage: str | None = None,

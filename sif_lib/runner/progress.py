@@ -190,7 +190,7 @@ class Watcher:
         self._drawn = 0  # characters of the line now on the terminal
         self.began = time.monotonic()
 
-    def __enter__(self) -> "Watcher":
+    def __enter__(self) -> Watcher:
         self.began = time.monotonic()
         self._thread.start()
         return self

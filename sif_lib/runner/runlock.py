@@ -29,7 +29,7 @@ from sif_lib.core.io import outputs_dir, storage_error
 from sif_lib.runner.seed_runs import plan_seeds
 
 LOCK_NAME = "run.lock"
-_HELD: dict[Path, "RunLock"] = {}  # locks this process holds, by lock path, with their depth
+_HELD: dict[Path, RunLock] = {}  # locks this process holds, by lock path, with their depth
 
 
 def process_record() -> dict:
@@ -119,7 +119,7 @@ class RunLock:
         self.depth = 0
         self.made_dir = False
 
-    def acquire(self, echo=print) -> "RunLock":
+    def acquire(self, echo=print) -> RunLock:
         key = self.path.absolute()
         held = _HELD.get(key)
         if held is not None:
@@ -183,7 +183,7 @@ class RunLock:
             except OSError:
                 pass
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         return self
 
     def __exit__(self, *exc) -> None:

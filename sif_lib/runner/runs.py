@@ -34,7 +34,6 @@ from sif_lib.core.errors import InputError
 from sif_lib.core.io import atomic_write_text, peak_gpu_mib, peak_rss_mib, read_json, write_json
 from sif_lib.runner.stage_table import producer, stage_name
 
-
 COLD_START_POLICY = ("cold_start", "policy")  # where stage 00 saves the thinking policy
 
 
@@ -54,7 +53,7 @@ class RunContext:
 
     @classmethod
     def open(cls, run_dir: str | Path, params_file: str | Path | None = None,
-             overrides: dict | None = None, cold_start_stage: bool = False) -> "RunContext":
+             overrides: dict | None = None, cold_start_stage: bool = False) -> RunContext:
         """Open (creating if needed) a run directory.
 
         ``run_dir`` and ``params_file``, when relative, are relative to the current directory, as any path given

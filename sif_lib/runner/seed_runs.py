@@ -13,9 +13,9 @@ import datetime as dt
 import json
 import os
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from sif_lib.core.errors import InputError
 from sif_lib.runner.stage_table import STAGE_NAMES, done, stage
@@ -84,8 +84,8 @@ def plan_seeds(params_file: str | Path, seeds: str | Sequence[int], outputs: str
 
 
 def first_unfinished(run_dir: Path, stages: Sequence[str]) -> str | None:
-    """The first of ``stages`` that is neither ``ok`` nor ``skipped`` in ``run_dir``'s manifest (all of them when there is none);
-    None when every one is."""
+    """The first of ``stages`` that is neither ``ok`` nor ``skipped`` in ``run_dir``'s manifest (all of them when there
+    is none); None when every one is."""
     try:
         records = json.loads((run_dir / "manifest.json").read_text()).get("stages") or {}
     except (OSError, ValueError, AttributeError):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sif_lib.config.params import Params
 from sif_lib.core.errors import InputError
 
 
@@ -66,7 +67,7 @@ def stage(value: str) -> Stage:
     raise InputError(f"unknown stage '{value}'; stages are: {', '.join(STAGE_NAMES)}")
 
 
-def enabled(name: str, params) -> bool:
+def enabled(name: str, params: Params) -> bool:
     """Whether a stage runs under these params (a stage with no ``enabled_by`` always does)."""
     field = _BY_NAME[name].enabled_by
     return field is None or bool(params.value(field))

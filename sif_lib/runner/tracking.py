@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
+
+from sif_lib.config.params import Params
 
 FOLDER = "tensorboard"  # <run>/tensorboard/<stage>
 _ENV = "TENSORBOARD_LOGGING_DIR"  # where transformers' TensorBoardCallback writes (it has no logging_dir field)
 
 
-def report_to(params) -> str:
+def report_to(params: Params) -> str:
     """``run.report_to``, not counted as read."""
     return params.value("run.report_to")
 
@@ -35,7 +38,7 @@ def log_dir(run_root: Path, stage: str) -> Path:
     return Path(run_root) / FOLDER / stage
 
 
-def config_kwargs(params, where: Path | None) -> dict[str, Any]:
+def config_kwargs(params: Params, where: Path | None) -> dict[str, Any]:
     """The keywords of a trainer's config (``TrainingArguments`` and TRL's subclasses) that say where it reports.
     ``where`` is the stage's :func:`log_dir` (or a folder in it); None reports nowhere (a side training, such as
     the reward model's learning-curve subsets)."""
@@ -50,7 +53,7 @@ def config_kwargs(params, where: Path | None) -> dict[str, Any]:
 
 
 @contextmanager
-def trainer_logs(params, where: Path | None, fresh: bool, main_process: bool = True) -> Iterator[None]:
+def trainer_logs(params: Params, where: Path | None, fresh: bool, main_process: bool = True) -> Iterator[None]:
     """Around the construction of a trainer: with tensorboard, its callback is pointed at ``where`` (read from
     the environment when the trainer is built), and ``fresh`` (not a resume) clears earlier event files there."""
     if where is None or report_to(params) != "tensorboard":
@@ -69,7 +72,7 @@ def trainer_logs(params, where: Path | None, fresh: bool, main_process: bool = T
             os.environ[_ENV] = before
 
 
-def write_scalars(params, where: Path, points: Mapping[int, Mapping[str, float | None]]) -> bool:
+def write_scalars(params: Params, where: Path, points: Mapping[int, Mapping[str, float | None]]) -> bool:
     """Write ``{step: {tag: value}}`` to a fresh event file in ``where`` (earlier ones there are removed), with
     tensorboard on; a None value is left out. Returns whether anything was written."""
     if report_to(params) != "tensorboard":

@@ -14,7 +14,7 @@ import hashlib
 import html
 import json
 import random
-from typing import Callable
+from collections.abc import Callable
 
 from sif_lib.cold_start.sft import train_sft
 from sif_lib.cold_start.sft_set import cold_start_math, instruction_rows, math_rows, sft_examples
@@ -27,7 +27,7 @@ from sif_lib.policy.answers import PolicyRunner, spec_policy
 from sif_lib.policy.generation import Sampling
 from sif_lib.policy.models import load_tokenizer
 from sif_lib.runner import tracking
-from sif_lib.runner.runs import COLD_START_POLICY
+from sif_lib.runner.runs import COLD_START_POLICY, RunContext
 from sif_lib.runner.stage_table import stage_of_module
 from sif_lib.synthesis import stepped_math
 from sif_lib.synthesis.instructions import compose_cold_start
@@ -38,7 +38,7 @@ CHECK_PER_KIND = 8   # items of each kind held back from the SFT set and answere
 DATA = ("data", "cold_start.jsonl")
 
 
-def build_rows(ctx, echo: Callable[[str], None] = print) -> list[dict]:
+def build_rows(ctx: RunContext, echo: Callable[[str], None] = print) -> list[dict]:
     """Every cold-start row, split ``sft`` or ``check``; the base policy answers the instruction items."""
     params, cs = ctx.params, ctx.params.cold_start
     math = math_rows(cold_start_math(params))
@@ -56,7 +56,7 @@ def build_rows(ctx, echo: Callable[[str], None] = print) -> list[dict]:
     return rows
 
 
-def greedy_answers(ctx, spec: str, name: str, folder: str, prompts: list[str],
+def greedy_answers(ctx: RunContext, spec: str, name: str, folder: str, prompts: list[str],
                    echo: Callable[[str], None]) -> list[str]:
     """Greedy answers of ``spec`` to ``prompts`` with the math token budget (cached in ``cold_start/<folder>``)."""
     params = ctx.params
@@ -75,7 +75,7 @@ def check_figures(rows: list[dict], texts: list[str], tokenizer=None) -> dict:
             "math": {"n": len(math), "strict": sum(strict), "flexible": sum(flexible)}}
 
 
-def level_check(ctx, spec: str, echo: Callable[[str], None]) -> dict | None:
+def level_check(ctx: RunContext, spec: str, echo: Callable[[str], None]) -> dict | None:
     """The SFT policy's greedy accuracy on ``cold_start.level_check_items`` stepped problems per level, strict and
     flexible, each with its exact 95% interval (None when the check is off)."""
     params, n = ctx.params, ctx.params.cold_start.level_check_items
@@ -97,7 +97,7 @@ def _data_hash(rows: list[dict]) -> str:
     return hashlib.sha1(json.dumps(rows, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def run(ctx, echo: Callable[[str], None] = print, progress: bool = True) -> dict:
+def run(ctx: RunContext, echo: Callable[[str], None] = print, progress: bool = True) -> dict:
     params, cs = ctx.params, ctx.params.cold_start
     if not cs.enabled:
         metrics = {"enabled": False, "note": "cold_start.enabled is false: the policy is used as it is"}
@@ -178,7 +178,8 @@ def check_table_html(metrics: dict) -> str:
     for label, get in (
             ("answers closing &lt;/think&gt;", lambda f: f"{f['thinking']['closed']}/{f['thinking']['n']}"),
             ("mean thinking length (tokens, closed answers)",
-             lambda f: "–" if f["thinking"]["mean_think_tokens"] is None else f"{f['thinking']['mean_think_tokens']:.0f}"),
+             lambda f: ("–" if f["thinking"]["mean_think_tokens"] is None
+                        else f"{f['thinking']['mean_think_tokens']:.0f}")),
             ("math solved, strict \\boxed{} after &lt;/think&gt;", lambda f: f"{f['math']['strict']}/{f['math']['n']}"),
             ("math solved, flexible (last number)", lambda f: f"{f['math']['flexible']}/{f['math']['n']}")):
         lines.append(f"<tr><td>{label}</td><td>{get(check['base'])}</td><td>{get(check['sft'])}</td></tr>")
@@ -206,7 +207,9 @@ def examples_html(metrics: dict) -> str:
     for ex in metrics["examples"]:
         parts.append(
             f"<tr><td style='vertical-align:top'><b>{ex['kind']}</b><br>{html.escape(ex['prompt'][:300])}</td>"
-            f"<td style='vertical-align:top'><pre style='white-space:pre-wrap'>{html.escape(ex['base'][:700])}</pre></td>"
-            f"<td style='vertical-align:top'><pre style='white-space:pre-wrap'>{html.escape(ex['sft'][:700])}</pre></td></tr>")
+            f"<td style='vertical-align:top'><pre "
+            f"style='white-space:pre-wrap'>{html.escape(ex['base'][:700])}</pre></td>"
+            f"<td style='vertical-align:top'><pre "
+            f"style='white-space:pre-wrap'>{html.escape(ex['sft'][:700])}</pre></td></tr>")
     return ("<table><tr><th>check prompt</th><th>base policy</th><th>after SFT</th></tr>" + "".join(parts)
             + "</table>")

@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import html
 from collections import Counter
-from typing import Callable
+from collections.abc import Callable
 
 from sif_lib.cold_start.sft_set import cold_start_questions
+from sif_lib.config.params import Params
 from sif_lib.constraints.soft import SOFT_CATEGORIES
 from sif_lib.core.display import badge_html
 from sif_lib.core.io import write_jsonl
+from sif_lib.runner.runs import RunContext
 from sif_lib.runner.stage_table import stage_of_module
-from sif_lib.synthesis.instructions import (compose_instructions, compose_reasoning, dataset_rows, reasoning_count,
-                                            save_splits, synthesis_metrics)
+from sif_lib.synthesis.instructions import (
+    compose_instructions,
+    compose_reasoning,
+    dataset_rows,
+    reasoning_count,
+    save_splits,
+    synthesis_metrics,
+)
 from sif_lib.synthesis.params_checks import check_constraint_ids
 from sif_lib.synthesis.paraphrase import paraphrase_instructions, policy_paraphraser
 from sif_lib.synthesis.seeds import load_seeds
@@ -25,7 +33,7 @@ from sif_lib.synthesis.seeds import load_seeds
 STAGE = stage_of_module(__name__)
 
 
-def synthesize(params, seeds, paraphraser: Callable[[list[str]], list[str]] | None = None
+def synthesize(params: Params, seeds, paraphraser: Callable[[list[str]], list[str]] | None = None
                ) -> tuple[list[dict], list[dict]]:
     """Instructions (train then held-out) and reasoning items (train then held-out).
 
@@ -41,7 +49,7 @@ def synthesize(params, seeds, paraphraser: Callable[[list[str]], list[str]] | No
     return instructions, items
 
 
-def run(ctx) -> dict:
+def run(ctx: RunContext) -> dict:
     """Load seeds, synthesize, write ``data/instructions.jsonl``, ``data/reasoning.jsonl``,
     ``data/instructions/`` and the stage metrics; returns the metrics."""
     params = ctx.params
@@ -94,7 +102,8 @@ def counts_table_html(metrics: dict) -> str:
         "hard share": f"{metrics['hard_share']:.1%}",
         "soft categories covered": f"{metrics['soft_categories_covered']} / 25",
         "hard ids covered": metrics["hard_ids_covered"],
-        "math items (train / held-out)": f"{metrics['reasoning_items']['train']} / {metrics['reasoning_items']['heldout']}",
+        "math items (train / held-out)":
+            f"{metrics['reasoning_items']['train']} / {metrics['reasoning_items']['heldout']}",
     }
     if "seeds" in metrics:
         summary["seeds loaded / skipped"] = f"{metrics['seeds']['loaded']} / {metrics['seeds']['skipped']}"

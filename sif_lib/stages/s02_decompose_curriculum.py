@@ -9,6 +9,7 @@ import html
 
 from sif_lib.core.display import badge_html
 from sif_lib.core.io import read_jsonl, write_jsonl
+from sif_lib.runner.runs import RunContext
 from sif_lib.runner.stage_table import stage_of_module
 from sif_lib.synthesis.curriculum import build_curriculum, check_instructions, dataset_rows, level_stats
 from sif_lib.synthesis.instructions import save_splits
@@ -16,7 +17,7 @@ from sif_lib.synthesis.instructions import save_splits
 STAGE = stage_of_module(__name__)
 
 
-def run(ctx) -> dict:
+def run(ctx: RunContext) -> dict:
     """Read ``data/instructions.jsonl``; write ``data/curriculum.jsonl``, ``data/curriculum/`` and the metrics."""
     source = ctx.require("data", "instructions.jsonl")
     instructions = read_jsonl(source)

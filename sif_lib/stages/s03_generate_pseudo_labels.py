@@ -10,21 +10,23 @@ from __future__ import annotations
 import html
 import math
 
+from sif_lib.core.display import percent
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import write_jsonl
 from sif_lib.labels.pseudo_labels import PSEUDO_LABELS, audit_hard_pseudo_labels, build_pairs, pair_counts
 from sif_lib.labels.rollouts import CURRICULUM, load_rollouts, read_ladders, run_rollouts
+from sif_lib.runner.runs import RunContext
 from sif_lib.runner.stage_table import stage_of_module
 
 STAGE = stage_of_module(__name__)
 
 
-def generate_rollouts(ctx, generator=None, progress: bool = True) -> dict:
+def generate_rollouts(ctx: RunContext, generator=None, progress: bool = True) -> dict:
     """Part 1: answer every pending (sub-instruction, sample) of the selected ladders (resumable)."""
     return run_rollouts(ctx, generator=generator, progress=progress)
 
 
-def make_pseudo_labels(ctx, rollout_summary: dict | None = None) -> dict:
+def make_pseudo_labels(ctx: RunContext, rollout_summary: dict | None = None) -> dict:
     """Build ``data/pseudo_labels.jsonl`` from the rollouts, audit it, write the stage metrics, return them.
 
     ``rollout_summary`` is what ``run_rollouts`` returned in this session (timing included); without it only
@@ -55,7 +57,7 @@ def make_pseudo_labels(ctx, rollout_summary: dict | None = None) -> dict:
     return metrics
 
 
-def run(ctx) -> dict:
+def run(ctx: RunContext) -> dict:
     """The whole stage: rollouts, then pseudo-labels and their audit."""
     return make_pseudo_labels(ctx, generate_rollouts(ctx))
 
@@ -64,10 +66,11 @@ def run(ctx) -> dict:
 # What notebook 03 shows
 
 
-def _pct(value: float | None, ci: list[float] | None = None) -> str:
+def _rate_html(value: float | None, ci: list[float] | None = None) -> str:
+    """A rate in percent, with its interval in small print when there is one."""
     if value is None:
         return "–"
-    text = f"{100 * value:.1f}%"
+    text = f"{percent(value)}%"
     return text + (f" <small>[{100 * ci[0]:.0f}, {100 * ci[1]:.0f}]</small>" if ci else "")
 
 
@@ -85,9 +88,9 @@ def audit_html(audit: dict) -> str:
 
     def line(name: str, s: dict) -> list[str]:
         gap = "–" if s["steering_gap"] is None else f"{100 * s['steering_gap']:+.1f} pts"
-        return [name, str(s["n"]), _pct(s["accuracy"], s["accuracy_ci95"]),
-                _pct(s["positive_rate"], s["positive_rate_ci95"]), _pct(s["negative_rate"], s["negative_rate_ci95"]),
-                gap]
+        return [name, str(s["n"]), _rate_html(s["accuracy"], s["accuracy_ci95"]),
+                _rate_html(s["positive_rate"], s["positive_rate_ci95"]),
+                _rate_html(s["negative_rate"], s["negative_rate_ci95"]), gap]
 
     levels = [line("<b>all levels</b>", audit["overall"])]
     levels += [line(f"L{k}", s) for k, s in audit["per_level"].items()]
@@ -98,7 +101,7 @@ def audit_html(audit: dict) -> str:
         ["pairs", "concordant", "tie (both met)", "tie (neither)", "discordant", "agreement (no contradiction)",
          "strict agreement", "tau (untied)"],
         [[str(pw["pairs"]), str(pw["concordant"]), str(pw["tie_both"]), str(pw["tie_neither"]), str(pw["discordant"]),
-          _pct(pw["agreement"], pw["agreement_ci95"]), _pct(pw["strict_agreement"]), tau]])
+          _rate_html(pw["agreement"], pw["agreement_ci95"]), _rate_html(pw["strict_agreement"]), tau]])
     return ("<h4>Hard-constraint pseudo-labels against the verifier</h4>" + _table(header, levels)
             + "<p><small>Brackets: Wilson 95% intervals.</small></p>"
             + "<h4>By hard constraint</h4>" + _table(header, ids)

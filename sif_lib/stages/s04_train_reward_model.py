@@ -2,8 +2,9 @@
 
 Writes ``rm/`` (the model, its tokenizer, ``sif_rm.json``, a model card, ``eval_scores.jsonl`` with each held-out
 pair's probability and ``degenerate_scores.jsonl`` with those of held-out clean answers and their degenerate
-variants), and with ``reward_model.check_model`` a second model trained on the other half of the instructions in ``rm_check/``. The logic is
-:mod:`sif_lib.reward_model.training`; its input is :mod:`sif_lib.reward_model.rm_input`.
+variants), and with ``reward_model.check_model`` a second model trained on the other half of the instructions in
+``rm_check/``. The logic is :mod:`sif_lib.reward_model.training`; its input is
+:mod:`sif_lib.reward_model.rm_input`.
 """
 
 from __future__ import annotations
@@ -12,15 +13,16 @@ import math
 import shutil
 
 from sif_lib.reward_model.degenerate_negatives import summary_rows
-from sif_lib.reward_model.training import load_pairs, train_reward_model
 from sif_lib.reward_model.training import fmt as _fmt
+from sif_lib.reward_model.training import load_pairs, train_reward_model
 from sif_lib.runner import tracking
+from sif_lib.runner.runs import RunContext
 from sif_lib.runner.stage_table import stage_of_module
 
 STAGE = stage_of_module(__name__)
 
 
-def run(ctx, progress: bool = True) -> dict:
+def run(ctx: RunContext, progress: bool = True) -> dict:
     """Read ``data/pseudo_labels.jsonl``, write ``rm/`` and ``metrics/04_train_reward_model.json``."""
     rows = load_pairs(ctx.require("data", "pseudo_labels.jsonl"))
     check_dir = ctx.path("rm_check")

@@ -15,15 +15,22 @@ from typing import Any
 
 from sif_lib.core.stats import kendall_tau_b
 from sif_lib.rm_service.clients import make_scorer
+from sif_lib.runner.runs import RunContext
 from sif_lib.runner.stage_table import stage_of_module
 from sif_lib.stages.s05_analysis.judge import GenerativeJudge
-from sif_lib.stages.s05_analysis.ranking import (Group, GroupScores, agreement, build_groups, load_run_responses,
-                                                 score_groups)
+from sif_lib.stages.s05_analysis.ranking import (
+    Group,
+    GroupScores,
+    agreement,
+    build_groups,
+    load_run_responses,
+    score_groups,
+)
 
 STAGE = stage_of_module(__name__)
 
 
-def run(ctx, scorer: Any = None, progress: bool = True) -> dict:
+def run(ctx: RunContext, scorer: Any = None, progress: bool = True) -> dict:
     """Ranking agreement of the RM with the verifier, and its cost against a generative judge."""
     params = ctx.params
     instructions, responses = load_run_responses(ctx)
@@ -198,6 +205,7 @@ def groups_table(metrics: dict):
     import pandas as pd  # heavy: only where a table is shown
 
     return pd.DataFrame([{
-        "instruction": g["instruction_id"], "RM held-out": g.get("rm_heldout"), "responses": ", ".join(g["sources"]), "satisfied (truth)": g["truth"],
+        "instruction": g["instruction_id"], "RM held-out": g.get("rm_heldout"),
+        "responses": ", ".join(g["sources"]), "satisfied (truth)": g["truth"],
         "RM score": g["rm_scores"], "RM tau": _fmt(g["rm_tau"]), "judge score": g["judge_scores"],
     } for g in metrics.get("groups", [])])

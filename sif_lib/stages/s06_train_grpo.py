@@ -23,12 +23,13 @@ from sif_lib.policy.answers import base_policy, grpo_dir, trained_policy
 from sif_lib.reward_model.scorer import RewardScorer
 from sif_lib.rm_service.clients import make_scorer
 from sif_lib.runner import tracking
+from sif_lib.runner.runs import RunContext
 from sif_lib.runner.stage_table import stage_of_module
 
 STAGE = stage_of_module(__name__)
 
 
-def run(ctx, echo=print) -> dict:
+def run(ctx: RunContext, echo=print) -> dict:
     """Probe before, train (in-process or via ``accelerate launch``), merge, probe after, metrics."""
     params = ctx.params
     g = params.grpo
@@ -134,7 +135,7 @@ def probe_thinking(out) -> dict:
     return {**stats, "delta": compare_thinking(stats["before"], stats["after"])}
 
 
-def check_scorer(ctx):
+def check_scorer(ctx: RunContext):
     """The check reward model of stage 04 (``rm_check/``, with ``reward_model.check_model``), or None."""
     path = ctx.root / "rm_check"
     if not (path / "config.json").is_file():
@@ -244,7 +245,7 @@ def summary_table(metrics: dict):
     flips = metrics["probe"].get("hard_flips")
     if flips:
         rows["probe hard checks gained / lost"] = (f"{flips['gained']} / {flips['lost']} of {flips['paired']} "
-                                                  f"(sign test p = {flips['sign_test_p']})")
+                                                   f"(sign test p = {flips['sign_test_p']})")
     rows.update(degenerate_rows(metrics["probe"].get("degenerate")))
     repetition = metrics["probe"].get("repetition")
     if repetition:

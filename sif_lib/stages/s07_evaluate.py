@@ -20,15 +20,21 @@ and figures the notebook shows (and ``report.html`` keeps) are :mod:`sif_lib.eva
 from __future__ import annotations
 
 import datetime as dt
-from typing import Callable
+from collections.abc import Callable
 
 from sif_lib.constraints.repetition import repetition_summary
 from sif_lib.core.io import atomic_write_text, write_json
 from sif_lib.evaluation.degenerate_figures import degenerate_figures
 from sif_lib.evaluation.generate import EVAL_DIR, EvalInputs, generate_all
 from sif_lib.evaluation.report import summary_markdown
-from sif_lib.evaluation.scores import (generation_figures, score_holdout_stage, score_ifbench_stage,
-                                       score_ifeval_stage, score_reasoning_stage, scored_answers)
+from sif_lib.evaluation.scores import (
+    generation_figures,
+    score_holdout_stage,
+    score_ifbench_stage,
+    score_ifeval_stage,
+    score_reasoning_stage,
+    scored_answers,
+)
 from sif_lib.evaluation.thinking import thinking_summary
 from sif_lib.policy.models import load_tokenizer
 from sif_lib.runner.runs import RunContext

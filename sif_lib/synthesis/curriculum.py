@@ -25,7 +25,6 @@ from collections import Counter
 from sif_lib.core.errors import InputError
 from sif_lib.synthesis.instructions import compose_prompt
 
-
 # The paper's Table 1: level -> (instructions, soft constraints, hard constraints).
 PAPER_TABLE1 = {
     1: (2806, 1578, 1228),
@@ -98,8 +97,7 @@ def check_instructions(instructions: list[dict], source) -> None:
             raise InputError(f"{source}:{number}: 'constraints' must be a list")
         for c in inst["constraints"]:
             if not isinstance(c, dict) or not {"id", "kind", "category", "description", "kwargs"} <= set(c):
-                raise InputError(f"{source}:{number}: each constraint needs id, kind, category, description "
-                                 "and kwargs")
+                raise InputError(f"{source}:{number}: each constraint needs id, kind, category, description and kwargs")
 
 
 def dataset_rows(curriculum: list[dict]) -> list[dict]:

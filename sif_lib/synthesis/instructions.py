@@ -55,15 +55,22 @@ import json
 import random
 import shutil
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
-from sif_lib.constraints import (EXCLUDED_HARD_IDS, category_of, conflicts, get_constraint_class, usable_hard_ids,
-                                  usable_ifbench_ids)
+from sif_lib.config.params import Params
+from sif_lib.constraints import (
+    EXCLUDED_HARD_IDS,
+    category_of,
+    conflicts,
+    get_constraint_class,
+    usable_hard_ids,
+    usable_ifbench_ids,
+)
 from sif_lib.constraints.soft import SOFT_CATEGORIES, sample_soft_constraint, soft_conflicts_with_hard
 from sif_lib.core.errors import InputError
 from sif_lib.synthesis import math_items, stepped_math
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # Prompt text
@@ -259,13 +266,13 @@ def _compose_split(composer: _Composer, seeds: list, count: int, split: str, fir
     return out
 
 
-def _shuffled_seeds(params, seed_list: list) -> list:
+def _shuffled_seeds(params: Params, seed_list: list) -> list:
     shuffled = list(seed_list)
     random.Random(f"{params.run.seed}:seeds").shuffle(shuffled)
     return shuffled
 
 
-def cold_start_seed_count(params, available: int) -> int:
+def cold_start_seed_count(params: Params, available: int) -> int:
     """Seeds reserved for the cold start's instruction items (0 when it is off): the last of the shuffled list."""
     cs = params.cold_start
     if not cs.enabled or cs.n_instructions <= 0:
@@ -276,7 +283,7 @@ def cold_start_seed_count(params, available: int) -> int:
     return cs.n_instructions
 
 
-def compose_cold_start(params, seeds) -> list[dict]:
+def compose_cold_start(params: Params, seeds) -> list[dict]:
     """The cold start's instructions: one per reserved seed (no training or held-out instruction uses these
     seeds), composed like the training split but from their own random streams."""
     s = params.synthesis
@@ -291,7 +298,7 @@ def compose_cold_start(params, seeds) -> list[dict]:
     return [{**row, "id": f"cold-{row['id']}"} for row in rows]
 
 
-def compose_instructions(params, seeds) -> tuple[list[dict], dict]:
+def compose_instructions(params: Params, seeds) -> tuple[list[dict], dict]:
     """Training then held-out instructions, and a few figures about how they were drawn."""
     s = params.synthesis
     seed_list = list(getattr(seeds, "seeds", seeds))
@@ -344,7 +351,7 @@ def _math_record(item: dict, number: int, split: str, default_source: str) -> di
     return record
 
 
-def compose_reasoning(params, n_train: int, n_heldout: int, *,
+def compose_reasoning(params: Params, n_train: int, n_heldout: int, *,
                       exclude_questions: set[str] | None = None) -> tuple[list[dict], dict]:
     """``n_train`` training and ``n_heldout`` held-out math items; no question appears in both splits.
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import math
 import random
 import re
+from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import iter_numbered_jsonl
@@ -77,8 +77,8 @@ def _units(rng: random.Random, d: int) -> tuple[str, Fraction | str]:
     laps = rng.randint(2, (5, 10, 16)[d - 1])
     track = rng.choice((200, 250, 400, 500))
     days = rng.randint(3, (5, 7, 14)[d - 1])
-    q = (f"{name} runs {laps} laps of a {track}-metre track every day for {days} days. How many kilometres does "
-         f"{name} run in total?")
+    q = (f"{name} runs {laps} laps of a {track}-metre track every day for "
+         f"{days} days. How many kilometres does {name} run in total?")
     return q, Fraction(laps * track * days, 1000)
 
 
@@ -125,18 +125,17 @@ def _rates(rng: random.Random, d: int) -> tuple[str, Fraction | str]:
     if variant == 1:
         fill = rng.randint(3, (8, 15, 30)[d - 1])
         drain = fill + rng.randint(1, (6, 12, 20)[d - 1])
-        q = (f"A tap fills an empty tank in {fill} minutes, and an open drain empties a full tank in {drain} "
-             f"minutes. If the tap and the drain are both open, how many minutes does it take to fill the empty "
-             f"tank?")
+        q = (f"A tap fills an empty tank in {fill} minutes, and an open drain empties a full tank in {drain} minutes. "
+             "If the tap and the drain are both open, how many minutes does it take to fill the empty tank?")
         return q, Fraction(fill * drain, drain - fill)
     v1, v2 = rng.sample((10, 12, 15, 18, 20, 24, 30), 2)
     d1, d2 = v1 * rng.randint(1, 3), v2 * rng.randint(1, 3)
     if d < 3:
-        q = (f"{a} cycles {d1} km at {v1} km/h and then {d2} km at {v2} km/h. How many hours does the whole ride "
-             f"take?")
+        q = (f"{a} cycles {d1} km at {v1} km/h and then {d2} km at {v2} km/h. "
+             "How many hours does the whole ride take?")
         return q, Fraction(d1, v1) + Fraction(d2, v2)
-    q = (f"{a} cycles {d1} km at {v1} km/h and then {d2} km at {v2} km/h. What is {a}'s average speed for the "
-         f"whole ride, in km/h?")
+    q = (f"{a} cycles {d1} km at {v1} km/h and then {d2} km at {v2} km/h. "
+         f"What is {a}'s average speed for the whole ride, in km/h?")
     return q, Fraction(d1 + d2) / (Fraction(d1, v1) + Fraction(d2, v2))
 
 
@@ -159,8 +158,8 @@ def _ratios(rng: random.Random, d: int) -> tuple[str, Fraction | str]:
     parts = [rng.randint(1, (4, 6, 9)[d - 1]) for _ in range(3)]
     k = rng.choice((5, 10, 20, 25, 50) if d > 1 else (2, 5, 10))
     total = k * sum(parts)
-    q = (f"{x}, {y} and {z} share ${total} in the ratio {parts[0]}:{parts[1]}:{parts[2]}. How many dollars "
-         f"does {z} receive?")
+    q = (f"{x}, {y} and {z} share ${total} in the ratio "
+         f"{parts[0]}:{parts[1]}:{parts[2]}. How many dollars does {z} receive?")
     return q, Fraction(k * parts[2])
 
 
@@ -182,9 +181,9 @@ def _algebra(rng: random.Random, d: int) -> tuple[str, Fraction | str]:
         adult, child = rng.choice(((12, 7), (10, 4), (15, 8), (9, 5), (20, 11), (14, 6)))
         adults = rng.randint(5, (20, 60, 150)[d - 1])
         children = rng.randint(5, (20, 60, 150)[d - 1])
-        q = (f"A museum sells adult tickets for ${adult} and child tickets for ${child}. One day it sells "
-             f"{adults + children} tickets and takes ${adult * adults + child * children}. How many adult tickets "
-             f"did it sell?")
+        q = (f"A museum sells adult tickets for ${adult} and child tickets for ${child}. "
+             f"One day it sells {adults + children} tickets and takes "
+             f"${adult * adults + child * children}. How many adult tickets did it sell?")
         return q, Fraction(adults)
     k = rng.randint(3, (4, 6, 9)[d - 1])
     start = rng.randint(1, (30, 100, 500)[d - 1])
@@ -280,8 +279,8 @@ def _ages(rng: random.Random, d: int) -> tuple[str, Fraction | str]:
         diff = rng.randint(1, (10, 20, 30)[d - 1])
         years = rng.randint(1, (10, 15, 25)[d - 1])
         total = 2 * younger + diff + 2 * years
-        q = (f"{x} is {diff} years older than {y}. In {years} years, the sum of their ages will be {total}. "
-             f"How old is {y} now?")
+        q = (f"{x} is {diff} years older than {y}. In {years} years, the "
+             f"sum of their ages will be {total}. How old is {y} now?")
         return q, Fraction(younger)
     youngest = rng.randint(1, (10, 20, 40)[d - 1])
     gap_mid, gap_old = rng.randint(1, 6), rng.randint(1, 6)
@@ -310,9 +309,9 @@ def _geometry(rng: random.Random, d: int) -> tuple[str, Fraction | str]:
         return q, Fraction(2 * (length + width))
     big_l, big_w = rng.randint(6, 20), rng.randint(6, 16)
     cut_l, cut_w = rng.randint(2, big_l - 2), rng.randint(2, big_w - 2)
-    q = (f"An L-shaped room is made by removing a {cut_l} m by {cut_w} m rectangle from one corner of a {big_l} m by "
-         f"{big_w} m rectangle. The floor is covered with tiles that each cover 1 square metre. How many tiles are "
-         f"needed?")
+    q = (f"An L-shaped room is made by removing a {cut_l} m by {cut_w} m rectangle "
+         f"from one corner of a {big_l} m by {big_w} m rectangle. The floor is covered "
+         "with tiles that each cover 1 square metre. How many tiles are needed?")
     return q, Fraction(big_l * big_w - cut_l * cut_w)
 
 
@@ -376,7 +375,7 @@ def generate_math_items(n: int, seed: int, difficulty: int | None = 2,
     for index in range(n):
         family = next(families)
         level = difficulty if difficulty is not None else rng.randint(1, 3)
-        question, answer = draw_unseen(lambda: FAMILIES[family](rng, level), seen, 50)
+        question, answer = draw_unseen(lambda family=family, level=level: FAMILIES[family](rng, level), seen, 50)
         items.append({
             "id": f"{SOURCE}-{seed}-{index:05d}",
             "question": question,

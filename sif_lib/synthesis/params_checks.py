@@ -37,8 +37,8 @@ def check_constraint_ids(params: Params, source: str) -> None:
         if unknown:
             close = difflib.get_close_matches(unknown[0], usable, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise InputError(f"{source}: key 'synthesis.hard_ids': {unknown[0]!r} is not a usable hard constraint "
-                             f"id{hint}")
+            raise InputError(f"{source}: key 'synthesis.hard_ids': {unknown[0]!r} "
+                             f"is not a usable hard constraint id{hint}")
     ifbench_ids = params.value("synthesis.ifbench_ids")
     if ifbench_ids is not None:
         _check_ifbench_ids(ifbench_ids, source)

@@ -11,8 +11,9 @@ then records ``paraphrased`` and, when rewritten, ``original_description``.
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
+from sif_lib.config.params import Params
 from sif_lib.constraints import answer_text
 from sif_lib.constraints.hard import LANGUAGE_NAMES
 from sif_lib.policy.generation import ChatGenerator, Sampling
@@ -159,7 +160,7 @@ def paraphrase_instructions(instructions: list[dict], generate: Callable[[list[s
     return {"paraphrase_requests": len(originals), "paraphrased_constraints": kept}
 
 
-def policy_paraphraser(params) -> Callable[[list[str]], list[str]]:
+def policy_paraphraser(params: Params) -> Callable[[list[str]], list[str]]:
     """Greedy rewrites by the policy model through :class:`~sif_lib.policy.generation.ChatGenerator`."""
     generator = ChatGenerator(params.model.policy, dtype=params.run.dtype, device=params.run.device,
                               system_prompt=params.model.system_prompt, enable_thinking=params.model.enable_thinking)

@@ -17,8 +17,8 @@ reader to decide which operation to use beyond what the template states.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from fractions import Fraction
-from typing import Callable
 
 from sif_lib.core.errors import InputError
 from sif_lib.synthesis.math_items import dealt, draw_unseen, format_exact, make_prompt
@@ -118,8 +118,8 @@ def _sharing(rng: random.Random, steps: int) -> tuple[str, _Work]:
     w = _Work()
     if steps == 1:
         w.op(f"{thing} per child", shared, "/", kids)
-        return (f"{name} shares {shared} {thing} equally among {kids} children. How many {thing} does each "
-                f"child get?"), w
+        return (f"{name} shares {shared} {thing} equally among {kids} "
+                f"children. How many {thing} does each child get?"), w
     if steps == 2:
         box = rng.choice([d for d in range(2, 13) if shared % d == 0 and d < shared])
         total = w.op(f"{thing} in all", shared // box, "*", box)
@@ -154,8 +154,8 @@ def _recipes(rng: random.Random, steps: int) -> tuple[str, _Work]:
     w = _Work()
     if steps == 1:
         w.op("flour", flour, "*", batches)
-        return (f"One batch of {dish} needs {flour} grams of flour. How many grams of flour do {batches} batches "
-                f"need?"), w
+        return (f"One batch of {dish} needs {flour} grams of flour. How "
+                f"many grams of flour do {batches} batches need?"), w
     k = w.op("batches", per * batches, "/", per)
     need = w.op("flour", k, "*", flour)
     text = f"A recipe for {per} {dish} uses {flour} grams of flour"
@@ -231,13 +231,13 @@ def _areas(rng: random.Random, steps: int) -> tuple[str, _Work]:
     whole = w.op("whole area", length, "*", width)
     shed = w.op("area of the shed", cut_l, "*", cut_w)
     free = w.op("area left", whole, "-", shed)
-    text = (f"A rectangular {place} is {length} m long and {width} m wide. A shed of {cut_l} m by {cut_w} m stands "
-            f"on it.")
+    text = (f"A rectangular {place} is {length} m long and {width} m "
+            f"wide. A shed of {cut_l} m by {cut_w} m stands on it.")
     if steps == 3:
         return f"{text} How many square metres are not covered by the shed?", w
     w.op("bags of seed", free, "/", cover)
-    return (f"{text} The rest is sown with grass seed, and one bag of seed covers {cover} square metres. How many "
-            f"bags are needed?"), w
+    return (f"{text} The rest is sown with grass seed, and one bag of seed "
+            f"covers {cover} square metres. How many bags are needed?"), w
 
 
 FAMILIES: dict[str, Family] = {
@@ -265,7 +265,7 @@ def generate_stepped_items(n: int, seed: int | str, steps: int) -> list[dict]:
     for index in range(n):
         family = next(families)
         question, work = draw_unseen(
-            lambda: FAMILIES[family](rng, steps if steps < 3 else rng.choice((3, 4))), seen, _REDRAWS)
+            lambda family=family: FAMILIES[family](rng, steps if steps < 3 else rng.choice((3, 4))), seen, _REDRAWS)
         items.append({
             "id": f"{SOURCE}-{seed}-{index:05d}",
             "question": question,

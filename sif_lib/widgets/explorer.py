@@ -17,7 +17,7 @@ The same object has a programmatic API, used by the tests and handy in a noteboo
 from __future__ import annotations
 
 import html
-from typing import Iterable
+from collections.abc import Iterable
 
 import ipywidgets as w
 
@@ -45,7 +45,7 @@ def _ladders(rows: Iterable[dict]) -> dict[str, list[dict]]:
             ladders[row["id"]] = decompose(row)
         else:
             raise ValueError(f"row {row.get('id', '?')!r} is neither a curriculum row nor an instruction")
-    for parent, ladder in ladders.items():
+    for ladder in ladders.values():
         ladder.sort(key=lambda r: r["level"])
     return ladders
 
@@ -94,7 +94,7 @@ class CurriculumExplorer:
     def instruction_ids(self) -> list[str]:
         return list(self._ladders)
 
-    def select(self, instruction_id: str) -> "CurriculumExplorer":
+    def select(self, instruction_id: str) -> CurriculumExplorer:
         """Show an instruction (``inst-00007``, top level selected) or one level of it (``inst-00007-L2``)."""
         parent, level = instruction_id, None
         if instruction_id not in self._ladders and "-L" in instruction_id:
@@ -112,7 +112,7 @@ class CurriculumExplorer:
             self.level.value = level
         return self
 
-    def set_response(self, text: str) -> "CurriculumExplorer":
+    def set_response(self, text: str) -> CurriculumExplorer:
         self.response.value = text
         return self
 

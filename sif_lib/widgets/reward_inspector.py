@@ -19,12 +19,14 @@ Programmatic API, used by the tests and handy in a notebook::
 from __future__ import annotations
 
 import html
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import ipywidgets as w
 
 from sif_lib.reward.composite import extract, score_instruction
 from sif_lib.rm_service.clients import make_scorer
+from sif_lib.runner.runs import RunContext
 from sif_lib.stages.s05_analysis.ranking import load_run_responses
 
 _CUSTOM = -1
@@ -67,7 +69,7 @@ class RewardInspector:
         self._show_instruction(self.instruction.value)
 
     @classmethod
-    def from_run(cls, ctx: Any, scorer: Any = None, max_instructions: int = 200) -> "RewardInspector":
+    def from_run(cls, ctx: RunContext, scorer: Any = None, max_instructions: int = 200) -> RewardInspector:
         """Instructions that have responses in the run, with those responses (rollouts and pseudo-label pairs)."""
         instructions, responses = load_run_responses(ctx)
         by_id: dict[str, list[str]] = {}
@@ -82,7 +84,7 @@ class RewardInspector:
 
     # -- programmatic API ------------------------------------------------------------------------------------
 
-    def select(self, instruction_id: str, response_index: int = 0) -> "RewardInspector":
+    def select(self, instruction_id: str, response_index: int = 0) -> RewardInspector:
         """Show an instruction and one of its responses (0-based)."""
         if instruction_id not in self.instructions:
             raise KeyError(f"unknown instruction {instruction_id!r}")
@@ -95,7 +97,7 @@ class RewardInspector:
         self._show_response(response_index)
         return self
 
-    def set_response(self, text: str) -> "RewardInspector":
+    def set_response(self, text: str) -> RewardInspector:
         """Score a custom response against the selected instruction."""
         self._muted = True
         try:
@@ -175,7 +177,8 @@ class RewardInspector:
                 how = "reward model P = " + ("n/a" if c["prob"] is None else f"{c['prob']:.3f}")
             rows.append(f"<tr><td>{c['kind'].upper()}</td><td>{html.escape(str(c['description']))}</td>"
                         f"<td>{how}</td><td style='text-align:right'>{c['score']:.3f}</td></tr>")
-        note = "" if scored.answer_found else "<p><i>No answer to score (empty, or no &lt;/think&gt;): every constraint scores 0.</i></p>"
+        note = ("" if scored.answer_found
+                else "<p><i>No answer to score (empty, or no &lt;/think&gt;): every constraint scores 0.</i></p>")
         self.result_view.value = (
             "<table style='border-collapse:collapse'><tr><th>kind</th><th>constraint</th><th>judged by</th>"
             f"<th>score</th></tr>{''.join(rows)}</table>{note}"

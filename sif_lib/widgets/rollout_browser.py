@@ -22,8 +22,8 @@ Programmatic use (tests, or a notebook without a front end)::
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import ipywidgets as w
 import yaml
@@ -45,7 +45,8 @@ def _constraint_rows(row: dict) -> str:
         else:
             verdict = ""
         cells.append(
-            f"<tr><td>{html.escape(str(c.get('kind', '')))}</td><td><code>{html.escape(str(c.get('id', '')))}</code></td>"
+            f"<tr><td>{html.escape(str(c.get('kind', '')))}</td>"
+            f"<td><code>{html.escape(str(c.get('id', '')))}</code></td>"
             f"<td>{html.escape(str(c.get('description', '')))}</td><td style='text-align:center'>{verdict}</td>"
             f"<td style='text-align:right'>{_fmt(c.get('prob'))}</td>"
             f"<td style='text-align:right'>{_fmt(c.get('score'), 2)}</td></tr>")
@@ -80,10 +81,12 @@ def render_row(row: dict, reasons: list[str] | None = None) -> str:
         head += " · <span style='color:#b9770e'>repetitive: over half its word 4-grams repeat</span>"
     if reasons:
         head += f" · <span style='color:#c0392b'>degenerate: {html.escape(', '.join(reasons))}</span>"
-    box = "white-space:pre-wrap;border:1px solid #ddd;border-radius:4px;padding:6px;margin:4px 0;max-height:18em;overflow:auto"
+    box = ("white-space:pre-wrap;border:1px solid #ddd;border-radius:4px;padding:6px;margin:4px 0;"
+           "max-height:18em;overflow:auto")
     return (f"<div>{head}</div><div style='color:#666;margin-top:6px'>prompt</div>"
             f"<div style='{box};background:#f8f9fa'>{html.escape(str(row.get('prompt', '')))}</div>"
-            f"<div style='color:#666'>completion</div><div style='{box}'>{html.escape(str(row.get('completion', '')))}</div>"
+            f"<div style='color:#666'>completion</div><div "
+            f"style='{box}'>{html.escape(str(row.get('completion', '')))}</div>"
             + _constraint_rows(row))
 
 
@@ -121,12 +124,12 @@ class RolloutBrowser:
         self._refresh_options()
 
     @classmethod
-    def from_file(cls, path: str | Path, answer_mode: str = "whole") -> "RolloutBrowser":
+    def from_file(cls, path: str | Path, answer_mode: str = "whole") -> RolloutBrowser:
         path = Path(path)
         return cls(iter_jsonl(path, tolerate_torn_tail=True) if path.is_file() else [], answer_mode)
 
     @classmethod
-    def from_run(cls, run_dir: str | Path) -> "RolloutBrowser":
+    def from_run(cls, run_dir: str | Path) -> RolloutBrowser:
         params = Path(run_dir) / "params.yaml"
         model = ((yaml.safe_load(params.read_text()) or {}).get("model") or {}) if params.is_file() else {}
         return cls.from_file(Path(run_dir) / "grpo" / "rollouts.jsonl", model.get("answer_mode") or "whole")
@@ -193,7 +196,8 @@ class RolloutBrowser:
         """Show completion ``index`` of ``step`` (an index among all of the step's completions; a clean one
         unticks "only degenerate"); returns the row. KeyError/IndexError when absent."""
         if step not in self._by_step:
-            raise KeyError(f"no rollouts logged at step {step} (steps: {self.steps[:5]}{'...' if len(self.steps) > 5 else ''})")
+            raise KeyError(f"no rollouts logged at step {step} (steps: "
+                           f"{self.steps[:5]}{'...' if len(self.steps) > 5 else ''})")
         rows = self._by_step[step]
         if not 0 <= index < len(rows):
             raise IndexError(f"step {step} has {len(rows)} completions, not index {index}")

@@ -16,8 +16,10 @@ budget) and the constraint, never the instruction, so the two are compared on th
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
+from sif_lib.config.params import Params
 from sif_lib.constraints.extraction import answer_text
 from sif_lib.policy.generation import ChatGenerator, Sampling
 
@@ -54,7 +56,7 @@ class GenerativeJudge:
         self.last_outputs: list[str] = []
 
     @classmethod
-    def from_params(cls, params: Any) -> "GenerativeJudge":
+    def from_params(cls, params: Params) -> GenerativeJudge:
         generator = ChatGenerator(params.model.policy, backend=params.rollouts.backend, dtype=params.run.dtype,
                                   device=params.run.device, system_prompt=params.model.system_prompt,
                                   enable_thinking=params.model.enable_thinking)

@@ -32,16 +32,16 @@ held out of the RM's training (``rm/sif_rm.json`` lists those instructions).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
 
 from sif_lib.constraints import check_constraints, extract_answer
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import iter_jsonl
 from sif_lib.core.stats import kendall_tau_b, mean_ci, position_consistency
 from sif_lib.runner import progress
+from sif_lib.runner.runs import RunContext
 from sif_lib.runner.stage_table import producer
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # Groups
@@ -142,7 +142,7 @@ def build_groups(instructions: Iterable[dict], responses: dict[str, list[tuple[s
     return used, stats
 
 
-def load_run_responses(ctx: Any) -> tuple[list[dict], dict[str, list[tuple[str, str]]]]:
+def load_run_responses(ctx: RunContext) -> tuple[list[dict], dict[str, list[tuple[str, str]]]]:
     """Instructions and every response the run holds for them (rollouts and pseudo-label responses)."""
     inst_path = ctx.require("data", "instructions.jsonl")
     instructions = []
@@ -183,7 +183,8 @@ class GroupScores:
     seconds: float
 
 
-def score_groups(groups: Sequence[Group], score_pairs: Callable[[list[tuple[str, str]]], list[float]]) -> list[GroupScores]:
+def score_groups(groups: Sequence[Group],
+                 score_pairs: Callable[[list[tuple[str, str]]], list[float]]) -> list[GroupScores]:
     """Score every group with ``score_pairs`` (one call per group, timed). A missing answer scores 0."""
     results = []
     for g in groups:
