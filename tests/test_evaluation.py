@@ -16,6 +16,7 @@ from conftest import IFEVAL_DIR, REPO, SMOKE, require_shared, run_sif, write_unt
 
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import read_jsonl, write_json, write_jsonl
+from sif_lib.evaluation import id_groups
 from sif_lib.runner.runs import RunContext
 
 # Small enough for seconds on 2 cores with the tiny model; the figures are real, the model is random.
@@ -665,6 +666,14 @@ def test_smoke_run_summary_is_reproducible_from_saved_responses(smoke_run, tmp_p
         assert scores["strict"]["instruction_level"] == summary["ifeval"][name]["inst_strict"]
     assert (smoke_run / "report.html").is_file()
     assert json.loads((smoke_run / "metrics" / "07_evaluate.json").read_text())["ifeval"] == summary["ifeval"]
+    # The figures per group of instruction ids cover every instruction, and "trained" means the run's own data.
+    groups = summary["ifeval"]["id_groups"]
+    n_instructions = summary["ifeval"]["base"]["n_instructions"]
+    assert groups["all"]["n_instructions"] == n_instructions
+    assert groups["trained"]["n_instructions"] + groups["untrained"]["n_instructions"] == n_instructions
+    assert groups["all"]["base"]["inst_loose"] == pytest.approx(summary["ifeval"]["base"]["inst_loose"])
+    assert set(groups["trained"]["ids"]) <= id_groups.trained_ids(smoke_run)
+    assert set(summary["ifeval"]["by_id"]) == set(groups["all"]["ids"])
 
 
 def test_hub_prompts_drop_null_arguments_and_name_the_key(tmp_path, monkeypatch):

@@ -33,7 +33,14 @@ from sif_lib.core.io import atomic_write_text, outputs_dir
 from sif_lib.core.plots import TEMPLATE
 from sif_lib.core.stats import difference
 from sif_lib.evaluation.math_accuracy import math_accuracy_text, math_modes
-from sif_lib.evaluation.report import IFBENCH_LABELS, IFEVAL_LABELS, load_summary, reasoning_key
+from sif_lib.evaluation.report import (
+    ID_GROUP_LABELS,
+    IFBENCH_LABELS,
+    IFEVAL_LABELS,
+    id_group_sections,
+    load_summary,
+    reasoning_key,
+)
 
 METRICS = ("prompt_strict", "inst_strict", "prompt_loose", "inst_loose")
 SHORT = {"prompt_strict": "Pr(S)", "inst_strict": "Ins(S)", "prompt_loose": "Pr(L)", "inst_loose": "Ins(L)"}
@@ -141,6 +148,11 @@ def table_rows(runs: Sequence[RunRecord]) -> list[dict[str, str]]:
             row["hold-out composite"] = "–"
         for column, section, benchmark, figure in DEGENERATE_COLUMNS:
             row[column] = _section_cell(s, section, benchmark, figure)
+        groups = dict(id_group_sections(s["ifeval"]))
+        for name in ID_GROUP_LABELS:
+            if any(dict(id_group_sections(r.summary["ifeval"])).get(name) for r in runs):
+                row[f"Ins(L) {name.replace('_', '-')} ids"] = (_change(groups[name], "inst_loose") if name in groups
+                                                               else "n/a")
         key = reasoning_key(s)
         if key:
             row["reasoning"] = f"{key}: {math_accuracy_text(s['reasoning'][key])}"

@@ -26,7 +26,13 @@ from sif_lib.analysis.compare_runs import load_run
 from sif_lib.core.display import percent
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import atomic_write_text, read_json
-from sif_lib.evaluation.report import IFBENCH_LABELS, IFEVAL_LABELS, reasoning_key
+from sif_lib.evaluation.report import (
+    ID_GROUP_LABELS,
+    IFBENCH_LABELS,
+    IFEVAL_LABELS,
+    id_group_sections,
+    reasoning_key,
+)
 from sif_lib.runner.stage_table import STAGE_NAMES, stage
 
 PROBE_STAGE = stage("train_grpo").name
@@ -140,6 +146,9 @@ def demo_rows(runs: Sequence[RunFiles]) -> list[dict[str, str]]:
     n_prompts = " / ".join(sorted({str(r.ifeval.get("n_prompts", "?")) for r in runs}))
     for metric, label in IFEVAL_LABELS.items():
         add(f"{label}, % (n = {n_prompts} prompts)", lambda run, metric=metric: _figure(run.ifeval, metric))
+    for name, label in ID_GROUP_LABELS.items():
+        if any(dict(id_group_sections(r.ifeval)).get(name) for r in runs):
+            add(f"IFEval instruction-level loose, {label}, %", lambda run, name=name: _id_group_cell(run.ifeval, name))
     n_ifbench = " / ".join(sorted({str(r.ifbench["n_prompts"]) for r in runs if r.ifbench}))
     for metric, label in (IFBENCH_LABELS.items() if n_ifbench else ()):
         add(f"{label}, % (n = {n_ifbench} prompts)",
@@ -205,6 +214,14 @@ def _tokens(before, after) -> str:
     if not isinstance(before, (int, float)) or not isinstance(after, (int, float)):
         return "–"
     return f"{before:.0f} → {after:.0f}"
+
+
+def _id_group_cell(section: dict, name: str) -> str:
+    """A group of instruction ids' loose accuracy, before → after, with how many ids and instructions it holds."""
+    group = dict(id_group_sections(section)).get(name)
+    if not group:
+        return "n/a"
+    return f"{_figure(group, 'inst_loose')}; {len(group['ids'])} ids, {group['n_instructions']} instructions"
 
 
 def _figure(section: dict, key: str) -> str:

@@ -72,6 +72,10 @@ def _ifbench(metric: str) -> Callable[[dict, str], float | None]:
     return lambda s, policy: _get(s, "ifbench", policy, metric)
 
 
+def _id_group_share(name: str) -> Callable[[dict, str], float | None]:
+    return lambda s, policy: _get(s, "ifeval", "id_groups", name, policy, "inst_loose")
+
+
 def _holdout(metric: str) -> Callable[[dict, str], float | None]:
     return lambda s, policy: _get(s, "holdout", policy, metric)
 
@@ -91,6 +95,9 @@ HEADLINE = (
     Metric("ifeval.inst_strict", "IFEval instruction strict", _ifeval("inst_strict")),
     Metric("ifeval.prompt_loose", "IFEval prompt loose", _ifeval("prompt_loose")),
     Metric("ifeval.inst_loose", "IFEval instruction loose", _ifeval("inst_loose")),
+    Metric("ifeval.trained_ids", "IFEval instruction loose, trained ids", _id_group_share("trained")),
+    Metric("ifeval.untrained_ids", "IFEval instruction loose, untrained ids", _id_group_share("untrained")),
+    Metric("ifeval.heldout_ids", "IFEval instruction loose, held-out ids", _id_group_share("held_out")),
     Metric("ifbench.prompt_strict", "IFBench prompt strict", _ifbench("prompt_strict")),
     Metric("ifbench.inst_strict", "IFBench instruction strict", _ifbench("inst_strict")),
     Metric("ifbench.prompt_loose", "IFBench prompt loose", _ifbench("prompt_loose")),

@@ -84,6 +84,10 @@ class SynthesisParams(_Section):
                                               "format:sub-bullets), to train on IFBench types and test on IFEval or "
                                               "the other way round; null means none. An id whose check needs a "
                                               "resource missing here (emoji, syllapy, the NLTK tagger) is refused.")
+    heldout_ids: list[str] = opt([], "IFEval or IFBench ids kept out of training entirely: synthesis never deals "
+                                     "them (so they are in no training instruction, curriculum, RL item or cold-start "
+                                     "item), and stage 07 reports them as their own group, to measure whether a gain "
+                                     "travels to constraint types never trained on.")
     reasoning_share: float = opt(0.32, "Share of reasoning items in the RL set (the paper mixes in 32%).")
     reasoning_source: str | None = opt(None, "GSM8K or DeepScaleR-style JSONL of math "
                                              "items; null uses the offline generator.")

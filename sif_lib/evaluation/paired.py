@@ -20,7 +20,7 @@ from sif_lib.core.stats import mean_ci, paired_bootstrap_ci, paired_flips
 from sif_lib.evaluation.curriculum_holdout import level_name
 
 
-def _pooled_ci(before: list[list[float]], after: list[list[float]], n_resamples: int, seed: int) -> list | None:
+def pooled_ci(before: list[list[float]], after: list[list[float]], n_resamples: int, seed: int) -> list | None:
     """Interval of the change in the mean of all values pooled over units (``before[i]``: unit i's values)."""
     def share(values, index) -> float:
         pooled = [v for i in index for v in values[i]]
@@ -42,7 +42,7 @@ def ifeval_intervals(base_rows: Sequence, trained_rows: Sequence, n_resamples: i
         passed_before, passed_after = [all(v) for v in before], [all(v) for v in after]
         out["intervals"][f"prompt_{mode}"] = mean_ci([a - b for b, a in zip(passed_before, passed_after)],
                                                      n_resamples, seed)
-        out["intervals"][f"inst_{mode}"] = _pooled_ci(before, after, n_resamples, seed)
+        out["intervals"][f"inst_{mode}"] = pooled_ci(before, after, n_resamples, seed)
         out["flips"][f"prompt_{mode}"] = paired_flips(passed_before, passed_after)
     return out
 
@@ -68,7 +68,7 @@ def holdout_intervals(base: Sequence[dict], trained: Sequence[dict], n_resamples
     intervals = {}
     for kind in ("hard", "soft"):
         has_kind = any(scores(before, pid, kind) for pid in ids)
-        intervals[kind] = (_pooled_ci([scores(before, pid, kind) for pid in ids],
+        intervals[kind] = (pooled_ci([scores(before, pid, kind) for pid in ids],
                                       [scores(after, pid, kind) for pid in ids], n_resamples, seed)
                            if has_kind else None)
     # The composite is a mean over prompts of each prompt's mean: its delta is the mean of per-prompt changes.

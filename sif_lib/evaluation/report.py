@@ -37,6 +37,9 @@ IFEVAL_LABELS = {
     "inst_loose": "IFEval instruction-level loose",
 }
 IFBENCH_LABELS = {metric: label.replace("IFEval", "IFBench") for metric, label in IFEVAL_LABELS.items()}
+# The groups of instruction ids of :mod:`sif_lib.evaluation.id_groups` the tables show (``all`` is the headline).
+ID_GROUP_LABELS = {"trained": "trained ids", "untrained": "untrained ids",
+                   "held_out": "held-out ids (kept out of training by design)"}
 
 # METHOD.md section 7 (the paper's main results): before -> after training.
 PAPER_RESULTS = [
@@ -94,6 +97,11 @@ def summary_rows(summary: dict) -> list[dict]:
             delta_points(ifeval["delta"][metric], (ifeval.get("delta_ci95") or {}).get(metric)),
             clean_cells(summary, "ifeval", metric),
             _arrow(*paper_7b["ifeval_pr_loose"]) if metric == "prompt_loose" else "")
+    for name, group in id_group_sections(ifeval):
+        add(f"IFEval instruction-level loose, {ID_GROUP_LABELS[name]} ({len(group['ids'])} ids, "
+            f"n={group['n_instructions']} instructions)", percent(group["base"]["inst_loose"]),
+            percent(group["trained"]["inst_loose"]),
+            delta_points(group["delta"]["inst_loose"], group["delta_ci95"]["inst_loose"]))
     ifbench = summary.get("ifbench")
     for metric, label in (IFBENCH_LABELS.items() if ifbench else ()):
         add(f"{label} (n={ifbench['n_prompts']})", percent(ifbench["base"][metric]),
@@ -128,6 +136,33 @@ def summary_rows(summary: dict) -> list[dict]:
                 accuracy_text(figures["trained"]), delta_points(figures["delta"], figures.get("delta_ci95")),
                 paper=paper_reasoning if name == reasoning_key(summary) and mode == "strict" else "")
     return rows
+
+
+def id_group_sections(section: dict) -> list[tuple[str, dict]]:
+    """``(name, figures)`` of the id groups of an ``ifeval`` or ``ifbench`` summary section that hold an
+    instruction, in :data:`ID_GROUP_LABELS` order (none for a run evaluated before stage 07 reported them)."""
+    groups = section.get("id_groups") or {}
+    return [(name, groups[name]) for name in ID_GROUP_LABELS if (groups.get(name) or {}).get("n_instructions")]
+
+
+def id_table(summary: dict, benchmark: str = "ifeval"):
+    """Instruction-level loose accuracy per instruction id, trained ids first (percent; Δ in points with its paired
+    95% interval over the prompts that ask for the id)."""
+    import pandas as pd
+
+    section = summary.get(benchmark) or {}
+    held_out = set(((section.get("id_groups") or {}).get("held_out") or {}).get("ids") or ())
+    rows = [{"instruction id": iid,
+             "training": "held out" if iid in held_out else "trained" if fig["in_training"] else "untrained",
+             "instructions": fig["n_instructions"], "base": percent(fig["base"]["inst_loose"]),
+             "trained": percent(fig["trained"]["inst_loose"]),
+             "Δ points": delta_points(fig["delta"]["inst_loose"], fig["delta_ci95"]["inst_loose"])}
+            for iid, fig in (section.get("by_id") or {}).items()]
+    if not rows:
+        return "This run was evaluated before stage 07 reported figures per instruction id."
+    order = {"trained": 0, "held out": 1, "untrained": 2}
+    return pd.DataFrame(sorted(rows, key=lambda r: (order[r["training"]], r["instruction id"]))).set_index(
+        "instruction id")
 
 
 def summary_table(summary: dict):

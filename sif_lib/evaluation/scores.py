@@ -18,7 +18,7 @@ from sif_lib.constraints import answer_text
 from sif_lib.core.io import write_jsonl
 from sif_lib.core.stats import difference
 from sif_lib.evaluation import curriculum_holdout as holdout_eval
-from sif_lib.evaluation import math_accuracy, paired
+from sif_lib.evaluation import id_groups, math_accuracy, paired
 from sif_lib.evaluation.benchmarks import IFBenchTask, IFEvalTask, rescore_command, score_ifbench, score_ifeval
 from sif_lib.evaluation.generate import EVAL_DIR
 from sif_lib.policy.answers import read_record
@@ -95,10 +95,17 @@ def score_ifbench_stage(ctx: RunContext, task: IFBenchTask, outputs: dict) -> di
 
 
 def _paired(ctx: RunContext, out: dict, rows: dict) -> dict:
-    """``out`` with the deltas of the four figures, their paired intervals and the prompt-level flips."""
+    """``out`` with the deltas of the four figures, their paired intervals and the prompt-level flips, and the
+    instruction-level figures per id and per group of ids (trained, untrained, held out: :mod:`id_groups`)."""
+    params = ctx.params
     out["delta"] = {m: difference(out["base"][m], out["trained"][m]) for m in IFEVAL_METRICS}
-    found = paired.ifeval_intervals(rows["base"], rows["trained"], ctx.params.evaluation.bootstrap, ctx.params.run.seed)
+    found = paired.ifeval_intervals(rows["base"], rows["trained"], params.evaluation.bootstrap, params.run.seed)
     out["delta_ci95"], out["flips"] = found["intervals"], found["flips"]
+    breakdown = id_groups.id_breakdown(rows["base"], rows["trained"], id_groups.trained_ids(ctx.root),
+                                       params.synthesis.heldout_ids, params.evaluation.bootstrap, params.run.seed)
+    out["id_groups"], out["by_id"] = breakdown["groups"], breakdown["by_id"]
+    if breakdown["leaked"]:
+        out["heldout_ids_in_training_data"] = breakdown["leaked"]
     return out
 
 

@@ -195,11 +195,13 @@ def _split_seeds(seeds: list, n_train: int, n_heldout: int) -> tuple[list, list]
 
 def hard_pool(synthesis) -> list[str]:
     """The hard ids synthesis deals: the usable IFEval ids ``synthesis.hard_ids`` selects (all of them when null),
-    then the IFBench ids ``synthesis.ifbench_ids`` names, each in registry order."""
+    then the IFBench ids ``synthesis.ifbench_ids`` names, each in registry order; never one of
+    ``synthesis.heldout_ids``."""
     usable = usable_hard_ids()
     ifeval = usable if synthesis.hard_ids is None else [h for h in usable if h in synthesis.hard_ids]
     chosen = set(synthesis.ifbench_ids or ())
-    return ifeval + [h for h in usable_ifbench_ids() if h in chosen]
+    held_out = set(synthesis.heldout_ids)
+    return [h for h in ifeval + [h for h in usable_ifbench_ids() if h in chosen] if h not in held_out]
 
 
 class _Composer:

@@ -42,6 +42,23 @@ def check_constraint_ids(params: Params, source: str) -> None:
     ifbench_ids = params.value("synthesis.ifbench_ids")
     if ifbench_ids is not None:
         _check_ifbench_ids(ifbench_ids, source)
+    _check_heldout_ids(params.value("synthesis.heldout_ids") or [], hard_ids, ifbench_ids, source)
+
+
+def _check_heldout_ids(ids: list[str], hard_ids: list[str] | None, ifbench_ids: list[str] | None,
+                       source: str) -> None:
+    """Each held-out id is a known IFEval or IFBench id, and not one the same file asks synthesis to draw."""
+    key = f"{source}: key 'synthesis.heldout_ids'"
+    known = list(HARD_CONSTRAINTS) + list(IFBENCH_CONSTRAINTS)
+    for instruction_id in ids:
+        if instruction_id not in known:
+            close = difflib.get_close_matches(instruction_id, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise InputError(f"{key}: {instruction_id!r} is not an IFEval or IFBench constraint id{hint}")
+        for other, drawn in (("hard_ids", hard_ids), ("ifbench_ids", ifbench_ids)):
+            if drawn and instruction_id in drawn:
+                raise InputError(f"{key}: {instruction_id!r} is also in 'synthesis.{other}': an id is trained on "
+                                 "or held out, not both")
 
 
 def _check_ifbench_ids(ids: list[str], source: str) -> None:
