@@ -26,7 +26,6 @@ import difflib
 import importlib.util
 import os
 import re
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,12 +51,9 @@ from sif_lib.config.sections import (  # noqa: F401  (re-exported: the sections 
     opt,
 )
 from sif_lib.config.trl_fields import check_trl_passthrough
-from sif_lib.config.types import check_value, type_name
+from sif_lib.config.types import check_value, takes_float, type_name
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import CHECKOUT
-
-# `float | None` (types.UnionType) and `Optional[float]` (typing.Union) are the same type to a params file.
-_UNIONS = (typing.Union, types.UnionType)
 
 
 @dataclass
@@ -148,13 +144,11 @@ def _apply(obj: Any, data: dict, source: str, prefix: str = "") -> None:
             continue
         if typing.get_origin(tp) is Literal and value is False and "off" in typing.get_args(tp):
             value = "off"  # YAML 1.1 reads a bare `off` as false
-        if isinstance(value, str) and _FLOAT_STRING.fullmatch(value.strip()) and (
-                tp is float or (typing.get_origin(tp) in _UNIONS and float in typing.get_args(tp))):
+        if isinstance(value, str) and _FLOAT_STRING.fullmatch(value.strip()) and takes_float(tp):
             value = float(value)  # what was meant; any other string is left for the type check to reject
         if not check_value(tp, value):
             raise InputError(f"{source}: key '{dotted}' must be {type_name(tp)}, got {value!r}")
-        if tp is float or (typing.get_origin(tp) in _UNIONS and float in typing.get_args(tp)
-                           and isinstance(value, int)):
+        if takes_float(tp) and isinstance(value, int):
             value = float(value)
         setattr(obj, key, value)
 

@@ -34,7 +34,6 @@ from typing import Any
 from sif_lib.constraints import category_of
 from sif_lib.constraints.ifbench import MissingResourceError, get_ifbench_checker, missing_resources
 from sif_lib.core.errors import InputError
-from sif_lib.core.io import iter_numbered_jsonl
 from sif_lib.evaluation import ifeval_scoring as _ifeval
 from sif_lib.evaluation.ifeval_scoring import (
     IFEvalReport,
@@ -58,45 +57,12 @@ __all__ = [
 
 
 def load_prompts(path: str | Path) -> list[PromptRecord]:
-    """Read IFBench prompts (``key``, ``prompt``, ``instruction_id_list``, ``kwargs``) from JSONL.
-
-    None values inside ``kwargs`` are dropped, as IFBench's data spells every unused argument as null.  Every id
-    must be an IFBench id and every argument set valid; any problem raises InputError naming the file and line.
+    """Read IFBench prompts (``key``, ``prompt``, ``instruction_id_list``, ``kwargs``) from JSONL: IFEval's
+    reader with IFBench's checkers. None values inside ``kwargs`` are dropped, as IFBench's data spells every
+    unused argument as null.  Every id must be an IFBench id and every argument set valid; any problem raises
+    InputError naming the file and line.
     """
-    prompts: list[PromptRecord] = []
-    seen_keys: dict[str, int] = {}
-    for lineno, obj in iter_numbered_jsonl(path):
-        where = f"{path}:{lineno}"
-        for name in ("prompt", "instruction_id_list", "kwargs"):
-            if name not in obj:
-                raise InputError(f"{where}: missing field {name!r}")
-        prompt, ids, kwargs = obj["prompt"], obj["instruction_id_list"], obj["kwargs"]
-        if not isinstance(prompt, str):
-            raise InputError(f"{where}: field 'prompt' must be a string")
-        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            raise InputError(f"{where}: field 'instruction_id_list' must be a list of strings")
-        if not isinstance(kwargs, list) or len(kwargs) != len(ids):
-            raise InputError(f"{where}: field 'kwargs' must be a list with one object per instruction ({len(ids)})")
-        cleaned = []
-        for instruction_id, kw in zip(ids, kwargs):
-            if not isinstance(kw or {}, dict):
-                raise InputError(f"{where}: kwargs for {instruction_id} must be an object")
-            kw = {k: v for k, v in (kw or {}).items() if v is not None}
-            try:
-                get_ifbench_checker(instruction_id, kw)
-            except ValueError as err:
-                raise InputError(f"{where}: {err}") from None
-            cleaned.append(kw)
-        key = obj.get("key")
-        if key is not None:
-            if str(key) in seen_keys:
-                raise InputError(f"{where}: duplicate key {key!r} (first on line {seen_keys[str(key)]})")
-            seen_keys[str(key)] = lineno
-        prompts.append(PromptRecord(key=key, prompt=prompt, instruction_id_list=list(ids), kwargs=cleaned,
-                                    source=str(path), line=lineno))
-    if not prompts:
-        raise InputError(f"{path}: no prompts")
-    return prompts
+    return _ifeval.load_prompts(path, checker_for=get_ifbench_checker, known_ids=None)
 
 
 def score_response(response: str, instruction_id_list: Sequence[str],

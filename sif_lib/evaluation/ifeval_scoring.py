@@ -91,12 +91,13 @@ def _field(obj: dict, name: str, where: str) -> Any:
     return obj[name]
 
 
-def load_prompts(path: str | Path) -> list[PromptRecord]:
+def load_prompts(path: str | Path, checker_for=get_checker, known_ids=HARD_CONSTRAINTS) -> list[PromptRecord]:
     """Read IFEval prompts (``key``, ``prompt``, ``instruction_id_list``, ``kwargs``) from JSONL.
 
     ``key`` is optional.  ``kwargs`` holds one dict per instruction; None values inside it are dropped (some
-    copies of IFEval spell every unused argument as null).  Every id must be a known hard constraint and every
-    argument set must be valid.  Any problem raises InputError naming the file and line.
+    copies of IFEval spell every unused argument as null).  Every id must be in ``known_ids`` (None: left to
+    ``checker_for``, whose ValueError names it) and every argument set must build a verifier with
+    ``checker_for(id, kwargs)`` (IFBench passes its own).  Any problem raises InputError naming the file and line.
     """
     prompts: list[PromptRecord] = []
     seen_keys: dict[str, int] = {}
@@ -113,7 +114,7 @@ def load_prompts(path: str | Path) -> list[PromptRecord]:
             raise InputError(f"{where}: field 'kwargs' must be a list with one object per instruction ({len(ids)})")
         cleaned = []
         for instruction_id, kw in zip(ids, kwargs):
-            if instruction_id not in HARD_CONSTRAINTS:
+            if known_ids is not None and instruction_id not in known_ids:
                 raise InputError(f"{where}: unknown instruction id {instruction_id!r}")
             if kw is None:
                 kw = {}
@@ -121,7 +122,7 @@ def load_prompts(path: str | Path) -> list[PromptRecord]:
                 raise InputError(f"{where}: kwargs for {instruction_id} must be an object")
             kw = {k: v for k, v in kw.items() if v is not None}
             try:
-                get_checker(instruction_id, kw)
+                checker_for(instruction_id, kw)
             except ValueError as err:
                 raise InputError(f"{where}: {err}") from None
             cleaned.append(kw)
