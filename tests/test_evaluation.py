@@ -541,6 +541,38 @@ def test_answers_copied_from_another_run_are_reused_when_the_weights_match(tmp_p
     assert any("loaded" in line for line in log), log
 
 
+def test_a_set_inside_another_sets_answers_is_copied_only_from_the_same_writer(tmp_path):
+    """Stage 07's hold-out prompts are a subset of stage 06's probe: answered by the same policy with the same
+    decoding, they are copied (no model loaded); other decoding or a prompt the probe lacks generates."""
+    from sif_lib.config.params import load_params
+    from sif_lib.evaluation.generate import _sampling
+    from sif_lib.policy.answers import PolicyRunner, base_policy
+
+    params = load_params(SMOKE)
+    prompts = [f"Say the number {i}." for i in range(4)]
+    probe = tmp_path / "grpo" / "probe_before"
+    full = PolicyRunner(base_policy(params), params).answer(probe, prompts, _sampling(6, 0), batch_size=2)
+    log: list[str] = []
+    runner = PolicyRunner(base_policy(params), params, echo=log.append)
+    subset = [prompts[2], prompts[0]]
+    got = runner.answer(tmp_path / "holdout_base", subset, _sampling(6, 0), batch_size=2,
+                        extra=[{"id": "x"}, {"id": "y"}], borrow_from=[probe])
+    assert got == [full[2], full[0]]
+    assert any("copied from probe_before" in line for line in log) and not any("loaded" in line for line in log)
+    rows = read_jsonl(tmp_path / "holdout_base" / "generations.jsonl")
+    assert [r["id"] for r in rows] == ["x", "y"] and [r["prompt"] for r in rows] == subset
+    assert json.loads((tmp_path / "holdout_base" / "generation.json").read_text())["borrowed_from"] == str(probe)
+    # A second call finds its own cache; other decoding, or a prompt the probe never answered, is generated.
+    log.clear()
+    runner.answer(tmp_path / "holdout_base", subset, _sampling(6, 0), batch_size=2, borrow_from=[probe])
+    assert any("reusing 2 cached" in line for line in log)
+    for folder, asked, sampling in (("longer", subset, _sampling(7, 0)), ("new", ["Say ten."], _sampling(6, 0))):
+        log.clear()
+        runner.answer(tmp_path / folder, asked, sampling, batch_size=2, borrow_from=[probe])
+        assert not any("copied" in line for line in log), log
+        assert json.loads((tmp_path / folder / "generation.json").read_text())["generated"] == len(asked)
+
+
 def test_report_helpers_read_the_summary(evaluated):
     from sif_lib.evaluation import report
 

@@ -267,6 +267,44 @@ def test_lora_merged_generation_matches_and_restores_exact_weights():
     assert not any(getattr(m, "merged", False) for m in model.modules())
 
 
+def test_a_bf16_lora_model_is_not_merged_because_the_merge_rounds_a_small_update_away(tmp_path):
+    """Folded into bf16 weights, an update of about a hundredth of the weights' size mostly rounds away; the
+    generation hook and the evaluation's loader keep such a model unmerged, as it was trained."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from sif_lib.policy import models
+    from sif_lib.policy.generation import ChatGenerator
+
+    torch.manual_seed(0)
+    model = get_peft_model(models.load_causal_lm("tiny", dtype="bfloat16", device="cpu"),
+                           LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"))
+    for name, param in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=1e-4)
+    model.eval()
+    assert not models.lora_merge_keeps_update(model)
+    assert models.lora_merge_keeps_update(models.load_causal_lm("tiny", dtype="float32", device="cpu"))
+    layer = next(m for m in model.modules() if hasattr(m, "get_delta_weight"))
+    weight, delta = layer.get_base_layer().weight, layer.get_delta_weight("default")
+    kept = ((weight.float() + delta).to(torch.bfloat16) != weight).float().mean().item()
+    assert kept < 0.7, kept  # merged in bf16, most of the update's elements round back to the base weight
+    ids = torch.tensor([[1, 5, 9, 13, 17, 21]])
+    base_weights = {n: p.detach().clone() for n, p in model.named_parameters()}
+    with torch.no_grad():
+        unmerged = model(input_ids=ids).logits
+        with trl_hooks.lora_merged(model):
+            assert all(torch.equal(p, base_weights[n]) for n, p in model.named_parameters())
+        with model.disable_adapter():
+            plain = model(input_ids=ids).logits
+    assert not torch.equal(unmerged, plain)  # the adapter does change the bf16 model's output
+    model.save_pretrained(tmp_path / "adapter")
+    generator = ChatGenerator("tiny", dtype="bfloat16", device="cpu", adapter=str(tmp_path / "adapter"))
+    assert any("lora_" in n for n, _ in generator.model.named_parameters())  # loaded unmerged
+    with torch.no_grad():
+        assert torch.equal(generator.model(input_ids=ids).logits, unmerged)
+
+
 def test_hard_check_flips_pairs_the_probe_and_computes_the_sign_test():
     from sif_lib.grpo.probe import hard_check_flips
 

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sif_lib.bench.decode_speed import matmul_gflops
 from sif_lib.config.params import Params, load_params
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import peak_rss_mib
@@ -79,6 +80,87 @@ def _step_timer():
     return StepTimer()
 
 
+def machine_rates(dtype: str = "float32") -> dict:
+    """This machine's measured throughput: matrix products of a training step's shape (2,048 tokens x hidden 576 x
+    MLP 1,536, SmolLM2-135M's) in GFLOP/s, and memory traffic (a 512 MiB tensor copied) in GB/s."""
+    import torch
+
+    gflops = matmul_gflops(2048, dtype=dtype)
+    src = torch.ones(128 * 2**20)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    began, repeats = time.perf_counter(), 5
+    for _ in range(repeats):
+        dst.copy_(src)
+    copy = 2 * src.numel() * 4 * repeats / (time.perf_counter() - began) / 1e9  # read and write
+    return {"dtype": dtype, "matmul_gflops": round(gflops, 1), "copy_gb_per_s": round(copy, 1)}
+
+
+def step_floors(parameters: int, trainable_share: float, tokens: float, rollout_tokens: float, decode_steps: float,
+                weight_bytes: int, rates: dict) -> dict:
+    """Seconds each part of a step could not go below on this machine (attention and the vocabulary softmax not
+    counted, so these are loose): forward 2 FLOPs per parameter per token; backward the same for the
+    activations' gradients plus as much again for the trained weights' share; generation the larger of its
+    FLOPs and one read of every weight per decoding step (a decoding step reads the weights once for the whole
+    batch)."""
+    flops = rates["matmul_gflops"] * 1e9
+    forward = 2 * parameters * tokens / flops
+    weight_reads = decode_steps * weight_bytes / (rates["copy_gb_per_s"] * 1e9)
+    generation = max(2 * parameters * rollout_tokens / flops, weight_reads)
+    return {"forward": round(forward, 2), "backward": round(forward * (1 + trainable_share), 2),
+            "generation": round(generation, 2)}
+
+
+def _step_figures(params: Params, params_file, g, rm_backbone: str, result: dict, timer, total: float) -> dict:
+    logs = [h for h in result["log_history"] if "train_runtime" not in h and "reward" in h]
+    timed, walls = logs[1:], timer.seconds[1:]
+    n = len(walls)
+    micro = result.get("layout", {}).get("gradient_accumulation_steps", g.grad_accum)
+
+    def per_step(key: str, scale: float = 1.0) -> float:
+        return sum(h.get(key, 0.0) for h in timed) * scale / n if n else 0.0
+
+    gen, rew = per_step("timing/generate_s"), per_step("timing/reward_s")
+    forward = per_step("timing/forward_s", micro)  # the log averages it over the step's micro-batches
+    wall = sum(walls) / n if n else 0.0
+    cumulative = [h.get("num_tokens", 0.0) for h in logs]
+    step_tokens = [b - a for a, b in zip(cumulative, cumulative[1:])]
+    tokens = sum(step_tokens) / len(step_tokens) if step_tokens else 0.0
+    rollout_tokens = per_step("timing/rollout_tokens")
+    model = models.load_causal_lm(params.model.policy, dtype=params.run.dtype, device="cpu", key="model.policy")
+    parameters = sum(p.numel() for p in model.parameters())
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    del model
+    dtype = str(models.torch_dtype(params.run.dtype)).replace("torch.", "")
+    rates = machine_rates(dtype if params.run.device != "cuda" else "float32")
+    trainable = 1.0 if g.finetune == "full" else 0.0  # LoRA's own weights are a fraction of a percent
+    figures: dict[str, Any] = {
+        "params": str(params_file), "policy": params.model.policy, "rm_backbone": rm_backbone,
+        "finetune": g.finetune, "device": params.run.device, "dtype": dtype,
+        "prompts_per_step": g.prompts_per_step, "num_generations": g.num_generations,
+        "max_completion_length": g.max_completion_length, "timed_steps": n,
+        "warmup_step_seconds": round(timer.seconds[0], 2) if timer.seconds else None,
+        "seconds_per_step": round(wall, 2) if n else None,
+        "generation_seconds_per_step": round(gen, 2), "reward_seconds_per_step": round(rew, 3),
+        "forward_seconds_per_step": round(forward, 2),
+        "backward_seconds_per_step": round(wall - gen - rew - forward, 2),
+        "rollout_tokens_per_step": round(rollout_tokens, 1),
+        "rollout_tokens_per_s": round(rollout_tokens / gen, 1) if gen else None,
+        "training_tokens_per_step": round(tokens, 1),
+        "training_tokens_per_s": round(tokens / (wall - gen - rew), 1) if wall - gen - rew > 0 and tokens else None,
+        "parameters": parameters, "machine": rates,
+        "floors_s": step_floors(parameters, trainable, tokens, rollout_tokens, g.max_completion_length,
+                                weight_bytes, rates),
+        "peak_rss_mib": round(peak_rss_mib(children=False), 1),
+        # CPU seconds per wall second over the timed steps: how many cores the run really got. Other work
+        # on the machine lowers it (and the load average says how much there was).
+        "cores_used": round(sum(timer.cpu_seconds[1:]) / sum(walls), 2) if n else None,
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "total_seconds": round(total, 1),
+    }
+    return figures
+
+
 def bench_grpo(params_file: str | Path, steps: int = 3, echo=print, keep: bool = False) -> dict:
     """Time ``steps`` GRPO steps after one warm-up step; print and return the figures."""
     if steps < 1:
@@ -105,39 +187,7 @@ def bench_grpo(params_file: str | Path, steps: int = 3, echo=print, keep: bool =
         result = train_grpo(ctx, callbacks=[timer])
         total = time.perf_counter() - began
 
-        logs = [h for h in result["log_history"] if "train_runtime" not in h and "reward" in h]
-        timed, walls = logs[1:], timer.seconds[1:]
-        gen = sum(h.get("timing/generate_s", 0.0) for h in timed)
-        rew = sum(h.get("timing/reward_s", 0.0) for h in timed)
-        rollout_tokens = sum(h.get("timing/rollout_tokens", 0.0) for h in timed)
-        cumulative = [h.get("num_tokens", 0.0) for h in logs]
-        step_tokens = [b - a for a, b in zip(cumulative, cumulative[1:])]
-        wall = sum(walls)
-        rest = wall - gen - rew
-        figures: dict[str, Any] = {
-            "params": str(params_file),
-            "policy": params.model.policy,
-            "rm_backbone": rm_backbone,
-            "finetune": g.finetune,
-            "device": params.run.device,
-            "prompts_per_step": g.prompts_per_step,
-            "num_generations": g.num_generations,
-            "max_completion_length": g.max_completion_length,
-            "timed_steps": len(walls),
-            "warmup_step_seconds": round(timer.seconds[0], 2) if timer.seconds else None,
-            "seconds_per_step": round(wall / len(walls), 2) if walls else None,
-            "generation_seconds_per_step": round(gen / len(walls), 2) if walls else None,
-            "reward_seconds_per_step": round(rew / len(walls), 3) if walls else None,
-            "rollout_tokens_per_step": round(rollout_tokens / len(walls), 1) if walls else None,
-            "rollout_tokens_per_s": round(rollout_tokens / gen, 1) if gen else None,
-            "training_tokens_per_s": round(sum(step_tokens) / rest, 1) if rest > 0 and step_tokens else None,
-            "peak_rss_mib": round(peak_rss_mib(children=False), 1),
-            # CPU seconds per wall second over the timed steps: how many cores the run really got. Other work
-            # on the machine lowers it (and the load average says how much there was).
-            "cores_used": round(sum(timer.cpu_seconds[1:]) / wall, 2) if wall else None,
-            "load_average_1min": round(os.getloadavg()[0], 2),
-            "total_seconds": round(total, 1),
-        }
+        figures = _step_figures(params, params_file, g, rm_backbone, result, timer, total)
         try:
             import torch
 
@@ -146,13 +196,19 @@ def bench_grpo(params_file: str | Path, steps: int = 3, echo=print, keep: bool =
         except ImportError:
             pass
         echo(f"  warm-up step:           {figures['warmup_step_seconds']} s")
-        echo(f"  seconds per step:       {figures['seconds_per_step']} s  (mean of {len(walls)} steps)")
-        echo(f"    generation:           {figures['generation_seconds_per_step']} s")
-        echo(f"    reward scoring:       {figures['reward_seconds_per_step']} s")
+        echo(f"  seconds per step:       {figures['seconds_per_step']} s  (mean of {figures['timed_steps']} steps)")
+        floors = figures["floors_s"]
+        for part, label in (("generation", "generation"), ("reward", "reward scoring"), ("forward", "forward + loss"),
+                            ("backward", "backward, optimizer, rest")):
+            floor = f"   floor {floors[part]} s" if part in floors else ""
+            echo(f"    {label + ':':<26}{figures[part + '_seconds_per_step']} s{floor}")
         echo(f"  rollout tokens/s:       {figures['rollout_tokens_per_s']}  "
              f"({figures['rollout_tokens_per_step']} completion tokens per step)")
         echo(f"  training tokens/s:      {figures['training_tokens_per_s']}")
         echo(f"  peak RSS:               {figures['peak_rss_mib']} MiB")
+        echo(f"  floors from measured {figures['machine']['matmul_gflops']} GFLOP/s ({figures['machine']['dtype']} "
+             f"matrix products) and {figures['machine']['copy_gb_per_s']} GB/s (copying a 512 MiB tensor); "
+             f"{figures['parameters'] / 1e6:.0f}M parameters")
         echo(f"  cores used:             {figures['cores_used']} (of {os.cpu_count()}; "
              f"1-min load average {figures['load_average_1min']})")
         if "cuda_peak_allocated_mib" in figures:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sif_lib.evaluation import curriculum_holdout as holdout_eval
 from sif_lib.evaluation import math_accuracy
 from sif_lib.evaluation.benchmarks import IFBenchTask, IFEvalTask
-from sif_lib.policy.answers import Policy, PolicyRunner, base_policy, trained_policy
+from sif_lib.policy.answers import Policy, PolicyRunner, base_policy, grpo_dir, trained_policy
 from sif_lib.policy.generation import Sampling, vllm_available
 from sif_lib.runner.runs import RunContext
 
@@ -76,9 +76,13 @@ def generate_all(ctx: RunContext, inputs: EvalInputs, echo: Callable[[str], None
                 got["ifbench"] = runner.answer(eval_dir / f"ifbench_{name}", inputs.ifbench.prompts,
                                                inputs.decoding["ifbench"], ev.batch_size,
                                                extra=[{"key": r["key"]} for r in inputs.ifbench.rows])
+            # Stage 06's probe answered the held-out curriculum prompts greedily before and after training; when it
+            # holds these (the demo's 120 probe prompts are every held-out row), they are copied, not generated.
+            probe = grpo_dir(ctx.root) / ("probe_before" if name == "base" else "probe_after")
             got["holdout"] = runner.answer(eval_dir / f"holdout_{name}", [r["prompt"] for r in inputs.holdout],
                                            inputs.decoding["holdout"], ev.batch_size,
-                                           extra=[{"id": r["id"], "level": r["level"]} for r in inputs.holdout])
+                                           extra=[{"id": r["id"], "level": r["level"]} for r in inputs.holdout],
+                                           borrow_from=[probe])
             for task in inputs.math:
                 got[f"math_{task.name}"] = runner.answer(
                     eval_dir / f"math_{task.name}_{name}", task.prompts, inputs.decoding["math"], ev.batch_size,

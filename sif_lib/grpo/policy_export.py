@@ -15,11 +15,13 @@ from sif_lib.runner.runs import RunContext
 
 
 def export_merged(ctx: RunContext) -> Path:
-    """Merge ``grpo/adapter`` into the base policy and save ``grpo/merged`` (a QLoRA adapter is merged into
-    the full-precision base, since a 4-bit base cannot absorb it exactly)."""
+    """Merge ``grpo/adapter`` into the base policy and save ``grpo/merged``, in float32 whatever ``run.dtype``:
+    a 4-bit base cannot absorb an adapter at all, and a bf16 one rounds most of a small update away
+    (:func:`sif_lib.policy.models.lora_merge_keeps_update`). A server that loads the merged model in bf16 rounds
+    it the same way; serving the adapter beside the base keeps it."""
     params = ctx.params
     out = grpo_dir(ctx.root)
-    model = models.load_causal_lm(params.model.policy, dtype=params.run.dtype, device=params.run.device,
+    model = models.load_causal_lm(params.model.policy, dtype="float32", device=params.run.device,
                                   key="model.policy", adapter=out / "adapter")
     merged = model.merge_and_unload()
     target = out / "merged"

@@ -6,7 +6,8 @@ Written against TRL 1.16.0, whose signature is pinned in :data:`HOOKED` and chec
 computed", which no callback or reward function sees:
 
 * timing the rollouts (``timing/generate_s``, ``timing/rollout_tokens`` in the log history): TRL reports its
-  own profiling only to external trackers (wandb, trackio);
+  own profiling only to external trackers (wandb, trackio); the forward pass is timed through the public
+  ``compute_loss`` (``sif bench grpo`` splits a step with it);
 * generating with the LoRA update merged into the weights (:func:`lora_merged`, ``grpo.merge_lora_for_generation``),
   9% faster rollouts on 2 CPU cores; the exact base weights are restored before the loss.
 
@@ -31,7 +32,7 @@ import contextlib
 import inspect
 import time
 
-from sif_lib.policy import decoding
+from sif_lib.policy import decoding, models
 
 # The private method and the parameters it had in the TRL release this module was written for.
 HOOKED = {"_generate_single_turn": ["self", "prompt_ids", "images", "multimodal_fields", "num_generations",
@@ -54,12 +55,13 @@ def lora_merged(model):
     PEFT's own ``unmerge_adapter`` subtracts the update again, which leaves rounding drift in the frozen
     weights after many steps, so the originals are copied back instead. Rollouts sampled this way come from
     the same policy (up to float rounding), and the GRPO loss recomputes every log-probability with the
-    unmerged model. A model without LoRA layers is left as it is.
+    unmerged model. A model without LoRA layers, or with base weights below float32 (where the merge would
+    round the update away: :func:`sif_lib.policy.models.lora_merge_keeps_update`), is left as it is.
     """
     from peft.tuners.lora import LoraLayer  # heavy: only when training
 
     layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
-    if not layers or not hasattr(model, "merge_adapter"):
+    if not layers or not hasattr(model, "merge_adapter") or not models.lora_merge_keeps_update(model):
         yield model
         return
     saved = [layer.get_base_layer().weight.detach().clone() for layer in layers]
@@ -85,6 +87,16 @@ def trainer_class():
 
         def _metric_store(self):
             return self._metrics["train" if self.model.training else "eval"]
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            """TRL's loss, timed while training: ``timing/forward_s`` (the forward pass and the loss), averaged per
+            micro-batch in the log, as TRL averages its metrics."""
+            start = time.perf_counter()
+            out = super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                       num_items_in_batch=num_items_in_batch)
+            if model.training:
+                self._metric_store()["timing/forward_s"].append(time.perf_counter() - start)
+            return out
 
         def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations,
                                   has_tool_images=False):

@@ -137,8 +137,12 @@ class PolicyRunner:
             gc.collect()
 
     def answer(self, out_dir: Path, prompts: Sequence[str], sampling: Sampling, batch_size: int,
-               extra: Sequence[dict] | None = None) -> list[str]:
-        """Responses to ``prompts`` (cached in ``out_dir``); ``extra`` adds fields to each saved row."""
+               extra: Sequence[dict] | None = None, borrow_from: Sequence[Path] = ()) -> list[str]:
+        """Responses to ``prompts`` (cached in ``out_dir``); ``extra`` adds fields to each saved row.
+
+        ``borrow_from``: other answer sets that may already hold every one of these prompts, written by the same
+        policy with the same decoding (stage 07's hold-out prompts are a subset of stage 06's probe); when one
+        does, its answers are copied instead of generated again."""
         out_dir = Path(out_dir)
         record = {
             "policy": self.policy.describe(),
@@ -156,6 +160,17 @@ class PolicyRunner:
                 if len(rows) == len(prompts) and [r.get("prompt") for r in rows] == list(prompts):
                     self.echo(f"[{self.policy.name}] {out_dir.name}: reusing {len(rows)} cached responses")
                     return [r["response"] for r in rows]
+        borrowed = _borrow(borrow_from, record, prompts)
+        if borrowed is not None:
+            source, responses = borrowed
+            rows = [{"prompt": p, "response": r, **(extra[i] if extra else {})}
+                    for i, (p, r) in enumerate(zip(prompts, responses))]
+            write_jsonl(final, rows)
+            write_json(meta, {**record, "complete": True, "generated": 0, "borrowed_from": str(source)})
+            partial.unlink(missing_ok=True)
+            self.echo(f"[{self.policy.name}] {out_dir.name}: {len(rows)} responses copied from {source.name}, "
+                      f"which answered the same prompts with the same weights and decoding")
+            return responses
         done: list[dict] = []
         if stored and _same_record(stored, record) and partial.is_file():
             done = list(iter_jsonl(partial, tolerate_torn_tail=True))
@@ -198,6 +213,24 @@ class PolicyRunner:
                           "response_tokens_per_s": round(tokens / seconds, 1) if seconds > 0 and new else None})
         partial.unlink(missing_ok=True)
         return [r["response"] for r in rows]
+
+
+def _borrow(folders: Sequence[Path], record: dict, prompts: Sequence[str]) -> tuple[Path, list[str]] | None:
+    """The first finished answer set among ``folders`` whose writer matches ``record`` (everything but the prompt
+    count and hash) and which holds every prompt: ``(folder, responses in the order of prompts)``, or None."""
+    writer = {k: v for k, v in record.items() if k not in ("n_prompts", "prompts_sha1")}
+    for folder in folders:
+        folder = Path(folder)
+        stored = read_record(folder / "generation.json")
+        if not (stored and stored.get("complete") and _same_record(stored, writer)):
+            continue
+        try:
+            answers = {row["prompt"]: row["response"] for row in read_jsonl(folder / GENERATIONS)}
+        except (OSError, KeyError, ValueError):
+            continue
+        if all(p in answers for p in prompts):
+            return folder, [answers[p] for p in prompts]
+    return None
 
 
 def read_record(path: Path) -> dict | None:

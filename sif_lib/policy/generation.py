@@ -110,8 +110,9 @@ class ChatGenerator:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # deprecations inside peft's adapter load and merge
             model = models.load_causal_lm(spec, dtype=dtype, device=device, adapter=adapter)
-            # Folding the LoRA update into the weights once makes decoding as cheap as the base model's.
-            return model.merge_and_unload()
+            # Folding the LoRA update into the weights once makes decoding as cheap as the base model's; in a
+            # lower precision than float32 the fold would round most of a small update away, so it stays apart.
+            return model.merge_and_unload() if models.lora_merge_keeps_update(model) else model
 
     def render(self, prompt: str) -> str:
         return render_prompt(self.tokenizer, prompt, self.system_prompt, self.enable_thinking)

@@ -30,6 +30,7 @@ from pathlib import Path
 import yaml
 
 from sif_lib.config.params import Params, load_params
+from sif_lib.core import allocator
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import atomic_write_text, peak_gpu_mib, peak_rss_mib, read_json, write_json
 from sif_lib.runner.stage_table import producer, stage_name
@@ -72,6 +73,8 @@ class RunContext:
         if source != own or overrides:
             atomic_write_text(own, yaml.safe_dump(params.to_dict(), sort_keys=False))
         ctx = cls(root, params, source)
+        if params.value("run.keep_freed_memory"):  # not counted as read: it changes speed and memory, no result
+            allocator.keep_freed_memory()
         if params.value("cold_start.enabled") and not cold_start_stage:
             ctx.use_cold_start_policy()
         return ctx
