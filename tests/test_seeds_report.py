@@ -384,8 +384,9 @@ def test_run_seeds_runs_the_plan_stops_on_failure_and_resumes(tmp_path, monkeypa
     failing = {1}
 
     def fake_run_pipeline(params_file, run_id=None, from_stage=None, outputs=None, overrides=None, reuse=None,
-                          to_stage=None, **_):
-        calls.append({"run_id": run_id, "from": from_stage, "to": to_stage, "reuse": reuse, "overrides": overrides})
+                          to_stage=None, answers_from=(), **_):
+        calls.append({"run_id": run_id, "from": from_stage, "to": to_stage, "reuse": reuse, "overrides": overrides,
+                      "answers_from": answers_from})
         run_dir = outputs / run_id
         run_dir.mkdir(exist_ok=True)
         seed = ((overrides or {}).get("grpo") or {}).get("seed")
@@ -408,6 +409,8 @@ def test_run_seeds_runs_the_plan_stops_on_failure_and_resumes(tmp_path, monkeypa
     assert [(c["run_id"], c["from"], c["to"]) for c in calls] == [
         ("r", SHARED[0], SHARED[-1]), ("r-seed0", SEEDED[0], None), ("r-seed1", SEEDED[0], None)]
     assert calls[1]["reuse"] == tmp_path / "r" and calls[2]["overrides"] == {"grpo": {"seed": 1}}
+    # The base policy's answers of seed 0 (its probe, its evaluation) are offered to seed 1.
+    assert calls[1]["answers_from"] == () and calls[2]["answers_from"] == (tmp_path / "r-seed0",)
     assert not (tmp_path / "r-seed2").exists()  # a failing seed stops the loop
 
     calls.clear()

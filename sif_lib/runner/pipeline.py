@@ -228,7 +228,7 @@ def reuse_stages(source: Path, run_dir: Path, stages: list[str], params: Params)
 def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage: str | None = None,
                  only: str | None = None, outputs: str | Path | None = None, log_output: bool = False,
                  overrides: dict | None = None, reuse: str | Path | None = None, echo=print,
-                 to_stage: str | None = None, space_check: bool = True, checks=()) -> Path:
+                 to_stage: str | None = None, space_check: bool = True, checks=(), answers_from=()) -> Path:
     """Execute the selected stages; returns the run directory. Raises StageFailed on a failing stage, and a
     StorageError (one line naming the path) when the run directory cannot be written.
 
@@ -237,7 +237,9 @@ def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage:
     ``from_stage`` are copied from another run: the same data and reward model under another GRPO setting,
     which is how an ablation is run. The run directory is locked while the run writes it; ``space_check``
     refuses to start when its disk lacks the room the selected stages need (:mod:`sif_lib.runner.disk_space`). Each of
-    ``checks`` (``check(params, source)``, raising InputError) runs on the loaded params before anything is written."""
+    ``checks`` (``check(params, source)``, raising InputError) runs on the loaded params before anything is written.
+    ``answers_from``: more runs whose base-policy answer caches are copied in (as ``reuse``'s are), used where their
+    records still match: the earlier seeds of ``sif run --seeds``."""
 
     params_path = Path(params_file)
     read_params_file(params_path)  # an unusable file fails here, before any run directory is looked at or made
@@ -254,7 +256,8 @@ def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage:
         with hold(run_dir, echo):
             for line in recover_dirs(run_dir):
                 echo(line)
-            return _run_locked(params_path, run_dir, stages, overrides, reuse, log_output, echo, space_check, checks)
+            return _run_locked(params_path, run_dir, stages, overrides, reuse, log_output, echo, space_check, checks,
+                               answers_from)
     except OSError as err:  # the run directory itself: its stage, when there was one, is marked already
         fault = storage_error(err, getattr(err, "filename", None) or run_dir)
         if fault is None:
@@ -263,7 +266,7 @@ def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage:
 
 
 def _run_locked(params_path: Path, run_dir: Path, stages: list[str], overrides: dict | None, reuse, log_output: bool,
-                echo, space_check: bool, checks=()) -> Path:
+                echo, space_check: bool, checks=(), answers_from=()) -> Path:
     manifest_path = run_dir / "manifest.json"
     earlier = read_json(manifest_path, "") if manifest_path.is_file() else None
     if earlier:
@@ -283,8 +286,9 @@ def _run_locked(params_path: Path, run_dir: Path, stages: list[str], overrides: 
     reused: dict = {}
     if reuse:
         reused = reuse_stages(Path(reuse), run_dir, list(STAGE_NAMES[:STAGE_NAMES.index(stages[0])]), params)
-        for folder in copy_answer_caches(Path(reuse), run_dir, BASE_ANSWER_CACHES):
-            echo(f"{folder}: the base policy's answers are copied from {reuse} (used if they still match)")
+    for source in ([reuse] if reuse else []) + list(answers_from):
+        for folder in copy_answer_caches(Path(source), run_dir, BASE_ANSWER_CACHES):
+            echo(f"{folder}: the base policy's answers are copied from {source} (used if they still match)")
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "notebooks").mkdir(exist_ok=True)  # papermill writes executed notebooks here and will not create it
 
@@ -335,13 +339,15 @@ def run_seeds(params_file: str | Path, seeds, run_id: str | None = None, outputs
         run_pipeline(params_file, run_id=plan.base_dir.name, from_stage=todo, outputs=plan.base_dir.parent,
                      log_output=log_output, overrides=plan.base_overrides, echo=echo, to_stage=plan.base_stages[-1],
                      space_check=space_check, checks=checks)
+    earlier: list[Path] = []  # the base policy answers the same probe and evaluation prompts in every seed
     for run in plan.runs:
         step = seed_step(run, plan.seed_stages, load_params(params_file, run.overrides).to_dict())
         echo(f"== seed {run.seed}: {run.run_dir}" + ("" if step else " (finished already: kept)"))
         if step:
             run_pipeline(params_file, run_id=run.run_dir.name, from_stage=step[0], outputs=run.run_dir.parent,
                          log_output=log_output, overrides=run.overrides, reuse=step[1], echo=echo,
-                         space_check=space_check, checks=checks)
+                         space_check=space_check, checks=checks, answers_from=tuple(earlier))
+        earlier.append(run.run_dir)
     return [run.run_dir for run in plan.runs]
 
 
