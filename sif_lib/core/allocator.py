@@ -3,10 +3,9 @@
 glibc's malloc serves every allocation above its mmap threshold (128 KiB to 32 MiB, adapting) with a fresh ``mmap``
 and returns it with ``munmap`` when freed. A CPU training step allocates and frees tensors of hundreds of MiB many
 times (the logits alone: 8 sequences x 300 tokens x 49,152 vocabulary x 4 bytes = 470 MiB, then their log-softmax,
-entropy and gradients), so each of them is page-faulted in from zero every time: on the demo's GRPO step on 2 cores
-that was a third of the CPU time, spent in the kernel (``sif bench grpo``: 42 s per step, 29.8 s with this; see
-docs/RESULTS.md). With the three settings below, large blocks come from the heap and stay there once freed, ready
-for the next step.
+entropy and gradients), so each of them is page-faulted in from zero every time: ``sif bench grpo`` on the demo's
+params, on 2 cores, took 74.0 s per step in fp32 without this and 39.0 s with it (docs/RESULTS.md). With the
+three settings below, large blocks come from the heap and stay there once freed, ready for the next step.
 
 The price: the process's resident memory stays at its high-water mark until it ends (nothing is returned to the
 system between stages of one kernel). Each stage runs in its own kernel, so that is one stage's peak.

@@ -163,8 +163,7 @@ class PolicyRunner:
         borrowed = _borrow(borrow_from, record, prompts)
         if borrowed is not None:
             source, responses = borrowed
-            rows = [{"prompt": p, "response": r, **(extra[i] if extra else {})}
-                    for i, (p, r) in enumerate(zip(prompts, responses))]
+            rows = _rows(prompts, responses, extra)
             write_jsonl(final, rows)
             write_json(meta, {**record, "complete": True, "generated": 0, "borrowed_from": str(source)})
             partial.unlink(missing_ok=True)
@@ -202,8 +201,7 @@ class PolicyRunner:
                                  on_progress=lambda n: progress.update(offset + n, len(prompts), "answers",
                                                                        set=out_dir.name)) if rest else []
         seconds = time.monotonic() - began
-        rows = done + [{"prompt": p, "response": r, **(extra[offset + i] if extra else {})}
-                       for i, (p, r) in enumerate(zip(rest, new))]
+        rows = done + _rows(rest, new, extra, offset)
         write_jsonl(final, rows)
         # Tokens of the decoded responses: special tokens and trailing whitespace are not counted, so this is a
         # lower bound on what the model generated (and on its throughput).
@@ -213,6 +211,13 @@ class PolicyRunner:
                           "response_tokens_per_s": round(tokens / seconds, 1) if seconds > 0 and new else None})
         partial.unlink(missing_ok=True)
         return [r["response"] for r in rows]
+
+
+def _rows(prompts: Sequence[str], responses: Sequence[str], extra: Sequence[dict] | None,
+          offset: int = 0) -> list[dict]:
+    """Saved rows: each prompt with its response and the fields ``extra[offset + i]`` adds."""
+    return [{"prompt": p, "response": r, **(extra[offset + i] if extra else {})}
+            for i, (p, r) in enumerate(zip(prompts, responses))]
 
 
 def _borrow(folders: Sequence[Path], record: dict, prompts: Sequence[str]) -> tuple[Path, list[str]] | None:
