@@ -114,3 +114,35 @@ def test_progress_counts_answers_as_they_end_inside_a_batch():
     inside = [(done, step) for done, step in reports if done < len(prompts)]
     assert len({done for done, _ in inside}) >= 2 and len({step for _, step in inside}) >= 2
     assert max(step for _, step in inside) < len(steps)
+
+
+def test_sample_rows_follows_the_distribution_and_never_draws_a_zero_weight():
+    from scipy.stats import chisquare
+
+    sample_rows = decoding.sample_rows
+
+    weights = torch.tensor([0.0, 0.1, 0.0, 0.25, 0.05, 0.6, 0.0])
+    probs = weights.repeat(4000, 1)
+    drawn = sample_rows(probs, torch.Generator().manual_seed(0))
+    counts = torch.bincount(drawn, minlength=len(weights))
+    assert counts[weights == 0].sum() == 0
+    nonzero = weights > 0
+    expected = (weights[nonzero] / weights.sum() * len(drawn)).numpy()
+    assert chisquare(counts[nonzero].numpy(), expected).pvalue > 1e-3
+    # unnormalised rows and a row with one possible token
+    single = torch.zeros(3, 49152)
+    single[:, 17] = 5.0
+    assert sample_rows(single).tolist() == [17, 17, 17]
+    again = sample_rows(probs, torch.Generator().manual_seed(0))
+    assert torch.equal(drawn, again)
+
+
+def test_decode_samples_with_either_sampler_and_checks_the_name(smollm2):
+    enc = smollm2.tokenizer([smollm2.render(p) for p in PROMPTS[:2]], return_tensors="pt", padding=True,
+                            add_special_tokens=False)
+    for sampler in ("cdf", "multinomial"):
+        out = decoding.decode(smollm2.model, enc["input_ids"], enc["attention_mask"], 8, temperature=1.0,
+                              generator=torch.Generator().manual_seed(1), sampler=sampler)
+        assert len(out) == 2 and all(1 <= len(row) <= 8 for row in out)
+    with pytest.raises(ValueError, match="sampler"):
+        decoding.decode(smollm2.model, enc["input_ids"], enc["attention_mask"], 2, temperature=1.0, sampler="gumbel")

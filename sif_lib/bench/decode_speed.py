@@ -14,6 +14,9 @@ Methods, one model in memory (fp32 unless the params say otherwise):
 * ``continuous``: transformers' continuous batching (``generate_batch``), whole workload at once;
 * ``shrinking-B``: :mod:`sif_lib.policy.decoding` (finished answers leave the batch, grouped-query attention
   without copies, KV cache grown in place) on length-sorted batches of B, what the stages use now;
+* ``shrinking-B-multinomial``: the same, sampled tokens drawn by ``torch.multinomial`` (an exponential variate per
+  vocabulary entry) instead of one uniform draw against the cumulative distribution (what the stages use now;
+  same distribution, other draws; rollouts only);
 * ``shrinking-64-1thread``: the same with one torch thread;
 * ``shrinking-64-bf16``: the same on a bfloat16 copy of the weights: faster matrix products on CPUs with bf16
   instructions, but other numerics, so other greedy answers (counted, and why it is not adopted).
@@ -150,6 +153,13 @@ def bench_generate(params_file: str | Path, workload: str = "eval", n_prompts: i
         finally:
             del twin
 
+    def multinomial(batch):
+        generator.sampler = "multinomial"
+        try:
+            return _shrinking(generator, prompts, sampling, batch)
+        finally:
+            generator.sampler = "cdf"
+
     def one_thread(batch):
         torch.set_num_threads(1)
         try:
@@ -166,6 +176,8 @@ def bench_generate(params_file: str | Path, workload: str = "eval", n_prompts: i
         "shrinking-16": lambda: _shrinking(generator, prompts, sampling, 16),
         "shrinking-32": lambda: _shrinking(generator, prompts, sampling, 32),
         "shrinking-64": lambda: _shrinking(generator, prompts, sampling, 64),
+        "shrinking-16-multinomial": lambda: multinomial(16),
+        "shrinking-32-multinomial": lambda: multinomial(32),
         "shrinking-64-1thread": lambda: one_thread(64),
         "shrinking-64-bf16": lambda: bf16(64),
     }

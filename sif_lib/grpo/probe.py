@@ -59,7 +59,7 @@ def run_probe(ctx: RunContext, which: str, items: Sequence[dict], scorer: Any, p
         completions = runner.answer(out / f"probe_{which}", [it["prompt"] for it in items],
                                     Sampling(max_new_tokens=params.grpo.max_completion_length, temperature=0.0,
                                              seed=params.run.seed),
-                                    params.rollouts.batch_size, extra=[{"id": it["id"]} for it in items])
+                                    params.evaluation.batch_size, extra=[{"id": it["id"]} for it in items])
     finally:
         runner.close()
     rows = heldout.score_cached(out / f"probe_{which}.jsonl", params, items, completions, scorer)

@@ -9,12 +9,14 @@ KV cache also concatenates the whole cache at every step. This loop differs in t
 * grouped-query attention shares its key/value heads inside torch's kernel also under a padding mask
   (:func:`sdpa_gqa_attention`), instead of copying them to every query head;
 * the KV cache grows in place: keys and values are views into a buffer that doubles when full
-  (:class:`GrowingCache`), instead of a new concatenated tensor per step and layer.
+  (:class:`GrowingCache`), instead of a new concatenated tensor per step and layer;
+* a sampled token comes from one uniform draw per row against the row's cumulative distribution
+  (:func:`sample_rows`), where ``torch.multinomial`` draws an exponential variate for every vocabulary entry.
 
 Greedy decoding picks the same tokens as ``generate`` (``tests/test_generation.py`` checks token-for-token
 equality on the embedded model, under other batch compositions than the reference's). Sampling uses transformers'
 own temperature, top-k, top-p and min-p warpers and a seeded ``torch.Generator``: the same distribution as
-``generate``'s, other draws.
+``generate``'s, other draws (``sampler="multinomial"`` draws as ``torch.multinomial`` does, for comparison).
 
 Why by hand: on the evaluation workload on 2 CPU cores, transformers' continuous batching (``generate_batch``) was
 1.17x as fast as static ``generate`` and its static cache 0.98x, this loop 2.68x (``sif bench generate`` prints
@@ -137,6 +139,20 @@ def supports(model) -> bool:
     return not (getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True))
 
 
+def sample_rows(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One index per row of ``probs`` (rows of non-negative weights), drawn with probability proportional to its
+    weight: the first index whose cumulative weight exceeds ``u`` times the row's total, ``u`` uniform on [0, 1).
+
+    ``torch.multinomial`` draws one exponential variate per entry instead: for SmolLM2's 49,152-token vocabulary
+    that was 15 ms of a 170 ms decoding step at 16 rows on 2 CPU cores (30 ms at 32 rows), this about 1 ms. The
+    cumulative sum is taken in float64, so an entry's share is off by at most about 1e-16 of the total, far below
+    any probability a float32 softmax can express; an entry of weight 0 is never drawn."""
+    cdf = probs.cumsum(-1, dtype=torch.float64)
+    u = torch.rand((probs.shape[0], 1), generator=generator, dtype=torch.float64, device=probs.device)
+    picked = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(1)
+    return picked.clamp_(max=probs.shape[-1] - 1)
+
+
 def eos_ids(model) -> set[int]:
     eos = model.generation_config.eos_token_id
     if eos is None:
@@ -148,7 +164,7 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new
            temperature: float = 0.0, top_p: float = 1.0, generator: torch.Generator | None = None,
            stats: dict | None = None, top_k: int | None = None, min_p: float | None = None,
            eos: set[int] | None = None, greedy_rows: Sequence[int] = (),
-           on_finish: Callable[[int], None] | None = None) -> list[list[int]]:
+           on_finish: Callable[[int], None] | None = None, sampler: str = "cdf") -> list[list[int]]:
     """New token ids for each row of a left-padded batch, each ending at its first end-of-sequence token (kept,
     as ``generate`` keeps it) or after ``max_new_tokens``. Sampling (``temperature`` > 0) applies transformers'
     warpers in ``generate``'s order: temperature, top-k, top-p, min-p. ``eos`` defaults to the model's.
@@ -156,7 +172,11 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new
     two: on a CPU a step costs about the same for 4 rows as for 16).
     ``stats`` (optional) receives ``rows_decoded``: the batch rows summed over steps, the work done.
     ``on_finish(row)`` (optional) is called as each row's answer ends, with the row's index in the batch: at its
-    end-of-sequence token, or at the last step for the rows that ran to ``max_new_tokens``."""
+    end-of-sequence token, or at the last step for the rows that ran to ``max_new_tokens``.
+    ``sampler``: ``"cdf"`` (:func:`sample_rows`) or ``"multinomial"`` (``torch.multinomial``: same distribution,
+    other draws, slower; ``sif bench generate`` times both)."""
+    if sampler not in ("cdf", "multinomial"):
+        raise ValueError(f"sampler must be 'cdf' or 'multinomial', got {sampler!r}")
     warpers = []
     if temperature > 0:
         warpers.append(TemperatureLogitsWarper(temperature))
@@ -168,7 +188,8 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new
             warpers.append(MinPLogitsWarper(min_p))
     with torch.no_grad(), gqa_attention(model):
         return _decode(model, input_ids, attention_mask, max_new_tokens, warpers, temperature > 0, generator, stats,
-                       eos if eos is not None else eos_ids(model), greedy_rows, on_finish)
+                       eos if eos is not None else eos_ids(model), greedy_rows, on_finish,
+                       sample_rows if sampler == "cdf" else _multinomial)
 
 
 def left_pad(rows: list[list[int]], pad_id: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -183,8 +204,12 @@ def left_pad(rows: list[list[int]], pad_id: int, device=None) -> tuple[torch.Ten
     return ids.to(device), mask.to(device)
 
 
+def _multinomial(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
 def _decode(model, input_ids, attention_mask, max_new_tokens, warpers, sample, generator, stats, eos, greedy_rows=(),
-            on_finish=None):
+            on_finish=None, draw=sample_rows):
     cache = GrowingCache()
     mask = attention_mask
     positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
@@ -202,7 +227,7 @@ def _decode(model, input_ids, attention_mask, max_new_tokens, warpers, sample, g
             scores = logits.float()
             for warp in warpers:
                 scores = warp(None, scores)
-            tokens = torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=generator).squeeze(1)
+            tokens = draw(torch.softmax(scores, dim=-1), generator)
             if greedy_rows:
                 tokens = torch.where(greedy, logits.argmax(dim=-1), tokens)
         else:

@@ -86,6 +86,7 @@ class ChatGenerator:
         self.spec = spec
         self.decoding = decoding
         self.stats: dict = {}  # rows_decoded: batch rows summed over decoding steps (the work done)
+        self.sampler = "cdf"  # how the shrinking decoder draws a sampled token (decoding.decode's ``sampler``)
         self.system_prompt = system_prompt
         self.enable_thinking = enable_thinking
         self.backend = ("vllm" if vllm_available() and adapter is None and model is None else "hf") \
@@ -154,7 +155,7 @@ class ChatGenerator:
                         generator = torch.Generator(device=device).manual_seed(seed)
                     ids = decoding.decode(self.model, enc["input_ids"], enc["attention_mask"],
                                           sampling.max_new_tokens, sampling.temperature, sampling.top_p,
-                                          generator, self.stats,
+                                          generator, self.stats, sampler=self.sampler,
                                           on_finish=_finish_counter(on_progress, start + b) if on_progress else None)
                 else:
                     ids = self._static_batch(enc, sampling, seed)
