@@ -146,3 +146,22 @@ def test_decode_samples_with_either_sampler_and_checks_the_name(smollm2):
         assert len(out) == 2 and all(1 <= len(row) <= 8 for row in out)
     with pytest.raises(ValueError, match="sampler"):
         decoding.decode(smollm2.model, enc["input_ids"], enc["attention_mask"], 2, temperature=1.0, sampler="gumbel")
+
+
+def test_repeated_prompts_are_prefilled_once_and_decode_as_alone(smollm2):
+    texts = [smollm2.render(p) for p in (PROMPTS[0], PROMPTS[0], PROMPTS[3], PROMPTS[3], PROMPTS[0])]
+    enc = smollm2.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    calls = []
+    hook = smollm2.model.register_forward_pre_hook(lambda module, args, kwargs: calls.append(kwargs["input_ids"].shape),
+                                                   with_kwargs=True)
+    try:
+        repeated = decoding.decode(smollm2.model, enc["input_ids"], enc["attention_mask"], 24)
+    finally:
+        hook.remove()
+    assert calls[0][0] == 2  # the prompt pass ran the two distinct prompts only
+    assert repeated[0] == repeated[1] == repeated[4] and repeated[2] == repeated[3]
+    alone = smollm2.tokenizer([texts[0], texts[2]], return_tensors="pt", padding=True, add_special_tokens=False)
+    assert decoding.decode(smollm2.model, alone["input_ids"], alone["attention_mask"], 24) == [repeated[0], repeated[2]]
+    sampled = decoding.decode(smollm2.model, enc["input_ids"], enc["attention_mask"], 24, temperature=1.0,
+                              generator=torch.Generator().manual_seed(5))
+    assert len({tuple(row) for row in sampled}) > 1  # repeats share the prompt, not the draws

@@ -10,6 +10,8 @@ KV cache also concatenates the whole cache at every step. This loop differs in t
   (:func:`sdpa_gqa_attention`), instead of copying them to every query head;
 * the KV cache grows in place: keys and values are views into a buffer that doubles when full
   (:class:`GrowingCache`), instead of a new concatenated tensor per step and layer;
+* a prompt repeated in the batch (GRPO's group of completions per prompt) is run through the model once, and its
+  KV cache rows copied to its repeats;
 * a sampled token comes from one uniform draw per row against the row's cumulative distribution
   (:func:`sample_rows`), where ``torch.multinomial`` draws an exponential variate for every vocabulary entry.
 
@@ -204,6 +206,23 @@ def left_pad(rows: list[list[int]], pad_id: int, device=None) -> tuple[torch.Ten
     return ids.to(device), mask.to(device)
 
 
+def _prefill(model, input_ids, mask, positions, cache: GrowingCache) -> torch.Tensor:
+    """The prompt pass: each distinct prompt row is run once and its KV cache rows copied to its repeats (GRPO
+    samples every prompt ``num_generations`` times, so 4 of its 16 rows are computed instead of 16). Returns the
+    last position's logits for every row."""
+    unique, inverse = torch.unique(torch.cat([input_ids, mask.to(input_ids.dtype)], dim=1), dim=0,
+                                   return_inverse=True)
+    if len(unique) == len(input_ids):
+        return model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                     use_cache=True, logits_to_keep=1).logits[:, -1]
+    first = torch.full((len(unique),), len(input_ids), dtype=torch.long)
+    first.scatter_reduce_(0, inverse, torch.arange(len(input_ids)), reduce="amin")
+    logits = model(input_ids=input_ids[first], attention_mask=mask[first], position_ids=positions[first],
+                   past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+    cache.keep_rows(inverse.to(logits.device))
+    return logits[inverse.to(logits.device)]
+
+
 def _multinomial(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
@@ -213,8 +232,7 @@ def _decode(model, input_ids, attention_mask, max_new_tokens, warpers, sample, g
     cache = GrowingCache()
     mask = attention_mask
     positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
-    logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                   use_cache=True, logits_to_keep=1).logits[:, -1]
+    logits = _prefill(model, input_ids, mask, positions, cache)
     next_position = positions[:, -1:] + 1
     live = torch.arange(input_ids.shape[0])  # the original row of each row still in the batch
     out: list[list[int]] = [[] for _ in range(input_ids.shape[0])]
