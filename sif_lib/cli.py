@@ -15,6 +15,7 @@
     sif report RUN_DIR... --markdown [--output FILE]                  the measured tables as Markdown
     sif results [DOC] [--outputs DIR] [--strict]                      regenerate docs/RESULTS.md's tables
     sif compare-rm RUN_DIR RUN_DIR...                                 compare their reward models (stage 04)
+    sif rewrites RUN_DIR                                              IFEval ids a rule rewrite can make met
 
 Bad input ends with one line on stderr naming the file, line or key, and exit status 2.
 """
@@ -184,6 +185,13 @@ def _cmd_compare_rm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rewrites(args: argparse.Namespace) -> int:
+    from sif_lib.analysis.rewrite_coverage import print_rewrite_coverage
+
+    print_rewrite_coverage(args.run_dir)
+    return 0
+
+
 def _int_list(value: str) -> list[int]:
     try:
         return [int(x) for x in value.split(",")]
@@ -329,6 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "held-out AUCs with bootstrap intervals)")
     compare_rm.add_argument("run_dirs", nargs="+")
     compare_rm.set_defaults(func=_cmd_compare_rm)
+
+    rewrites = sub.add_parser("rewrites", help="per IFEval id of a run's stage 07: the base answers that meet it, "
+                                               "and those a rule rewrite makes meet it")
+    rewrites.add_argument("run_dir")
+    rewrites.set_defaults(func=_cmd_rewrites)
     return parser
 
 

@@ -116,9 +116,14 @@ def _continuous(generator: ChatGenerator, prompts, sampling) -> tuple[list[str],
     return answers, sum(len(r.generated_tokens) for r in results.values())
 
 
-def _shrinking(generator: ChatGenerator, prompts, sampling, batch: int) -> tuple[list[str], int]:
+def _shrinking(generator: ChatGenerator, prompts, sampling, batch: int,
+               sampler: str = "cdf") -> tuple[list[str], int]:
     generator.stats.clear()
-    answers = generator.generate(prompts, sampling, batch_size=batch)
+    generator.sampler = sampler
+    try:
+        answers = generator.generate(prompts, sampling, batch_size=batch)
+    finally:
+        generator.sampler = "cdf"
     return answers, generator.stats.get("rows_decoded", 0)
 
 
@@ -153,13 +158,6 @@ def bench_generate(params_file: str | Path, workload: str = "eval", n_prompts: i
         finally:
             del twin
 
-    def multinomial(batch):
-        generator.sampler = "multinomial"
-        try:
-            return _shrinking(generator, prompts, sampling, batch)
-        finally:
-            generator.sampler = "cdf"
-
     def one_thread(batch):
         torch.set_num_threads(1)
         try:
@@ -176,8 +174,8 @@ def bench_generate(params_file: str | Path, workload: str = "eval", n_prompts: i
         "shrinking-16": lambda: _shrinking(generator, prompts, sampling, 16),
         "shrinking-32": lambda: _shrinking(generator, prompts, sampling, 32),
         "shrinking-64": lambda: _shrinking(generator, prompts, sampling, 64),
-        "shrinking-16-multinomial": lambda: multinomial(16),
-        "shrinking-32-multinomial": lambda: multinomial(32),
+        "shrinking-16-multinomial": lambda: _shrinking(generator, prompts, sampling, 16, "multinomial"),
+        "shrinking-32-multinomial": lambda: _shrinking(generator, prompts, sampling, 32, "multinomial"),
         "shrinking-64-1thread": lambda: one_thread(64),
         "shrinking-64-bf16": lambda: bf16(64),
     }
