@@ -84,3 +84,25 @@ def test_sif_rewrites_reads_stage_07s_files_and_names_a_missing_one(tmp_path, ca
     (eval_dir / "ifeval_base" / "responses.jsonl").unlink()
     assert main(["rewrites", str(tmp_path)]) == 2
     assert "responses.jsonl: not found" in capsys.readouterr().err
+
+
+def test_cold_start_rows_carry_rewritten_answers_and_drop_what_no_program_fixes():
+    from sif_lib.cold_start.sft_set import REWRITTEN_SOURCE, instruction_rows
+    from sif_lib.stages.s00_cold_start import check_figures
+
+    soft = {"id": "soft:tone:warm", "kind": "soft", "kwargs": {}, "description": "Sound warm."}
+    lower = {"id": "change_case:english_lowercase", "kind": "hard", "kwargs": {}, "description": "Lowercase only."}
+    keyword = {"id": "keywords:existence", "kind": "hard", "kwargs": {"keywords": ["theory"]},
+               "description": "Include the keyword 'theory'."}
+    items = [{"id": f"cold-{i}", "prompt": f"{REQUEST} ({i})", "seed": REQUEST, "n_constraints": 2,
+              "constraints": cs} for i, cs in enumerate([[lower, soft], [keyword, soft], [soft]])]
+    answers = [ANSWER, ANSWER, ANSWER]
+    plain = instruction_rows(items, answers, "tiny")
+    assert [r["answer"] for r in plain] == answers and {r["answer_source"] for r in plain} == {"policy"}
+    rows = instruction_rows(items, answers, "tiny", rewrite_answers=True)
+    assert [r["id"] for r in rows] == ["cold-0", "cold-2"]  # no program writes the keyword in
+    assert rows[0]["answer"] == ANSWER.lower() and rows[0]["answer_source"] == REWRITTEN_SOURCE
+    assert rows[1]["answer"] == ANSWER and rows[1]["answer_source"] == "policy"
+    assert rows[0]["constraints"] == [lower] and rows[1]["constraints"] == []  # the hard ones, for trained ids
+    figures = check_figures(rows, ["<think>plan</think>" + ANSWER.lower(), ANSWER])
+    assert figures["hard"] == {"n": 1, "met": 1}

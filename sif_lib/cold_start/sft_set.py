@@ -1,9 +1,10 @@
 """The cold start's SFT set: think/answer pairs written by no model other than the policy itself.
 
 The paper cold-starts a non-reasoning model (its Qwen2.5-7B-Instruct row) with SFT before RL, on data a
-stronger model wrote. Here no stronger model exists, and none is wanted: the SFT must teach the *format*
+stronger model wrote. Here no stronger model exists, and none is wanted: by default the SFT teaches the *format*
 ``<think>…</think>answer`` and nothing about meeting constraints, so that any later instruction-following gain
-comes from RL alone.
+comes from RL alone. ``cold_start.rewrite_answers`` is the one deliberate exception (below): programs, not a
+model, make the answers meet their rules, so that RL can start on rules the policy never met.
 
 * **Math items** (:mod:`sif_lib.synthesis.stepped_math`): the think part is the generator's worked solution,
   computed alongside the answer, and the answer is ``The answer is \\boxed{N}.``
@@ -18,6 +19,7 @@ hold-out (:func:`cold_start_questions`).
 
 from __future__ import annotations
 
+from sif_lib.cold_start.rule_rewrites import rewrite
 from sif_lib.config.params import Params
 from sif_lib.constraints.extraction import THINK_CLOSE, THINK_OPEN
 from sif_lib.policy.generation import chat_messages
@@ -27,6 +29,7 @@ from sif_lib.synthesis.instructions import question_key
 MATH_SOURCE = "generator"    # who wrote a math item's think part and answer
 PLAN_SOURCE = "rule"         # who wrote an instruction item's think part
 ANSWER_SOURCE = "policy"     # who wrote an instruction item's answer: the base policy, sampled
+REWRITTEN_SOURCE = "policy, rewritten by rule"  # the same, changed by cold_start.rule_rewrites to meet its rules
 
 
 def cold_start_math(params: Params) -> list[dict]:
@@ -64,14 +67,30 @@ def math_rows(items: list[dict]) -> list[dict]:
              "answer_source": MATH_SOURCE, "steps": item["steps"], "gold": item["answer"]} for item in items]
 
 
-def instruction_rows(instructions: list[dict], answers: list[str], policy: str) -> list[dict]:
-    """Instruction items with the base policy's answers (``policy`` names it); empty answers are left out."""
+def instruction_rows(instructions: list[dict], answers: list[str], policy: str,
+                     rewrite_answers: bool = False) -> list[dict]:
+    """Instruction items with the base policy's answers (``policy`` names it); empty answers are left out.
+
+    With ``rewrite_answers``, each answer is rewritten by program to meet the item's hard constraints
+    (:func:`~sif_lib.cold_start.rule_rewrites.rewrite`; its ``answer_source`` then says so when the text changed),
+    and an item whose answer cannot be made to meet them all, or is degenerate, is left out."""
     if len(answers) != len(instructions):
         raise ValueError(f"{len(instructions)} instructions but {len(answers)} answers")
-    return [{"id": inst["id"], "kind": "instruction", "prompt": inst["prompt"], "think": plan(inst),
-             "answer": answer, "think_source": PLAN_SOURCE, "answer_source": ANSWER_SOURCE, "model": policy,
-             "n_constraints": inst["n_constraints"]}
-            for inst, answer in zip(instructions, answers) if answer.strip()]
+    rows = []
+    for inst, answer in zip(instructions, answers):
+        source = ANSWER_SOURCE
+        if rewrite_answers and answer.strip():
+            rewritten = rewrite(answer, inst["constraints"], inst["seed"])
+            if rewritten is None:
+                continue
+            source = REWRITTEN_SOURCE if rewritten != answer.strip() else ANSWER_SOURCE
+            answer = rewritten
+        if answer.strip():
+            rows.append({"id": inst["id"], "kind": "instruction", "prompt": inst["prompt"], "think": plan(inst),
+                         "answer": answer, "think_source": PLAN_SOURCE, "answer_source": source, "model": policy,
+                         "n_constraints": inst["n_constraints"],
+                         "constraints": [c for c in inst["constraints"] if c.get("kind") == "hard"]})
+    return rows
 
 
 def sft_examples(rows: list[dict], system_prompt: str | None = None) -> list[dict]:

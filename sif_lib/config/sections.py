@@ -321,6 +321,11 @@ class ColdStartParams(_Section):
     n_instructions: int = opt(120, "Instruction items in the SFT set, each on a seed task reserved for it (never in "
                                    "the RL set or the hold-out): a plan built by rule from its constraint records "
                                    "is the think part, the base policy's own sampled response is the answer.")
+    rewrite_answers: bool = opt(False, "Rewrite each instruction item's answer by program so that it meets the "
+                                       "item's hard constraints (sif_lib/cold_start/rule_rewrites.py: lowercase, "
+                                       "the end phrase, JSON, quotes, bullets, ...); an answer no program can make "
+                                       "meet them all, or a degenerate one, is left out. Makes ids the policy never "
+                                       "meets learnable; the SFT then teaches rules, not only the format.")
     answer_max_new_tokens: int = opt(160, "Token budget of the base policy's answers to the instruction items.")
     answer_temperature: float = opt(0.7, "Sampling temperature of those answers.")
     finetune: Literal["full", "lora"] = opt("full", "Full fine-tuning, or a LoRA adapter merged into the saved policy.")

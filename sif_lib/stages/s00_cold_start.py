@@ -16,8 +16,15 @@ import json
 import random
 from collections.abc import Callable
 
+from sif_lib.cold_start.rule_rewrites import verifies
 from sif_lib.cold_start.sft import train_sft
-from sif_lib.cold_start.sft_set import cold_start_math, instruction_rows, math_rows, sft_examples
+from sif_lib.cold_start.sft_set import (
+    REWRITTEN_SOURCE,
+    cold_start_math,
+    instruction_rows,
+    math_rows,
+    sft_examples,
+)
 from sif_lib.constraints import extract_answer
 from sif_lib.constraints.math_answer import score_flexible, score_reasoning
 from sif_lib.core.io import read_json, write_json, write_jsonl
@@ -48,7 +55,7 @@ def build_rows(ctx: RunContext, echo: Callable[[str], None] = print) -> list[dic
         ctx.root / "cold_start" / "base_answers", [i["prompt"] for i in instructions],
         Sampling(cs.answer_max_new_tokens, cs.answer_temperature, seed=params.run.seed), params.rollouts.batch_size)
     rows = []
-    for kind_rows in (math, instruction_rows(instructions, answers, ctx.base_policy)):
+    for kind_rows in (math, instruction_rows(instructions, answers, ctx.base_policy, cs.rewrite_answers)):
         order = list(kind_rows)
         random.Random(f"{params.run.seed}:cold-start:check").shuffle(order)
         held = min(CHECK_PER_KIND, len(order) // 4)  # small sets keep three quarters for the SFT
@@ -66,13 +73,17 @@ def greedy_answers(ctx: RunContext, spec: str, name: str, folder: str, prompts: 
 
 
 def check_figures(rows: list[dict], texts: list[str], tokenizer=None) -> dict:
-    """Closed-``</think>`` share and thinking length, and math solved (strict ``\\boxed{}`` after ``</think>``,
-    and flexible: the last number) on the check set."""
+    """Closed-``</think>`` share and thinking length, math solved (strict ``\\boxed{}`` after ``</think>``,
+    and flexible: the last number) and the instruction items' hard constraints met (after ``</think>``) on the
+    check set."""
     math = [(r, t) for r, t in zip(rows, texts) if r["kind"] == "math"]
     strict = [score_reasoning(extract_answer(t, "require_think"), r["gold"]) == 1.0 for r, t in math]
     flexible = [score_flexible(extract_answer(t, "require_think") or "", r["gold"]) == 1.0 for r, t in math]
+    hard = [verifies(extract_answer(t, "after_think") or "", c)
+            for r, t in zip(rows, texts) if r["kind"] == "instruction" for c in r.get("constraints") or ()]
     return {"thinking": think_stats(texts, tokenizer),
-            "math": {"n": len(math), "strict": sum(strict), "flexible": sum(flexible)}}
+            "math": {"n": len(math), "strict": sum(strict), "flexible": sum(flexible)},
+            "hard": {"n": len(hard), "met": sum(hard)}}
 
 
 def level_check(ctx: RunContext, spec: str, echo: Callable[[str], None]) -> dict | None:
@@ -128,7 +139,8 @@ def run(ctx: RunContext, echo: Callable[[str], None] = print, progress: bool = T
         "policy_dir": str(policy_dir),
         "rows": {kind: {split: sum(r["kind"] == kind and r["split"] == split for r in rows)
                         for split in ("sft", "check")} for kind in ("math", "instruction")},
-        "instruction_answers_dropped_empty": cs.n_instructions - sum(r["kind"] == "instruction" for r in rows),
+        "instruction_answers_dropped": cs.n_instructions - sum(r["kind"] == "instruction" for r in rows),
+        "instruction_answers_rewritten": sum(r.get("answer_source") == REWRITTEN_SOURCE for r in rows),
         "sources": sorted({f"{r['kind']}: think by {r['think_source']}, answer by {r['answer_source']}"
                            for r in rows}),
         "training": training,
@@ -181,7 +193,9 @@ def check_table_html(metrics: dict) -> str:
              lambda f: ("–" if f["thinking"]["mean_think_tokens"] is None
                         else f"{f['thinking']['mean_think_tokens']:.0f}")),
             ("math solved, strict \\boxed{} after &lt;/think&gt;", lambda f: f"{f['math']['strict']}/{f['math']['n']}"),
-            ("math solved, flexible (last number)", lambda f: f"{f['math']['flexible']}/{f['math']['n']}")):
+            ("math solved, flexible (last number)", lambda f: f"{f['math']['flexible']}/{f['math']['n']}"),
+            ("instruction items' hard constraints met",
+             lambda f: f"{f.get('hard', {}).get('met', '–')}/{f.get('hard', {}).get('n', '–')}")):
         lines.append(f"<tr><td>{label}</td><td>{get(check['base'])}</td><td>{get(check['sft'])}</td></tr>")
     return "".join(lines) + "</table>"
 
