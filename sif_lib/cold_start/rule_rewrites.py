@@ -13,7 +13,9 @@ loop or a stuffed marker.
 Simplifications, each a choice of what not to fake:
 
 * only ids whose rule is about form have a rewriter (:data:`REWRITERS`); rules about content (keywords, the
-  response language, placeholders for details the answer lacks, a yes/no verdict) are left to the policy;
+  response language, placeholders for details the answer lacks, a yes/no verdict, a second different response,
+  a paragraph that must start with a given word) are left to the policy: a program could meet their checks only
+  with text that does not mean what the rule asks (the answer cut in two halves, an arbitrary word in front);
 * a postscript is one sentence from a small fixed list, and a title is made of the request's first words:
   the program does not understand the answer;
 * "at least N words or sentences" cannot be met by cutting, so only "less than" has a rewriter;
@@ -150,18 +152,6 @@ def divided_paragraphs(answer: str, kwargs: Mapping[str, Any], request: str) -> 
     return None if groups is None else "\n\n***\n\n".join(" ".join(g) for g in groups)
 
 
-def nth_paragraph(answer: str, kwargs: Mapping[str, Any], request: str) -> str | None:
-    """Exactly N blank-line paragraphs, paragraph n starting with the given word."""
-    groups = _groups(_flat_sentences(answer), int(kwargs["num_paragraphs"]))
-    if groups is None:
-        return None
-    paragraphs = [" ".join(g) for g in groups]
-    n, word = int(kwargs["nth_paragraph"]), str(kwargs["first_word"])
-    body = paragraphs[n - 1]
-    paragraphs[n - 1] = f"{word.capitalize()} {body[0].lower()}{body[1:]}"
-    return "\n\n".join(paragraphs)
-
-
 def fewer_sentences(answer: str, kwargs: Mapping[str, Any], request: str) -> str | None:
     """Less than N sentences: the first N - 1 of them (at least N cannot be met by cutting)."""
     if kwargs["relation"] != "less than" or int(kwargs["num_sentences"]) < 2:
@@ -181,22 +171,14 @@ def fewer_words(answer: str, kwargs: Mapping[str, Any], request: str) -> str | N
     return " ".join(kept) or None
 
 
-def two_responses(answer: str, kwargs: Mapping[str, Any], request: str) -> str | None:
-    """Two different responses separated by ``******``: the answer's sentences in two halves."""
-    groups = _groups(_flat_sentences(answer), 2)
-    return None if groups is None else " ".join(groups[0]) + "\n******\n" + " ".join(groups[1])
-
-
 # Structure first, then text changes, then case, then whole-answer wrappers: a later step must not undo an earlier
 # one (lowercasing after appending the end phrase keeps both: the phrase check ignores case).
 REWRITERS: dict[str, Rewriter] = {
-    "combination:two_responses": two_responses,
     "length_constraints:number_sentences": fewer_sentences,
     "length_constraints:number_words": fewer_words,
     "detectable_format:number_bullet_lists": bullets,
     "detectable_format:multiple_sections": sections,
     "length_constraints:number_paragraphs": divided_paragraphs,
-    "length_constraints:nth_paragraph_first_word": nth_paragraph,
     "detectable_format:number_highlighted_sections": highlights,
     "detectable_format:title": title,
     "punctuation:no_comma": no_comma,
