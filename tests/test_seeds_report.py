@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import shutil
 
 import numpy as np
 import pytest
@@ -179,6 +180,26 @@ def test_paired_test_needs_two_seeds_and_some_spread(runs, tmp_path):
     twins = replicates.group_settings([load_run(d) for d in a])[0]
     same = replicates.paired_test(twins, twins, metric)
     assert same["mean"] == 0 and same["ci95"] is None and same["p"] is None
+    # Differences equal up to the summaries' six stored decimals are not a spread either.
+    shifted = []
+    for d, step in zip(a, (0.015151, 0.015152, 0.015151)):
+        twin = tmp_path / f"{d.name}-shifted"
+        shutil.copytree(d, twin)
+        summary_path = twin / "eval" / "summary.json"
+        summary = json.loads(summary_path.read_text())
+        summary["ifeval"]["trained"]["prompt_loose"] += step
+        summary_path.write_text(json.dumps(summary))
+        params_path, manifest_path = twin / "params.yaml", twin / "manifest.json"
+        params, manifest = yaml.safe_load(params_path.read_text()), json.loads(manifest_path.read_text())
+        params["grpo"]["soft_reward"] = manifest["params"]["grpo"]["soft_reward"] = "binary"
+        manifest["overrides"]["grpo"]["soft_reward"] = "binary"
+        params_path.write_text(yaml.safe_dump(params))
+        manifest_path.write_text(json.dumps(manifest))
+        shifted.append(twin)
+    reference, other = replicates.group_settings([load_run(d) for d in a + shifted])
+    loose = next(m for m in replicates.HEADLINE if m.key == "ifeval.prompt_loose")
+    rounded = replicates.paired_test(reference, other, loose)
+    assert rounded["mean"] == pytest.approx(0.0151513, abs=1e-6) and rounded["ci95"] is None and rounded["p"] is None
 
 
 def test_compare_prints_settings_and_paired_tests(runs, tmp_path):

@@ -166,6 +166,9 @@ def setting_figures(setting: Setting) -> dict[str, dict]:
                     "delta": spread([m.delta(r.summary) for r in setting.runs])} for m in HEADLINE}
 
 
+STORED_PRECISION = 1e-5  # differences closer than this are the same difference (six stored decimals)
+
+
 def paired_test(reference: Setting, other: Setting, metric: Metric) -> dict:
     """``other``'s delta minus ``reference``'s, seed by seed (seeds that each setting ran exactly once): the seeds,
     the differences, their mean, the t-based 95% interval of the mean and the paired t-test's two-sided p. The
@@ -183,7 +186,9 @@ def paired_test(reference: Setting, other: Setting, metric: Metric) -> dict:
     b = np.asarray([theirs[s] for s in seeds], dtype=float)
     out = {"seeds": seeds, "n": len(seeds), "differences": (b - a).tolist(),
            "mean": float((b - a).mean()) if seeds else None, "ci95": None, "p": None}
-    if len(seeds) >= 2 and not np.allclose(b - a, (b - a)[0], rtol=0, atol=1e-12):
+    # Summaries store fractions to 6 decimals, so equal differences can differ by a few 1e-6: that is rounding,
+    # not spread, and a t-test on it would report p ~ 0 (two seeds of +1.5 points each, 2026-12-07).
+    if len(seeds) >= 2 and not np.allclose(b - a, (b - a)[0], rtol=0, atol=STORED_PRECISION):
         result = ttest_rel(b, a)
         low, high = result.confidence_interval(0.95)
         out.update(ci95=[float(low), float(high)], p=float(result.pvalue))
