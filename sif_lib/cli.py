@@ -54,12 +54,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
             run_dirs = pipeline.run_seeds(args.params, args.seeds, run_id=args.run_id, outputs=args.outputs,
                                           overrides=overrides, reuse=args.reuse, log_output=args.verbose,
                                           from_stage=args.from_stage, to_stage=args.to_stage, only=args.only,
-                                          space_check=not args.no_space_check, checks=(check_constraint_ids,))
+                                          space_check=not args.no_space_check, checks=(check_constraint_ids,),
+                                          answers_from=tuple(args.answers_from or ()))
         else:
             run_dir = pipeline.run_pipeline(args.params, run_id=args.run_id, from_stage=args.from_stage,
                                             to_stage=args.to_stage, only=args.only, outputs=args.outputs,
                                             log_output=args.verbose, overrides=overrides, reuse=args.reuse,
-                                            space_check=not args.no_space_check, checks=(check_constraint_ids,))
+                                            space_check=not args.no_space_check, checks=(check_constraint_ids,),
+                                            answers_from=tuple(args.answers_from or ()))
     except pipeline.StageFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -218,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--reuse", metavar="RUN_DIR",
                      help="with --from STAGE: start a new run whose stages before STAGE are copied from RUN_DIR "
                           "(same data and reward model; for ablations). Their params must match")
+    run.add_argument("--answers-from", action="append", metavar="RUN_DIR",
+                     help="copy the base policy's cached answers of RUN_DIR into the run (repeatable); each cache is "
+                          "used only where its record (weights, decoding, prompts) matches, else regenerated")
     run.add_argument("--seeds", metavar="N,N,...",
                      help="stages 01-05 once (or from --reuse RUN_DIR), then GRPO and evaluation once per seed, "
                           "each in <run-id>-seed<N> with grpo.seed=N; prints the runs and the sif compare command")

@@ -445,3 +445,19 @@ def test_run_seeds_runs_the_plan_stops_on_failure_and_resumes(tmp_path, monkeypa
     with pytest.raises(InputError, match="finished already with another grpo.max_steps"):
         pipeline.run_seeds(SMOKE, "0", run_id="r", outputs=tmp_path, overrides={"grpo": {"max_steps": 9}},
                            echo=lambda _: None)
+
+    # `sif run --answers-from A` offers A's answers to every seed, before the earlier seeds'.
+    calls.clear()
+    pipeline.run_seeds(SMOKE, "3,4", run_id="r", outputs=tmp_path, answers_from=(tmp_path / "full",),
+                       echo=lambda _: None)
+    assert [c["answers_from"] for c in calls] == [(tmp_path / "full",), (tmp_path / "full", tmp_path / "r-seed3")]
+
+
+def test_sif_run_passes_answers_from(tmp_path, monkeypatch):
+    from sif_lib.cli import main
+
+    seen = {}
+    monkeypatch.setattr(pipeline, "run_pipeline", lambda *a, **kw: seen.update(kw) or tmp_path / "x")
+    assert main(["run", str(SMOKE), "--run-id", "x", "--outputs", str(tmp_path), "--answers-from", "outputs/a",
+                 "--answers-from", "outputs/b"]) == 0
+    assert seen["answers_from"] == ("outputs/a", "outputs/b")

@@ -238,8 +238,9 @@ def run_pipeline(params_file: str | Path, run_id: str | None = None, from_stage:
     which is how an ablation is run. The run directory is locked while the run writes it; ``space_check``
     refuses to start when its disk lacks the room the selected stages need (:mod:`sif_lib.runner.disk_space`). Each of
     ``checks`` (``check(params, source)``, raising InputError) runs on the loaded params before anything is written.
-    ``answers_from``: more runs whose base-policy answer caches are copied in (as ``reuse``'s are), used where their
-    records still match: the earlier seeds of ``sif run --seeds``."""
+    ``answers_from``: more runs whose base-policy answer caches are copied in (as ``reuse``'s are, and before them),
+    used where their records still match: ``sif run --answers-from`` (a run that answered all 541 IFEval prompts
+    with the same base policy) and the earlier seeds of ``sif run --seeds``."""
 
     params_path = Path(params_file)
     read_params_file(params_path)  # an unusable file fails here, before any run directory is looked at or made
@@ -286,7 +287,7 @@ def _run_locked(params_path: Path, run_dir: Path, stages: list[str], overrides: 
     reused: dict = {}
     if reuse:
         reused = reuse_stages(Path(reuse), run_dir, list(STAGE_NAMES[:STAGE_NAMES.index(stages[0])]), params)
-    for source in ([reuse] if reuse else []) + list(answers_from):
+    for source in list(answers_from) + ([reuse] if reuse else []):  # the first cache found for a folder is kept
         for folder in copy_answer_caches(Path(source), run_dir, BASE_ANSWER_CACHES):
             echo(f"{folder}: the base policy's answers are copied from {source} (used if they still match)")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -325,11 +326,12 @@ def _run_locked(params_path: Path, run_dir: Path, stages: list[str], overrides: 
 
 def run_seeds(params_file: str | Path, seeds, run_id: str | None = None, outputs: str | Path | None = None,
               overrides: dict | None = None, reuse: str | Path | None = None, log_output: bool = False, echo=print,
-              space_check: bool = True, checks=(), **stage_options) -> list[Path]:
+              space_check: bool = True, checks=(), answers_from=(), **stage_options) -> list[Path]:
     """``sif run --seeds``: stages 01-05 once, then GRPO and evaluation once per seed, each seed in its own run
     directory (:func:`~sif_lib.runner.seed_runs.plan_seeds`); returns those directories. Rerun with the same
     ``--run-id``, it keeps what finished and resumes what stopped. A failing stage raises StageFailed, and no later
-    seed runs. ``stage_options``: ``from_stage``, ``to_stage``, ``only``, which the plan checks."""
+    seed runs. ``answers_from``: as for :func:`run_pipeline`, offered to every seed before the earlier seeds.
+    ``stage_options``: ``from_stage``, ``to_stage``, ``only``, which the plan checks."""
     read_params_file(Path(params_file))
     plan = plan_seeds(params_file, seeds, Path(outputs) if outputs else outputs_dir(), run_id, overrides, reuse,
                       **stage_options)
@@ -346,7 +348,7 @@ def run_seeds(params_file: str | Path, seeds, run_id: str | None = None, outputs
         if step:
             run_pipeline(params_file, run_id=run.run_dir.name, from_stage=step[0], outputs=run.run_dir.parent,
                          log_output=log_output, overrides=run.overrides, reuse=step[1], echo=echo,
-                         space_check=space_check, checks=checks, answers_from=tuple(earlier))
+                         space_check=space_check, checks=checks, answers_from=(*answers_from, *earlier))
         earlier.append(run.run_dir)
     return [run.run_dir for run in plan.runs]
 
