@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from sif_lib.cold_start.rule_rewrites import REWRITERS, rewrite, verifies
+from sif_lib.cold_start.rule_rewrites import REWRITERS, rewrite
+from sif_lib.constraints import check_constraint
 from sif_lib.constraints.degenerate import is_degenerate
 from sif_lib.constraints.hard import get_constraint_class
 
@@ -14,6 +15,10 @@ ANSWER = ("Moving to a new apartment takes planning, patience and a few good box
           "you know the date. Keep a bag with documents, chargers and a change of clothes. Clean the new place before "
           "the furniture arrives. Finally, update your address with the bank and the post office.")
 REQUEST = "Offer tips for a smooth move to a new apartment."
+
+
+def verifies(text: str, c: dict) -> bool:
+    return check_constraint(text, c["id"], c.get("kwargs"))
 
 
 def _constraint(iid: str, seed: int) -> dict:

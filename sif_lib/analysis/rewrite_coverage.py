@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from sif_lib.cold_start.rule_rewrites import REWRITERS, rewrite, verifies
+from sif_lib.cold_start.rule_rewrites import REWRITERS, rewrite
+from sif_lib.constraints import check_constraints
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import read_jsonl
 
@@ -38,7 +39,7 @@ def rewrite_coverage(run_dir: str | Path) -> dict:
         if row["prompt"] not in response:
             continue
         answer, records = response[row["prompt"]], _records(row)
-        met = [verifies(answer, c) for c in records]
+        met = check_constraints(answer, records, answer_mode="whole")
         for c, ok in zip(records, met):
             figures = per_id[c["id"]]
             figures["n"] += 1

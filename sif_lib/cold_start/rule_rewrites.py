@@ -31,8 +31,8 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from sif_lib.constraints import check_constraint
 from sif_lib.constraints.degenerate import is_degenerate
-from sif_lib.constraints.hard import get_constraint_class
 from sif_lib.constraints.text import count_words, split_sentences
 
 Rewriter = Callable[[str, Mapping[str, Any], str], "str | None"]
@@ -194,11 +194,6 @@ REWRITERS: dict[str, Rewriter] = {
 ORDER = {iid: i for i, iid in enumerate(REWRITERS)}
 
 
-def verifies(text: str, constraint: Mapping[str, Any]) -> bool:
-    """Whether ``text`` meets one hard constraint record (``id`` and ``kwargs``)."""
-    return get_constraint_class(constraint["id"]).from_args(constraint.get("kwargs") or {}).check_following(text)
-
-
 def rewrite(answer: str, constraints: Sequence[Mapping[str, Any]], request: str) -> str | None:
     """``answer`` rewritten to meet every hard constraint of ``constraints`` (records with ``kind``, ``id`` and
     ``kwargs``; soft ones are ignored), or None: an unmet id without a rewriter, a rewriter that cannot apply, a
@@ -206,7 +201,7 @@ def rewrite(answer: str, constraints: Sequence[Mapping[str, Any]], request: str)
     hard = [c for c in constraints if c.get("kind", "hard") == "hard"]
     text = answer.strip()
     for c in sorted(hard, key=lambda c: ORDER.get(c["id"], -1)):
-        if verifies(text, c):
+        if check_constraint(text, c["id"], c.get("kwargs")):
             continue
         rewriter = REWRITERS.get(c["id"])
         if rewriter is None:
@@ -214,7 +209,7 @@ def rewrite(answer: str, constraints: Sequence[Mapping[str, Any]], request: str)
         text = rewriter(text, c.get("kwargs") or {}, request)
         if not text:
             return None
-    if not all(verifies(text, c) for c in hard) or is_degenerate(text, hard):
+    if not all(check_constraint(text, c["id"], c.get("kwargs")) for c in hard) or is_degenerate(text, hard):
         return None
     return text
 

@@ -16,7 +16,6 @@ import json
 import random
 from collections.abc import Callable
 
-from sif_lib.cold_start.rule_rewrites import verifies
 from sif_lib.cold_start.sft import train_sft
 from sif_lib.cold_start.sft_set import (
     REWRITTEN_SOURCE,
@@ -25,7 +24,7 @@ from sif_lib.cold_start.sft_set import (
     math_rows,
     sft_examples,
 )
-from sif_lib.constraints import extract_answer
+from sif_lib.constraints import check_constraints, extract_answer
 from sif_lib.constraints.math_answer import score_flexible, score_reasoning
 from sif_lib.core.io import read_json, write_json, write_jsonl
 from sif_lib.evaluation.math_accuracy import accuracy
@@ -79,8 +78,8 @@ def check_figures(rows: list[dict], texts: list[str], tokenizer=None) -> dict:
     math = [(r, t) for r, t in zip(rows, texts) if r["kind"] == "math"]
     strict = [score_reasoning(extract_answer(t, "require_think"), r["gold"]) == 1.0 for r, t in math]
     flexible = [score_flexible(extract_answer(t, "require_think") or "", r["gold"]) == 1.0 for r, t in math]
-    hard = [verifies(extract_answer(t, "after_think") or "", c)
-            for r, t in zip(rows, texts) if r["kind"] == "instruction" for c in r.get("constraints") or ()]
+    hard = [met for r, t in zip(rows, texts) if r["kind"] == "instruction"
+            for met in check_constraints(t, r.get("constraints") or (), answer_mode="after_think")]
     return {"thinking": think_stats(texts, tokenizer),
             "math": {"n": len(math), "strict": sum(strict), "flexible": sum(flexible)},
             "hard": {"n": len(hard), "met": sum(hard)}}
