@@ -146,6 +146,32 @@ def test_sft_examples_are_prompt_completion_with_the_closing_tag():
     assert example["completion"][0]["role"] == "assistant" and THINK_CLOSE in example["completion"][0]["content"]
 
 
+def test_sft_examples_without_think_train_on_the_answer_alone():
+    """cold_start.think false: an instruction item's completion is its answer only (no plan, no tags); a math item
+    keeps its worked solution in front of the boxed answer, in plain text."""
+    from sif_lib.cold_start.sft_set import sft_examples
+
+    rows = [{"kind": "instruction", "prompt": "Q?", "think": "The request: Q", "answer": " all lowercase.\n"},
+            {"kind": "math", "prompt": "2+2?", "think": "2 + 2 = 4", "answer": "The answer is \\boxed{4}."}]
+    instruction, math = (e["completion"][0]["content"] for e in sft_examples(rows, think=False))
+    assert instruction == "all lowercase."
+    assert math == "2 + 2 = 4\nThe answer is \\boxed{4}." and THINK_CLOSE not in math
+
+
+def test_evaluation_baseline_original_compares_with_the_model_before_the_cold_start(tmp_path):
+    """With the cold start on, stage 07's base is stage 00's SFT model unless evaluation.baseline is original."""
+    from sif_lib.evaluation.generate import baseline_policy
+
+    sft_dir = (tmp_path / "run").joinpath(*COLD_START_POLICY)
+    sft_dir.mkdir(parents=True)
+    (sft_dir / "config.json").write_text("{}")
+    for baseline, expected in (("policy", str(sft_dir)), ("original", "tiny")):
+        params = _params({**COLD, "evaluation": {"baseline": baseline}})
+        ctx = RunContext(tmp_path / "run", params)
+        ctx.use_cold_start_policy()
+        assert ctx.base_policy == "tiny" and baseline_policy(ctx).spec == expected
+
+
 def test_reuse_needs_a_finished_cold_start_when_it_is_on(tmp_path):
     """A run with the cold start on cannot reuse stages of a run that skipped it (their policy was the base
     model); a run with it off reuses a run made before stage 00 existed, recording 00 as skipped."""

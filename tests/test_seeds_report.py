@@ -147,8 +147,11 @@ def test_mean_and_spread_are_the_sample_figures(runs):
     deltas = list(_deltas(a, "inst_loose").values())
     assert figures["ifeval.inst_loose"]["delta"]["mean"] == pytest.approx(np.mean(deltas))
     assert figures["ifeval.inst_loose"]["delta"]["sd"] == pytest.approx(np.std(deltas, ddof=1))
-    assert replicates.spread([0.5]) == {"n": 1, "mean": 0.5, "sd": None}
-    assert replicates.spread([None, None]) == {"n": 0, "mean": None, "sd": None}
+    low, high = stats.t.interval(0.95, len(deltas) - 1, loc=np.mean(deltas), scale=stats.sem(deltas))
+    assert figures["ifeval.inst_loose"]["delta"]["ci95"] == pytest.approx([low, high])
+    assert replicates.spread([0.5]) == {"n": 1, "mean": 0.5, "sd": None, "ci95": None}
+    assert replicates.spread([None, None]) == {"n": 0, "mean": None, "sd": None, "ci95": None}
+    assert replicates.spread([0.02, 0.02])["ci95"] is None  # no spread, no interval
 
 
 def test_paired_test_matches_scipy_seed_by_seed(runs):
@@ -211,7 +214,9 @@ def test_compare_prints_settings_and_paired_tests(runs, tmp_path):
     assert "Settings across seeds" in text and "A: grpo.soft_reward='probability'" in text
     assert "B against A, paired by seed" in text and "low power" in text
     deltas = list(_deltas(a, "prompt_strict").values())
-    cell = f"{100 * np.mean(deltas):+.1f} ± {100 * np.std(deltas, ddof=1):.1f} (n=3)"
+    low, high = stats.t.interval(0.95, 2, loc=np.mean(deltas), scale=stats.sem(deltas))
+    cell = (f"{100 * np.mean(deltas):+.1f} ± {100 * np.std(deltas, ddof=1):.1f} "
+            f"[{100 * low:+.1f}, {100 * high:+.1f}] (n=3)")
     assert cell in text
     page = (tmp_path / "cmp.html").read_text()
     assert "Across seeds" in page and "B against A" in page

@@ -244,7 +244,8 @@ def seeds_section(run_dirs: Sequence[Path], runs: Sequence[RunFiles], today: dt.
     """The settings across seeds and the paired tests between them (every run needs ``eval/summary.json``)."""
     settings = replicates.group_settings([load_run(d) for d in run_dirs])
     lines = ["### Settings across seeds", "", provenance([r.path for r in runs], [r.manifest for r in runs], today),
-             "", "Mean ± sample standard deviation (n runs); after in percent, Δ (after − before) in points.", ""]
+             "", "Mean ± sample standard deviation (n runs); after in percent, Δ (after − before) in points "
+             "with the t-based 95% interval of its mean [low, high] over the runs.", ""]
     lines += [f"- {line}" for line in replicates.legend_lines(settings)] + [""]
     lines += md_table(replicates.settings_rows(settings))
     for reference, other in replicates.comparisons(settings):

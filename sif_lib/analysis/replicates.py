@@ -6,7 +6,8 @@ degenerate answers on IFEval and the hold-out, IFEval prompt- and instruction-le
 for IFBench when a run evaluated it, the hold-out's hard, soft and composite scores, the clean gain: IFEval
 instruction-level loose and the hold-out's hard constraints on the prompts where neither answer is degenerate,
 math accuracy strict and flexible, and the share of hold-out answers that close ``</think>``) gets the mean, the
-sample standard deviation and n over its runs, for the trained value and for the before→after delta. A run
+sample standard deviation and n over its runs, for the trained value and for the before→after delta (the
+delta also with the t-based 95% interval of its mean, scipy's ``ttest_1samp``). A run
 evaluated before a figure existed (or without IFBench) has none ("n/a").
 
 Two settings are compared seed by seed: for each seed both ran, the difference of their deltas (numpy). The mean
@@ -151,22 +152,29 @@ def has_replicates(settings: Sequence[Setting]) -> bool:
     return any(len(s.runs) > 1 for s in settings)
 
 
+STORED_PRECISION = 1e-5  # differences closer than this are the same difference (six stored decimals)
+
+
 def spread(values: Sequence[float | None]) -> dict:
-    """Mean, sample standard deviation (n − 1; None for one value) and n of the values that are not None."""
+    """Mean, sample standard deviation (n − 1; None for one value), the t-based 95% interval of the mean (scipy;
+    None below 2 values or with no spread) and n of the values that are not None."""
     import numpy as np
+    from scipy import stats
 
     kept = np.asarray([v for v in values if v is not None], dtype=float)
     n = int(kept.size)
-    return {"n": n, "mean": float(kept.mean()) if n else None, "sd": float(kept.std(ddof=1)) if n > 1 else None}
+    ci95 = None
+    if n > 1 and not np.allclose(kept, kept[0], rtol=0, atol=STORED_PRECISION):
+        low, high = stats.ttest_1samp(kept, 0.0).confidence_interval(0.95)
+        ci95 = [float(low), float(high)]
+    return {"n": n, "mean": float(kept.mean()) if n else None, "sd": float(kept.std(ddof=1)) if n > 1 else None,
+            "ci95": ci95}
 
 
 def setting_figures(setting: Setting) -> dict[str, dict]:
     """``{metric key: {"after": spread, "delta": spread}}`` over the setting's runs (fractions)."""
     return {m.key: {"after": spread([m.value(r.summary, "trained") for r in setting.runs]),
                     "delta": spread([m.delta(r.summary) for r in setting.runs])} for m in HEADLINE}
-
-
-STORED_PRECISION = 1e-5  # differences closer than this are the same difference (six stored decimals)
 
 
 def paired_test(reference: Setting, other: Setting, metric: Metric) -> dict:
@@ -203,7 +211,10 @@ def _spread_text(fig: dict, signed: bool) -> str:
         return "n/a"
     mean = f"{100 * fig['mean']:+.1f}" if signed else f"{100 * fig['mean']:.1f}"
     sd = f" ± {100 * fig['sd']:.1f}" if fig["sd"] is not None else ""
-    return f"{mean}{sd} (n={fig['n']})"
+    ci = ""
+    if signed and fig.get("ci95"):  # a delta's t-interval over seeds: does the gain hold beyond the seeds run?
+        ci = f" [{100 * fig['ci95'][0]:+.1f}, {100 * fig['ci95'][1]:+.1f}]"
+    return f"{mean}{sd}{ci} (n={fig['n']})"
 
 
 def legend_lines(settings: Sequence[Setting]) -> list[str]:

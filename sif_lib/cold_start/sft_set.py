@@ -93,9 +93,16 @@ def instruction_rows(instructions: list[dict], answers: list[str], policy: str,
     return rows
 
 
-def sft_examples(rows: list[dict], system_prompt: str | None = None) -> list[dict]:
+def sft_examples(rows: list[dict], system_prompt: str | None = None, think: bool = True) -> list[dict]:
     """TRL's conversational prompt-completion format (the loss falls on the completion only), with the system
-    message every later stage's prompts carry (``model.system_prompt``)."""
+    message every later stage's prompts carry (``model.system_prompt``). Without ``think`` the completion is the
+    answer alone; a math item's worked solution then stays in front of its answer, in plain text."""
+    def content(row: dict) -> str:
+        if think:
+            return completion(row["think"], row["answer"])
+        if row["kind"] == "math":
+            return f"{row['think'].strip()}\n{row['answer'].strip()}"
+        return row["answer"].strip()
+
     return [{"prompt": chat_messages(row["prompt"], system_prompt),
-             "completion": [{"role": "assistant", "content": completion(row["think"], row["answer"])}]}
-            for row in rows]
+             "completion": [{"role": "assistant", "content": content(row)}]} for row in rows]

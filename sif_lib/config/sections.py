@@ -289,6 +289,10 @@ class EvaluationParams(_Section):
     ifeval_hub_id: str | None = opt(None, "Hub dataset id for IFEval prompts, used "
                                           "when ifeval_path is null (online users).")
     limit: int = opt(60, "Evaluate the first N IFEval prompts (a fixed subset); -1 for all 541.")
+    baseline: Literal["policy", "original"] = opt(
+        "policy", "What the trained policy is compared with: the policy GRPO started from (model.policy, which is "
+                  "stage 00's SFT model when the cold start is on) or the original model named in the params "
+                  "file, so that a cold start's effect counts too.")
     max_new_tokens: int = opt(192, "Token budget per evaluation response (greedy decoding).")
     batch_size: int = opt(64, "Prompts decoded together (evaluation and the GRPO probe, "
                               "both greedy); on CPU, larger batches of live answers are faster "
@@ -326,6 +330,9 @@ class ColdStartParams(_Section):
                                        "the end phrase, JSON, quotes, bullets, ...); an answer no program can make "
                                        "meet them all, or a degenerate one, is left out. Makes ids the policy never "
                                        "meets learnable; the SFT then teaches rules, not only the format.")
+    think: bool = opt(True, "Teach <think>plan</think> before each answer (the paper's format). False trains on the "
+                            "answers alone: with rewrite_answers, a cold start that teaches rules to a policy that "
+                            "is not made to think (math items then have their worked solution as plain text).")
     answer_max_new_tokens: int = opt(160, "Token budget of the base policy's answers to the instruction items.")
     answer_temperature: float = opt(0.7, "Sampling temperature of those answers.")
     finetune: Literal["full", "lora"] = opt("full", "Full fine-tuning, or a LoRA adapter merged into the saved policy.")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sif_lib.evaluation import curriculum_holdout as holdout_eval
 from sif_lib.evaluation import math_accuracy
 from sif_lib.evaluation.benchmarks import IFBenchTask, IFEvalTask
-from sif_lib.policy.answers import Policy, PolicyRunner, base_policy, grpo_dir, trained_policy
+from sif_lib.policy.answers import Policy, PolicyRunner, base_policy, grpo_dir, spec_policy, trained_policy
 from sif_lib.policy.generation import Sampling, vllm_available
 from sif_lib.runner.runs import RunContext
 
@@ -50,7 +50,7 @@ class EvalInputs:
             math_tasks.append(synthetic)
         if ev.gsm8k_path:
             math_tasks.append(math_accuracy.gsm8k_task(ev.gsm8k_path, ev.gsm8k_limit))
-        policies = {"base": base_policy(params), "trained": trained_policy(ctx.root, params)}
+        policies = {"base": baseline_policy(ctx), "trained": trained_policy(ctx.root, params)}
         seed = params.run.seed
         decoding = {"ifeval": _sampling(ev.max_new_tokens, seed), "holdout": _sampling(ev.max_new_tokens, seed),
                     "math": _sampling(ev.math_max_new_tokens, seed)}
@@ -60,6 +60,14 @@ class EvalInputs:
         # adapter is merged into a transformers model, so its presence rules vLLM out for the base as well.
         backend = "hf" if any(p.adapter for p in policies.values()) or not vllm_available() else "vllm"
         return cls(ifeval_task, holdout_rows, math_tasks, policies, decoding, backend, ifbench_task)
+
+
+def baseline_policy(ctx: RunContext) -> Policy:
+    """What the trained policy is compared with (``evaluation.baseline``): the policy GRPO started from, or the
+    original model of the params file (the same unless stage 00 replaced it)."""
+    if ctx.params.evaluation.baseline == "original":
+        return spec_policy("base", ctx.base_policy)
+    return base_policy(ctx.params)
 
 
 def generate_all(ctx: RunContext, inputs: EvalInputs, echo: Callable[[str], None] = print) -> dict[str, dict]:

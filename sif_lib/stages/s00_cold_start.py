@@ -124,7 +124,7 @@ def run(ctx: RunContext, echo: Callable[[str], None] = print, progress: bool = T
         training = done["training"]
         echo(f"[cold start] reusing the thinking policy in {policy_dir}")
     else:
-        training = train_sft(sft_examples(sft, params.model.system_prompt), params, ctx.base_policy,
+        training = train_sft(sft_examples(sft, params.model.system_prompt, cs.think), params, ctx.base_policy,
                              ctx.root / "cold_start", progress=progress,
                              log_dir=tracking.log_dir(ctx.root, STAGE.name))
         write_json(policy_dir / "sft.json", {"record": record, "training": training})
