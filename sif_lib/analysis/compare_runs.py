@@ -234,8 +234,9 @@ def seed_sections(runs: Sequence[RunRecord]) -> list[tuple[list[str], list[dict[
     settings = replicates.group_settings(runs)
     if not replicates.has_replicates(settings):
         return []
-    sections = [(["Settings across seeds: mean ± sample standard deviation (n runs); after in percent, Δ (after − "
-                  "before) in points with the t-based 95% interval of its mean."] + replicates.legend_lines(settings), replicates.settings_rows(settings))]
+    heading = ("Settings across seeds: mean ± sample standard deviation (n runs); after in percent, Δ (after − "
+               "before) in points with the t-based 95% interval of its mean.")
+    sections = [([heading] + replicates.legend_lines(settings), replicates.settings_rows(settings))]
     for reference, other in replicates.comparisons(settings):
         sections.append(([replicates.paired_heading(reference, other)], replicates.paired_rows(reference, other)))
     return sections
