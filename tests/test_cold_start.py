@@ -158,6 +158,22 @@ def test_sft_examples_without_think_train_on_the_answer_alone():
     assert math == "2 + 2 = 4\nThe answer is \\boxed{4}." and THINK_CLOSE not in math
 
 
+def test_answers_cut_at_their_budget_end_at_their_last_complete_sentence():
+    """cold_start.trim_cut_answers: a cut answer keeps its lines up to its last sentence end; one with no sentence
+    end is left out; an answer that finished is kept whole even without a final stop."""
+    from sif_lib.cold_start.sft_set import instruction_rows, trim_to_sentence_end
+
+    assert trim_to_sentence_end("Tips:\n- Pack early.\n- Label \"boxes.\" Then call the mov") == \
+        "Tips:\n- Pack early.\n- Label \"boxes.\""
+    assert trim_to_sentence_end("e.g. this is cut") == "e.g." and trim_to_sentence_end("no end at all") == ""
+    inst = {"id": "i", "prompt": "P", "seed": "P", "n_constraints": 0, "constraints": []}
+    rows = instruction_rows([inst, {**inst, "id": "j"}, {**inst, "id": "k"}],
+                            ["One. Two and thr", "never ends", "Whole answer with no stop"], "base",
+                            cut=[True, True, False])
+    assert [(r["id"], r["answer"], r.get("trimmed", False)) for r in rows] == [
+        ("i", "One.", True), ("k", "Whole answer with no stop", False)]
+
+
 def test_evaluation_baseline_original_compares_with_the_model_before_the_cold_start(tmp_path):
     """With the cold start on, stage 07's base is stage 00's SFT model unless evaluation.baseline is original."""
     from sif_lib.evaluation.generate import baseline_policy

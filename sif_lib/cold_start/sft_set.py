@@ -19,6 +19,8 @@ hold-out (:func:`cold_start_questions`).
 
 from __future__ import annotations
 
+import re
+
 from sif_lib.cold_start.rule_rewrites import rewrite
 from sif_lib.config.params import Params
 from sif_lib.constraints.extraction import THINK_CLOSE, THINK_OPEN
@@ -67,17 +69,31 @@ def math_rows(items: list[dict]) -> list[dict]:
              "answer_source": MATH_SOURCE, "steps": item["steps"], "gold": item["answer"]} for item in items]
 
 
+_SENTENCE_END = re.compile(r"[.!?][\"')\]*]*(?=\s|$)")
+
+
+def trim_to_sentence_end(answer: str) -> str:
+    """``answer`` up to the end of its last complete sentence, its lines as they were ("" when none ends). A stop,
+    ! or ? followed by a space or the end counts as an end, so "e.g." does too: a simplification."""
+    ends = [m.end() for m in _SENTENCE_END.finditer(answer)]
+    return answer[:ends[-1]].rstrip() if ends else ""
+
+
 def instruction_rows(instructions: list[dict], answers: list[str], policy: str,
-                     rewrite_answers: bool = False) -> list[dict]:
+                     rewrite_answers: bool = False, cut: list[bool] | None = None) -> list[dict]:
     """Instruction items with the base policy's answers (``policy`` names it); empty answers are left out.
 
-    With ``rewrite_answers``, each answer is rewritten by program to meet the item's hard constraints
-    (:func:`~sif_lib.cold_start.rule_rewrites.rewrite`; its ``answer_source`` then says so when the text changed),
-    and an item whose answer cannot be made to meet them all, or is degenerate, is left out."""
-    if len(answers) != len(instructions):
+    ``cut`` marks answers that ran to their token budget: each is trimmed to its last complete sentence
+    (:func:`trim_to_sentence_end`; left out when none ends). With ``rewrite_answers``, each answer is then
+    rewritten by program to meet the item's hard constraints (:func:`~sif_lib.cold_start.rule_rewrites.rewrite`;
+    its ``answer_source`` then says so when the text changed), and an item whose answer cannot be made to meet them
+    all, or is degenerate, is left out."""
+    if len(answers) != len(instructions) or (cut is not None and len(cut) != len(answers)):
         raise ValueError(f"{len(instructions)} instructions but {len(answers)} answers")
     rows = []
-    for inst, answer in zip(instructions, answers):
+    for i, (inst, answer) in enumerate(zip(instructions, answers)):
+        if cut is not None and cut[i]:
+            answer = trim_to_sentence_end(answer)
         source = ANSWER_SOURCE
         if rewrite_answers and answer.strip():
             rewritten = rewrite(answer, inst["constraints"], inst["seed"])
@@ -89,7 +105,8 @@ def instruction_rows(instructions: list[dict], answers: list[str], policy: str,
             rows.append({"id": inst["id"], "kind": "instruction", "prompt": inst["prompt"], "think": plan(inst),
                          "answer": answer, "think_source": PLAN_SOURCE, "answer_source": source, "model": policy,
                          "n_constraints": inst["n_constraints"],
-                         "constraints": [c for c in inst["constraints"] if c.get("kind") == "hard"]})
+                         "constraints": [c for c in inst["constraints"] if c.get("kind") == "hard"],
+                         **({"trimmed": True} if cut is not None and cut[i] else {})})
     return rows
 
 

@@ -53,8 +53,13 @@ def build_rows(ctx: RunContext, echo: Callable[[str], None] = print) -> list[dic
     answers = PolicyRunner(spec_policy("base", ctx.base_policy), params, echo).answer(
         ctx.root / "cold_start" / "base_answers", [i["prompt"] for i in instructions],
         Sampling(cs.answer_max_new_tokens, cs.answer_temperature, seed=params.run.seed), params.rollouts.batch_size)
+    cut = None
+    if cs.trim_cut_answers:  # an answer as long as its budget was cut there, most likely mid-sentence
+        tokenizer = load_tokenizer(ctx.base_policy, key="model.policy")
+        cut = [len(tokenizer(a, add_special_tokens=False)["input_ids"]) >= cs.answer_max_new_tokens - 1
+               for a in answers]
     rows = []
-    for kind_rows in (math, instruction_rows(instructions, answers, ctx.base_policy, cs.rewrite_answers)):
+    for kind_rows in (math, instruction_rows(instructions, answers, ctx.base_policy, cs.rewrite_answers, cut)):
         order = list(kind_rows)
         random.Random(f"{params.run.seed}:cold-start:check").shuffle(order)
         held = min(CHECK_PER_KIND, len(order) // 4)  # small sets keep three quarters for the SFT
@@ -140,6 +145,7 @@ def run(ctx: RunContext, echo: Callable[[str], None] = print, progress: bool = T
                         for split in ("sft", "check")} for kind in ("math", "instruction")},
         "instruction_answers_dropped": cs.n_instructions - sum(r["kind"] == "instruction" for r in rows),
         "instruction_answers_rewritten": sum(r.get("answer_source") == REWRITTEN_SOURCE for r in rows),
+        "instruction_answers_trimmed": sum(bool(r.get("trimmed")) for r in rows),
         "sources": sorted({f"{r['kind']}: think by {r['think_source']}, answer by {r['answer_source']}"
                            for r in rows}),
         "training": training,
