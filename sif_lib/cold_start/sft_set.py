@@ -89,7 +89,8 @@ def instruction_rows(instructions: list[dict], answers: list[str], policy: str,
     its ``answer_source`` then says so when the text changed), and an item whose answer cannot be made to meet them
     all, or is degenerate, is left out."""
     if len(answers) != len(instructions) or (cut is not None and len(cut) != len(answers)):
-        raise ValueError(f"{len(instructions)} instructions but {len(answers)} answers")
+        raise ValueError(f"{len(instructions)} instructions, {len(answers)} answers and "
+                         f"{len(answers) if cut is None else len(cut)} cut flags")
     rows = []
     for i, (inst, answer) in enumerate(zip(instructions, answers)):
         if cut is not None and cut[i]:
