@@ -335,9 +335,9 @@ class ColdStartParams(_Section):
                             "is not made to think (math items then have their worked solution as plain text).")
     answer_max_new_tokens: int = opt(160, "Token budget of the base policy's answers to the instruction items.")
     trim_cut_answers: bool = opt(False, "Cut an instruction answer that ran to answer_max_new_tokens back to its "
-                                        "last complete sentence (left out when it has none), before any rewrite. "
-                                        "In the cpu_ifeval run 61 of 99 SFT answers had run to it, and 38% of "
-                                        "GRPO's completions then ran to their cap (docs/RESULTS.md).")
+                                        "last complete sentence (left out when it has none), before any rewrite, "
+                                        "so that the SFT never ends an answer mid-sentence (in the cpu_ifeval run "
+                                        "61 of 99 SFT answers had run to it). Its effect is not measured yet.")
     answer_temperature: float = opt(0.7, "Sampling temperature of those answers.")
     finetune: Literal["full", "lora"] = opt("full", "Full fine-tuning, or a LoRA adapter merged into the saved policy.")
     learning_rate: float = opt(5.0e-5, "SFT learning rate.")
