@@ -541,6 +541,50 @@ def test_answers_copied_from_another_run_are_reused_when_the_weights_match(tmp_p
     assert any("loaded" in line for line in log), log
 
 
+def test_the_answer_store_serves_a_later_run_only_what_the_same_writer_wrote(tmp_path):
+    """run.answer_store: a set the base policy answered in one run is taken by another run of the same outputs
+    folder without loading the model; another batch size, an unfinished store folder, an adapter or the switch
+    off generate."""
+    from sif_lib.config.params import load_params
+    from sif_lib.evaluation.generate import _sampling
+    from sif_lib.policy.answers import Policy, PolicyRunner, answer_store, base_policy
+
+    params = load_params(SMOKE)
+    first, second = tmp_path / "outputs" / "run-a", tmp_path / "outputs" / "run-b"
+    store = answer_store(first, params)
+    assert store == answer_store(second, params) == (tmp_path / "outputs" / ".cache" / "answers").resolve()
+    prompts = ["Say one.", "Say two.", "Say three."]
+    answers = PolicyRunner(base_policy(params), params, store=store).answer(
+        first / "eval" / "ifeval_base", prompts, _sampling(6, 0), batch_size=2)
+    [stored] = [p for p in store.iterdir() if not p.name.startswith(".")]
+    assert read_jsonl(stored / "generations.jsonl") == [{"prompt": p, "response": a} for p, a in zip(prompts, answers)]
+    assert json.loads((stored / "generation.json").read_text())["batch_size"] == 2
+
+    log: list[str] = []
+    got = PolicyRunner(base_policy(params), params, echo=log.append, store=store).answer(
+        second / "eval" / "ifeval_base", prompts, _sampling(6, 0), batch_size=2, extra=[{"key": k} for k in range(3)])
+    assert got == answers and any("taken from the answer store" in line for line in log), log
+    assert not any("loaded" in line for line in log)
+    assert [r["key"] for r in read_jsonl(second / "eval" / "ifeval_base" / "generations.jsonl")] == [0, 1, 2]
+    assert json.loads((second / "eval" / "ifeval_base" / "generation.json").read_text())["from_store"] == str(stored)
+
+    def generates(folder, batch_size=2, **kwargs) -> bool:
+        log.clear()
+        PolicyRunner(base_policy(params), params, echo=log.append, **kwargs).answer(
+            second / folder, prompts, _sampling(6, 0), batch_size=batch_size)
+        return any("loaded" in line for line in log)
+
+    assert generates("other_batch", batch_size=3, store=store)  # padding differs: another key
+    assert len([p for p in store.iterdir() if not p.name.startswith(".")]) == 2
+    (stored / "generation.json").unlink()  # a folder without its record is not a finished set
+    assert generates("unfinished", store=store)
+    assert not generates("again", store=store)  # ...and the set just generated was stored again in its place
+    assert generates("switched_off", store=None)
+    assert PolicyRunner(Policy("trained", "tiny", adapter=str(tmp_path / "adapter")), params, store=store).store is None
+    off = load_params(SMOKE, {"run": {"answer_store": False}})
+    assert answer_store(first, off) is None
+
+
 def test_a_set_inside_another_sets_answers_is_copied_only_from_the_same_writer(tmp_path):
     """Stage 07's hold-out prompts are a subset of stage 06's probe: answered by the same policy with the same
     decoding, they are copied (no model loaded); other decoding or a prompt the probe lacks generates."""

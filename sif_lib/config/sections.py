@@ -49,6 +49,12 @@ class RunParams(_Section):
                                         "sif_lib/core/allocator.py) instead of returning every large tensor to the "
                                         "system: the demo's GRPO step 74 -> 39 s on 2 CPU cores; resident memory "
                                         "stays at the stage's peak. Changes no result.")
+    answer_store: bool = opt(True, "Keep the greedy and sampled answer sets of policies without an adapter (the "
+                                   "params file's model, stage 00's SFT model) in <outputs>/.cache/answers/, keyed "
+                                   "by what produced them (weights, decoding, batch size, system prompt, backend, "
+                                   "prompts, torch and transformers versions), and take a set from there in a later "
+                                   "run instead of generating it again: the original model's 541 IFEval answers "
+                                   "(15 min on 2 cores) are written once. Off: every run generates its own.")
     report_to: Literal["none", "tensorboard", "trackio"] = opt(
         "tensorboard", "Where the trainers (cold-start SFT, reward model, GRPO) log loss, reward, KL and completion "
                        "length as they train. tensorboard: event files under <run>/tensorboard/<stage>, with stage "

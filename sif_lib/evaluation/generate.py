@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from sif_lib.evaluation import curriculum_holdout as holdout_eval
 from sif_lib.evaluation import math_accuracy
 from sif_lib.evaluation.benchmarks import IFBenchTask, IFEvalTask
-from sif_lib.policy.answers import Policy, PolicyRunner, base_policy, grpo_dir, spec_policy, trained_policy
+from sif_lib.policy.answers import (
+    Policy,
+    PolicyRunner,
+    answer_store,
+    base_policy,
+    grpo_dir,
+    spec_policy,
+    trained_policy,
+)
 from sif_lib.policy.generation import Sampling, vllm_available
 from sif_lib.runner.runs import RunContext
 
@@ -75,7 +83,8 @@ def generate_all(ctx: RunContext, inputs: EvalInputs, echo: Callable[[str], None
     ev, eval_dir = ctx.params.evaluation, ctx.root / EVAL_DIR
     outputs: dict[str, dict[str, list[str]]] = {}
     for name, policy in inputs.policies.items():
-        runner = PolicyRunner(policy, ctx.params, echo, backend=inputs.backend)
+        runner = PolicyRunner(policy, ctx.params, echo, backend=inputs.backend,
+                              store=answer_store(ctx.root, ctx.params))
         got = outputs[name] = {}
         try:
             got["ifeval"] = runner.answer(eval_dir / f"ifeval_{name}", inputs.ifeval.prompts, inputs.decoding["ifeval"],

@@ -15,7 +15,7 @@ from sif_lib.constraints.repetition import is_repetitive, repetition_summary
 from sif_lib.core.io import read_jsonl
 from sif_lib.core.stats import mean_ci, paired_flips, wilcoxon_p
 from sif_lib.grpo.rl_set import curriculum_items
-from sif_lib.policy.answers import Policy, PolicyRunner, grpo_dir
+from sif_lib.policy.answers import Policy, PolicyRunner, answer_store, grpo_dir
 from sif_lib.policy.generation import Sampling
 from sif_lib.reward import heldout
 from sif_lib.reward.composite import extract, summarize
@@ -54,7 +54,7 @@ def run_probe(ctx: RunContext, which: str, items: Sequence[dict], scorer: Any, p
     do not depend on it, and compare across runs."""
     params = ctx.params
     out = grpo_dir(ctx.root)
-    runner = PolicyRunner(policy, params, echo, backend=backend)
+    runner = PolicyRunner(policy, params, echo, backend=backend, store=answer_store(ctx.root, params))
     try:
         completions = runner.answer(out / f"probe_{which}", [it["prompt"] for it in items],
                                     Sampling(max_new_tokens=params.grpo.max_completion_length, temperature=0.0,

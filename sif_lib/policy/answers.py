@@ -7,14 +7,23 @@ the system prompt, the backend and a hash of the prompts. A rerun reuses every s
 so a stage that failed late does not regenerate; a set interrupted mid-way resumes from
 ``generations.partial.jsonl``. One caveat of resuming: greedy decoding is batched, and a resumed set may batch (and
 so pad) a few prompts differently, which can change a token in rare near-ties.
+
+Across runs, the answer sets of policies without an adapter (the params file's model, stage 00's SFT model) also
+go to a store shared by the runs of one outputs folder, ``<outputs>/.cache/answers/<key>/`` (``run.answer_store``),
+keyed by the same record plus the batch size and the torch and transformers versions. A later run takes a set from
+there instead of generating it. The key does not name the CPU: a stored set is what the machine that first wrote it
+generated, as it is when a run directory is copied.
 """
 
 from __future__ import annotations
 
 import gc
 import hashlib
+import importlib.metadata
 import json
+import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -30,8 +39,8 @@ from sif_lib.runner.stage_table import producer
 GENERATIONS = "generations.jsonl"  # raw model outputs of one set: the cache
 # The base policy's greedy answer sets of stages 06 (the probe before training) and 07, under a run directory.
 BASE_ANSWER_CACHES = ("grpo/probe_before", "eval/*_base")
-
-
+STORE_DIR = (".cache", "answers")  # under the outputs folder, beside the run directories
+STORE_VERSIONS = ("torch", "transformers")  # their kernels and generation code decide the tokens
 
 
 @dataclass(frozen=True)
@@ -98,6 +107,12 @@ def trained_policy_kwargs(run_dir: str | Path, params: Params) -> dict:
                      f"{producer('grpo').name} first")
 
 
+def answer_store(run_dir: str | Path, params: Params) -> Path | None:
+    """The answer store of the runs beside ``run_dir`` (``<outputs>/.cache/answers``), or None with
+    ``run.answer_store`` off. Not counted as a read params field: it changes where answers come from, not them."""
+    return Path(run_dir).resolve().parent.joinpath(*STORE_DIR) if params.value("run.answer_store") else None
+
+
 def trained_policy(run_dir: Path, params: Params) -> Policy:
     """The policy stage 06 trained (see :func:`trained_policy_kwargs`), with a fingerprint of its weights: what
     stage 06's probe and stage 07 answer with after training."""
@@ -110,8 +125,11 @@ def trained_policy(run_dir: Path, params: Params) -> Policy:
 class PolicyRunner:
     """Answers prompts with one policy; the model is loaded on first need, so a fully cached rerun loads none."""
 
-    def __init__(self, policy: Policy, params: Params, echo: Callable[[str], None] = print, backend: str = "hf"):
+    def __init__(self, policy: Policy, params: Params, echo: Callable[[str], None] = print, backend: str = "hf",
+                 store: Path | None = None):
         self.policy = policy
+        # Only policies without an adapter are stored: a trained adapter answers its own run's sets once.
+        self.store = Path(store) if store is not None and policy.adapter is None else None
         self.params = params
         self.echo = echo
         self.backend = backend
@@ -170,6 +188,16 @@ class PolicyRunner:
             self.echo(f"[{self.policy.name}] {out_dir.name}: {len(rows)} responses copied from {source.name}, "
                       f"which answered the same prompts with the same weights and decoding")
             return responses
+        key = _store_key(record, batch_size) if self.store is not None else None
+        if key is not None:
+            fetched = _fetch_stored(self.store / key, prompts)
+            if fetched is not None:
+                write_jsonl(final, _rows(prompts, fetched, extra))
+                write_json(meta, {**record, "complete": True, "generated": 0, "from_store": str(self.store / key)})
+                partial.unlink(missing_ok=True)
+                self.echo(f"[{self.policy.name}] {out_dir.name}: {len(fetched)} responses taken from the answer "
+                          f"store ({self.store / key}), written earlier by the same weights, decoding and prompts")
+                return fetched
         done: list[dict] = []
         if stored and _same_record(stored, record) and partial.is_file():
             done = list(iter_jsonl(partial, tolerate_torn_tail=True))
@@ -206,10 +234,13 @@ class PolicyRunner:
         # Tokens of the decoded responses: special tokens and trailing whitespace are not counted, so this is a
         # lower bound on what the model generated (and on its throughput).
         tokens = sum(len(generator.tokenizer(r, add_special_tokens=False)["input_ids"]) for r in new)
-        write_json(meta, {**record, "complete": True, "generated": len(new), "seconds": round(seconds, 2),
-                          "response_tokens": tokens,
-                          "response_tokens_per_s": round(tokens / seconds, 1) if seconds > 0 and new else None})
+        summary = {**record, "complete": True, "generated": len(new), "seconds": round(seconds, 2),
+                   "response_tokens": tokens,
+                   "response_tokens_per_s": round(tokens / seconds, 1) if seconds > 0 and new else None}
+        write_json(meta, summary)
         partial.unlink(missing_ok=True)
+        if key is not None and not done:  # a resumed set may be batched differently: only whole sets are stored
+            _publish(self.store / key, rows, {**summary, "batch_size": batch_size, "versions": _versions()})
         return [r["response"] for r in rows]
 
 
@@ -236,6 +267,62 @@ def _borrow(folders: Sequence[Path], record: dict, prompts: Sequence[str]) -> tu
         if all(p in answers for p in prompts):
             return folder, [answers[p] for p in prompts]
     return None
+
+
+def _versions() -> dict:
+    versions = {}
+    for name in STORE_VERSIONS:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _store_key(record: dict, batch_size: int) -> str:
+    """The store folder of an answer set: a hash of its record (the policy known by content where it is one
+    local directory, as :func:`_same_policy` compares it), the batch size (it decides padding, which can change
+    a greedy token in near-ties) and the package versions."""
+    policy = dict(record["policy"])
+    if policy.get("adapter") is None and not str(policy.get("fingerprint", "spec:")).startswith("spec:"):
+        policy.pop("spec", None)
+    keyed = {**record, "policy": policy, "batch_size": batch_size, "versions": _versions()}
+    return hashlib.sha1(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _fetch_stored(folder: Path, prompts: Sequence[str]) -> list[str] | None:
+    """The responses of a stored set, if ``folder`` holds a finished one for exactly ``prompts``, else None."""
+    stored = read_record(folder / "generation.json")
+    if not (stored and stored.get("complete")):
+        return None
+    try:
+        rows = read_jsonl(folder / GENERATIONS)
+    except (OSError, ValueError):
+        return None
+    if [r.get("prompt") for r in rows] != list(prompts) or not all(isinstance(r.get("response"), str) for r in rows):
+        return None
+    return [r["response"] for r in rows]
+
+
+def _publish(folder: Path, rows: list[dict], record: dict) -> None:
+    """Write a finished set into the store: built in a temporary folder and renamed into place, so a reader sees a
+    whole set or none; a set another run stored first is kept. A store that cannot be written (a full or read-only
+    disk) costs only the reuse, never the run."""
+    if (folder / "generation.json").is_file():
+        return
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+        write_jsonl(tmp / GENERATIONS, [{"prompt": r["prompt"], "response": r["response"]} for r in rows])
+        write_json(tmp / "generation.json", record)
+        if folder.is_dir():  # a folder without its record is not a set (renames are whole): replace it
+            shutil.rmtree(folder, ignore_errors=True)
+        try:
+            os.rename(tmp, folder)
+        except OSError:  # stored meanwhile by another run
+            shutil.rmtree(tmp, ignore_errors=True)
+    except OSError:
+        return
 
 
 def read_record(path: Path) -> dict | None:

@@ -29,7 +29,7 @@ from sif_lib.constraints.math_answer import score_flexible, score_reasoning
 from sif_lib.core.io import read_json, write_json, write_jsonl
 from sif_lib.evaluation.math_accuracy import accuracy
 from sif_lib.evaluation.thinking import think_stats
-from sif_lib.policy.answers import PolicyRunner, spec_policy
+from sif_lib.policy.answers import PolicyRunner, answer_store, spec_policy
 from sif_lib.policy.generation import Sampling
 from sif_lib.policy.models import load_tokenizer
 from sif_lib.runner import tracking
@@ -50,7 +50,8 @@ def build_rows(ctx: RunContext, echo: Callable[[str], None] = print) -> list[dic
     math = math_rows(cold_start_math(params))
     s = params.synthesis
     instructions = compose_cold_start(params, load_seeds(s.seeds, s.seed_column, s.strict))
-    answers = PolicyRunner(spec_policy("base", ctx.base_policy), params, echo).answer(
+    answers = PolicyRunner(spec_policy("base", ctx.base_policy), params, echo,
+                           store=answer_store(ctx.root, params)).answer(
         ctx.root / "cold_start" / "base_answers", [i["prompt"] for i in instructions],
         Sampling(cs.answer_max_new_tokens, cs.answer_temperature, seed=params.run.seed), params.rollouts.batch_size)
     cut = None
@@ -71,7 +72,7 @@ def greedy_answers(ctx: RunContext, spec: str, name: str, folder: str, prompts: 
                    echo: Callable[[str], None]) -> list[str]:
     """Greedy answers of ``spec`` to ``prompts`` with the math token budget (cached in ``cold_start/<folder>``)."""
     params = ctx.params
-    return PolicyRunner(spec_policy(name, spec), params, echo).answer(
+    return PolicyRunner(spec_policy(name, spec), params, echo, store=answer_store(ctx.root, params)).answer(
         ctx.root / "cold_start" / folder, prompts,
         Sampling(params.evaluation.math_max_new_tokens, 0.0, seed=params.run.seed), params.evaluation.batch_size)
 
