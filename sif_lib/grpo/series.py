@@ -1,5 +1,5 @@
 """Stage 06's per-step figures, read from the trainer's log history: the series a notebook plots, the trend in
-two numbers (first against last quarter of the steps), and the timings.
+two numbers (first against last quarter of the steps), the training reward's slope over the steps, and the timings.
 """
 
 from __future__ import annotations
@@ -41,6 +41,25 @@ def window_means(series: dict[str, list]) -> dict:
 
         out[key] = {"first": mean(values[:k]), "last": mean(values[-k:])}
     return out
+
+
+def slope(series: dict[str, list], key: str = "reward") -> dict | None:
+    """The least-squares slope of ``series[key]`` against the step, with its 95 % t-interval (scipy's
+    ``linregress``; n − 2 degrees of freedom) and the change it adds up to over the run: whether the training
+    reward rose while GRPO ran. Each step draws other prompts, so the points scatter widely; a slope whose interval
+    contains 0 says the steps showed no trend, not that there was none. None with fewer than 3 logged values."""
+    from scipy import stats
+
+    points = [(s, v) for s, v in zip(series.get("step", []), series.get(key, [])) if v is not None]
+    if len(points) < 3 or len({s for s, _ in points}) < 2:
+        return None
+    steps, values = zip(*points)
+    fit = stats.linregress(steps, values)
+    half = float(stats.t.ppf(0.975, len(points) - 2) * fit.stderr)
+    span = max(steps) - min(steps)
+    return {"n": len(points), "per_step": round(float(fit.slope), 5),
+            "per_step_ci95": [round(float(fit.slope) - half, 5), round(float(fit.slope) + half, 5)],
+            "over_run": round(float(fit.slope) * span, 4), "p": round(float(fit.pvalue), 4)}
 
 
 def timing(series: dict[str, list]) -> dict:

@@ -16,7 +16,7 @@ from sif_lib.grpo.config import check_params
 from sif_lib.grpo.launch import launch_command, run_streaming
 from sif_lib.grpo.policy_export import export_merged, remove_stale_outputs
 from sif_lib.grpo.probe import probe_comparison, probe_delta, probe_items, run_probe
-from sif_lib.grpo.series import series_from_history, timing, window_means
+from sif_lib.grpo.series import series_from_history, slope, timing, window_means
 from sif_lib.grpo.trainer import train_grpo
 from sif_lib.policy import models
 from sif_lib.policy.answers import base_policy, grpo_dir, trained_policy
@@ -98,6 +98,7 @@ def run(ctx: RunContext, echo=print) -> dict:
         "data": result["data"],
         "timing": timing(series),
         "trend": window_means(series),
+        "reward_slope": slope(series, "reward"),
         "series": series,
         "probe": {"size": len(probe), "before": before, "after": after, "delta": probe_delta(before, after),
                   **(probe_comparison(out, params.model.answer_mode, check_scorer(ctx),
@@ -204,6 +205,14 @@ def probe_table(metrics: dict):
     return pd.DataFrame(rows).set_index("set").round(3)
 
 
+def slope_text(fit: dict | None) -> str:
+    """``+0.0012 [-0.004, +0.006] per step (+0.03 over the run, n=26)``; "–" for a run without the figure."""
+    if not fit:
+        return "–"
+    lo, hi = fit["per_step_ci95"]
+    return f"{fit['per_step']:+.4f} [{lo:+.4f}, {hi:+.4f}] per step ({fit['over_run']:+.3f} over the run, n={fit['n']})"
+
+
 def degenerate_rows(found: dict | None) -> dict[str, str]:
     """The probe's degenerate answers (:func:`~sif_lib.grpo.probe.probe_degenerate`) as summary lines."""
     if not found:
@@ -239,6 +248,7 @@ def summary_table(metrics: dict):
         "curriculum": metrics["settings"]["curriculum"],
         "soft / hard reward": f"{metrics['settings']['soft_reward']} / {metrics['settings']['hard_reward']}",
         "reward, first → last quarter": f"{t.get('reward', {}).get('first')} → {t.get('reward', {}).get('last')}",
+        "reward slope per step [95% CI] (change over the run)": slope_text(metrics.get("reward_slope")),
         "probe reward before → after": f"{(metrics['probe']['before'] or {}).get('reward')} → "
                                        f"{(metrics['probe']['after'] or {}).get('reward')}",
     }
