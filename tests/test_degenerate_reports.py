@@ -100,6 +100,11 @@ def test_degenerate_and_clean_figures_by_hand(eval_dir):
     assert holdout["delta"] == pytest.approx(1 / 3, abs=1e-6)
     assert holdout["flips"]["became_degenerate"] == 1 and holdout["flips"]["became_clean"] == 0
     assert degenerate["gallery"] == {"file": "degenerate_gallery.jsonl", "ifeval": 1, "holdout": 1}
+    # Newly met: no_comma by the loop (prompt 1), lowercase by clean answers (prompt 2, and prompt 4, whose base
+    # "ok ok" the reference check does not take for English); none lost.
+    assert ifeval["gains"] == {"gained": 3, "gained_degenerate": 1, "lost": 0, "lost_degenerate": 0, "by_id": {
+        "change_case:english_lowercase": {"gained": 2, "gained_degenerate": 0, "lost": 0, "lost_degenerate": 0},
+        "punctuation:no_comma": {"gained": 1, "gained_degenerate": 1, "lost": 0, "lost_degenerate": 0}}}
 
     # Clean: IFEval prompts 2 and 3 only (1 turned degenerate, 4 was degenerate before).
     c = clean["ifeval"]
@@ -117,6 +122,26 @@ def test_degenerate_and_clean_figures_by_hand(eval_dir):
     assert h["delta"]["hard"] == 0.5 and h["flips"]["hard"] == {"paired": 2, "gained": 1, "lost": 0,
                                                                 "sign_test_p": 1.0}
     assert set(h["delta_ci95"]) == {"hard", "soft", "composite"}
+
+
+def test_gains_count_each_newly_met_and_lost_instruction_with_the_answer_that_carried_it():
+    """Per instruction, not per prompt: a prompt with two instructions gains two; a loss counts the base answer."""
+    from sif_lib.constraints.degenerate import Degeneration
+    from sif_lib.evaluation.degenerate_figures import ifeval_gains
+    from sif_lib.evaluation.ifeval_scoring import PromptResult
+
+    def row(ids, loose):
+        return PromptResult(key=0, prompt="", response="", instruction_id_list=ids, strict=loose, loose=loose)
+
+    ids = ["a", "b"]
+    rows = {"base": [row(ids, [False, False]), row(ids, [True, True]), row(["a"], [True])],
+            "trained": [row(ids, [True, True]), row(ids, [True, False]), row(["a"], [False])]}
+    clean, loop = Degeneration(()), Degeneration(("looping",))
+    verdicts = {"base": [clean, clean, loop], "trained": [loop, clean, clean]}
+    gains = ifeval_gains(rows, verdicts)
+    assert (gains["gained"], gains["gained_degenerate"], gains["lost"], gains["lost_degenerate"]) == (2, 2, 2, 1)
+    assert gains["by_id"]["a"] == {"gained": 1, "gained_degenerate": 1, "lost": 1, "lost_degenerate": 1}
+    assert gains["by_id"]["b"] == {"gained": 1, "gained_degenerate": 1, "lost": 1, "lost_degenerate": 0}
 
 
 def test_gallery_lists_the_answers_that_gained_checks_by_turning_degenerate(eval_dir):
@@ -210,6 +235,17 @@ def test_report_table_puts_degenerate_rows_first_and_clean_figures_beside_each_h
     assert "## Degenerate answers" in md and "| Degenerate answers, IFEval" in md
     assert "IFEval answers: 1 turned degenerate, 1 turned clean of 4 (p = 1)" in md
     assert "1 on IFEval, 1 on the hold-out (`eval/degenerate_gallery.jsonl`)" in md
+    assert ("IFEval instructions: 3 newly met, 1 of them by a degenerate answer (33.3%); 0 no longer met, 0 of "
+            "them met before by one") in md
+    from sif_lib.evaluation.degenerate_figures import ifeval_results
+    from sif_lib.evaluation.id_groups import id_breakdown
+
+    results = [ifeval_results(eval_dir / f"ifeval_{name}", read_jsonl(eval_dir / "ifeval_input_data.jsonl"))
+               for name in ("base", "trained")]
+    summary["ifeval"]["by_id"] = id_breakdown(*results, trained={"punctuation:no_comma"}, n_resamples=50)["by_id"]
+    by_id = report.id_table(summary)
+    assert by_id.loc["punctuation:no_comma", report.GAINED_DEGENERATE] == "1 of 1"
+    assert by_id.loc["change_case:english_lowercase", report.GAINED_DEGENERATE] == "0 of 2"
 
     older = hand_summary(eval_dir, with_sections=False)  # a summary written before the sections existed
     table = report.summary_table(older)

@@ -67,6 +67,9 @@ def _summary(rng: random.Random, run_id: str) -> dict:
             "trained": {"n": n, "degenerate": after, "share": round(after / n, 4), "share_ci95": [0.05, 0.4]},
             "delta": round((after - before) / n, 6), "delta_ci95": [0.01, 0.3],
             "flips": {"paired": n, "became_degenerate": after - before, "became_clean": 0, "sign_test_p": 0.01}}
+    gained = rng.randint(10, 30)
+    summary["degenerate"]["ifeval"]["gains"] = {"gained": gained, "gained_degenerate": gained // 3, "lost": 7,
+                                                "lost_degenerate": 2, "by_id": {}}
     b, t = pair()
     clean_ifeval = {"n_prompts": 50, "base": {"inst_loose": b}, "trained": {"inst_loose": t},
                     "delta": {"inst_loose": round(t - b, 6)}, "delta_ci95": {"inst_loose": [-0.1, 0.2]}, "flips": {}}
@@ -294,6 +297,12 @@ def test_markdown_and_compare_show_degenerate_shares_and_clean_gains(runs, tmp_p
         line = next(x for x in text.splitlines() if x.startswith(f"| {label}"))
         assert line.split(" | ")[4] == "n/a"  # column 4: b[0], the older run (runs: prob-seed0..2, bin-seed2, ...)
     assert "| GRPO probe: degenerate answers, % (stage 06) | n/a |" in text
+    g = d["gains"]
+    line = next(x for x in text.splitlines() if x.startswith("| IFEval instructions newly met (loose)"))
+    assert line.split(" | ")[1] == (f"{g['gained']} newly met, {g['gained_degenerate']} of them by a degenerate "
+                                    f"answer ({100 * g['gained_degenerate'] / g['gained']:.1f}%); 7 no longer met, "
+                                    f"2 of them met before by one")
+    assert line.split(" | ")[4] == "n/a"
     # Across seeds: setting B has two runs with the figures, A three.
     assert "| IFEval degenerate answers (lower is better) |" in text and "| hold-out hard, clean prompts |" in text
     settings = replicates.group_settings([load_run(d) for d in a + b])
@@ -306,10 +315,13 @@ def test_markdown_and_compare_show_degenerate_shares_and_clean_gains(runs, tmp_p
     printed: list[str] = []
     compare_runs(a + b, output=tmp_path / "cmp.html", echo=printed.append)
     header = printed[0].splitlines()[0]
-    for column in ("degenerate IFEval", "degenerate hold-out", "clean Ins(L)", "clean hold-out hard"):
+    for column in ("degenerate IFEval", "degenerate hold-out", "clean Ins(L)", "clean hold-out hard",
+                   "IFEval gains by degenerate answers"):
         assert column in header
     old_row = next(x for x in printed[0].splitlines() if x.startswith("bin-seed2 "))
-    assert old_row.count("n/a") == 4
+    assert old_row.count("n/a") == 5
+    assert f"{g['gained_degenerate']} of {g['gained']}" in next(x for x in printed[0].splitlines()
+                                                                 if x.startswith("prob-seed0 "))
     t = s["degenerate"]["holdout"]
     cell = (f"{100 * t['base']['share']:.1f} → {100 * t['trained']['share']:.1f} "
             f"({100 * (t['trained']['share'] - t['base']['share']):+.1f})")

@@ -6,8 +6,9 @@ also shown relative to the reference's, which is how the paper reports its ablat
 binary soft rewards −1.8, the RM judging hard constraints −4.2). Where a run differs from the reference in exactly
 one of those switches, the paper's figure is shown beside ours. When any run evaluated IFBench, its four figures
 follow IFEval's ("n/a" for a run without them). Beside the IFEval and hold-out figures stand the share of
-degenerate answers and the clean gain (the same figures on the prompts where neither answer is degenerate); a run
-evaluated before those existed shows "n/a".
+degenerate answers, the clean gain (the same figures on the prompts where neither answer is degenerate) and how many
+of the IFEval instructions newly met came with a degenerate answer; a run evaluated before those existed shows
+"n/a".
 
 The table is printed, and an HTML page (the table and plotly charts, plotly.js inline, so it opens offline) is
 written to ``--output`` or ``outputs/compare-<timestamp>.html``. When some runs differ only in their seed, both
@@ -148,6 +149,9 @@ def table_rows(runs: Sequence[RunRecord]) -> list[dict[str, str]]:
             row["hold-out composite"] = "–"
         for column, section, benchmark, figure in DEGENERATE_COLUMNS:
             row[column] = _section_cell(s, section, benchmark, figure)
+        gains = ((s.get("degenerate") or {}).get("ifeval") or {}).get("gains")
+        row["IFEval gains by degenerate answers"] = (f"{gains['gained_degenerate']} of {gains['gained']}" if gains
+                                                     else "n/a")
         groups = dict(id_group_sections(s["ifeval"]))
         for name in ID_GROUP_LABELS:
             if any(dict(id_group_sections(r.summary["ifeval"])).get(name) for r in runs):

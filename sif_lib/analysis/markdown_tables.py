@@ -8,7 +8,8 @@ docs/RESULTS.md can be regenerated rather than retyped. Two tables:
   constraints and the four IFEval figures (and IFBench's, when a run evaluated it) before → after with their
   paired 95% intervals, the share of degenerate answers on IFEval and the hold-out, and the clean gain: IFEval
   instruction-level loose and the hold-out's hard constraints on the prompts where neither answer is degenerate
-  (``eval/summary.json``; "n/a" for a run evaluated before those figures existed, or without IFBench);
+  (``eval/summary.json``; "n/a" for a run evaluated before those figures existed, or without IFBench), and how
+  many of the IFEval instructions newly met the trained policy met with a degenerate answer;
 * with several runs, the settings across seeds and the paired tests between them
   (:mod:`sif_lib.analysis.replicates`, as ``sif compare`` prints them).
 
@@ -26,6 +27,7 @@ from sif_lib.analysis.compare_runs import load_run
 from sif_lib.core.display import percent
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import atomic_write_text, read_json
+from sif_lib.evaluation.degenerate_report import gains_text
 from sif_lib.evaluation.report import (
     ID_GROUP_LABELS,
     IFBENCH_LABELS,
@@ -158,6 +160,11 @@ def demo_rows(runs: Sequence[RunFiles]) -> list[dict[str, str]]:
         add("IFBench degenerate answers, % (lower is better)",
             lambda run: _degenerate(run.degenerate.get("ifbench")) if run.degenerate.get("ifbench") else "n/a")
     add("hold-out degenerate answers, % (lower is better)", lambda run: _degenerate(run.degenerate.get("holdout")))
+    add("IFEval instructions newly met (loose), by a degenerate answer",
+        lambda run: gains_text((run.degenerate.get("ifeval") or {}).get("gains")))
+    if n_ifbench:
+        add("IFBench instructions newly met (loose), by a degenerate answer",
+            lambda run: gains_text((run.degenerate.get("ifbench") or {}).get("gains")))
     add("IFEval instruction-level loose, clean prompts (neither answer degenerate), %",
         lambda run: _clean(run.clean.get("ifeval"), "inst_loose"))
     if n_ifbench:

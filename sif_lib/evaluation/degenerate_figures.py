@@ -13,7 +13,11 @@ degenerate. This module reads what stage 07 saved under ``eval/`` and computes, 
   intervals and flips as the full figures (:mod:`sif_lib.evaluation.paired`);
 * the gallery (``eval/degenerate_gallery.jsonl``): trained answers that turned degenerate (the base answer is
   clean) while gaining at least one check (an IFEval or IFBench instruction's loose verdict, a hold-out hard
-  constraint's verifier verdict).
+  constraint's verifier verdict);
+* ``gains`` (IFEval, IFBench): the instructions newly met (loose) and how many of them the trained policy met
+  with a degenerate answer, in all and per instruction id, beside the instructions no longer met and how many of
+  those the base policy had met with a degenerate answer. A gain whose answer is a loop is not instruction
+  following, whatever the check says; this count says how much of each id's Δ is that.
 
 The detector reads the part of each output that is scored (``model.answer_mode``): IFEval's ``responses.jsonl``
 holds it already; hold-out answers are cut from ``generations.jsonl`` the same way. An output with no answer
@@ -106,6 +110,28 @@ def ifeval_gallery(rows: Mapping[str, Sequence[PromptResult]], verdicts: Mapping
     return found
 
 
+def _gain_counts() -> dict:
+    return {"gained": 0, "gained_degenerate": 0, "lost": 0, "lost_degenerate": 0}
+
+
+def ifeval_gains(rows: Mapping[str, Sequence[PromptResult]], verdicts: Mapping[str, Sequence[Degeneration]]
+                 ) -> dict:
+    """Instructions newly met and no longer met (loose), in all and per id, with how many of the newly met the
+    trained policy met with a degenerate answer (``gained_degenerate``) and how many of those lost the base policy
+    had met with one (``lost_degenerate``): ``{"gained", "gained_degenerate", "lost", "lost_degenerate",
+    "by_id": {id: the same four}}``."""
+    total, by_id = _gain_counts(), defaultdict(_gain_counts)
+    for b, t, db, dt in zip(rows["base"], rows["trained"], verdicts["base"], verdicts["trained"]):
+        for iid, before, after in zip(b.instruction_id_list, b.loose, t.loose):
+            if before == after:
+                continue
+            change = ("gained", dt.degenerate) if after else ("lost", db.degenerate)
+            for counts in (total, by_id[iid]):
+                counts[change[0]] += 1
+                counts[f"{change[0]}_degenerate"] += int(change[1])
+    return {**total, "by_id": {iid: by_id[iid] for iid in sorted(by_id)}}
+
+
 def ifeval_section(eval_dir: Path, n_resamples: int = 1000, seed: int = 0, bench: str = "ifeval"
                    ) -> tuple[dict, dict, list]:
     """(degenerate, clean, gallery) for IFEval, from ``eval/ifeval_input_data.jsonl`` and each policy's results;
@@ -118,7 +144,7 @@ def ifeval_section(eval_dir: Path, n_resamples: int = 1000, seed: int = 0, bench
     verdicts = {name: [degeneration(a, c) for a, c in zip(answers[name], constraints)] for name in POLICIES}
     keep = [not (b.degenerate or t.degenerate) for b, t in zip(verdicts["base"], verdicts["trained"])]
     return ({"n": len(input_rows), **degenerate_change(verdicts["base"], verdicts["trained"], POLICIES, n_resamples,
-                                                       seed, digits=6)},
+                                                       seed, digits=6), "gains": ifeval_gains(rows, verdicts)},
             clean_ifeval(rows, keep, n_resamples, seed), ifeval_gallery(rows, verdicts, bench))
 
 

@@ -62,6 +62,24 @@ def flips_lines(summary: dict) -> list[str]:
     return lines
 
 
+def gains_text(gains: dict | None) -> str:
+    """Instructions newly met and no longer met, and how many of each came with a degenerate answer:
+    ``77 newly met, 36 of them by a degenerate answer (47%); 40 no longer met, 12 of them met before by one``."""
+    if not gains:
+        return MISSING
+    text = f"{gains['gained']} newly met, {gains['gained_degenerate']} of them by a degenerate answer"
+    if gains["gained"]:
+        text += f" ({percent(gains['gained_degenerate'] / gains['gained'])}%)"
+    return text + f"; {gains['lost']} no longer met, {gains['lost_degenerate']} of them met before by one"
+
+
+def gains_lines(summary: dict) -> list[str]:
+    """Per benchmark, the instructions (loose) newly met and lost, with how many came with a degenerate answer."""
+    section = summary.get("degenerate") or {}
+    return [f"{label} instructions: {gains_text(section[key]['gains'])}"
+            for key, label in SETS if (section.get(key) or {}).get("gains")]
+
+
 def markdown_lines(summary: dict) -> list[str]:
     """The degenerate-answers section of ``eval/summary.md``."""
     if not summary.get("degenerate"):
@@ -72,7 +90,7 @@ def markdown_lines(summary: dict) -> list[str]:
              "Degenerate: near-empty, looping, repeating a line, ending in a loop, or stuffing a marker or required "
              "phrase (`sif_lib.constraints.degenerate`). Shares carry their exact 95% interval; the \"clean "
              "prompts\" columns give each headline figure on the prompts where neither answer is degenerate.", ""]
-    lines += [f"- {line}" for line in flips_lines(summary)]
+    lines += [f"- {line}" for line in flips_lines(summary) + gains_lines(summary)]
     on_ifbench = f"{gallery['ifbench']} on IFBench, " if "ifbench" in gallery else ""
     lines += ["", f"Answers that gained a check while turning degenerate: {gallery.get('ifeval', 0)} on IFEval, "
               f"{on_ifbench}{gallery.get('holdout', 0)} on the hold-out (`eval/{gallery.get('file', GALLERY)}`).",

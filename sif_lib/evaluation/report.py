@@ -145,18 +145,29 @@ def id_group_sections(section: dict) -> list[tuple[str, dict]]:
     return [(name, groups[name]) for name in ID_GROUP_LABELS if (groups.get(name) or {}).get("n_instructions")]
 
 
+GAINED_DEGENERATE = "newly met by a degenerate answer"
+
+
+def _gained_degenerate(counts: dict | None) -> str:
+    """``5 of 11``: of an id's instructions newly met, those the trained policy met with a degenerate answer."""
+    return f"{counts['gained_degenerate']} of {counts['gained']}" if counts else "0 of 0"
+
+
 def id_table(summary: dict, benchmark: str = "ifeval"):
     """Instruction-level loose accuracy per instruction id, trained ids first (percent; Δ in points with its paired
-    95% interval over the prompts that ask for the id)."""
+    95% interval over the prompts that ask for the id), and how many of the id's newly met instructions the
+    trained policy met with a degenerate answer (for a run evaluated since stage 07 counts them)."""
     import pandas as pd
 
     section = summary.get(benchmark) or {}
     held_out = set(((section.get("id_groups") or {}).get("held_out") or {}).get("ids") or ())
+    gains = (((summary.get("degenerate") or {}).get(benchmark) or {}).get("gains") or {}).get("by_id")
     rows = [{"instruction id": iid,
              "training": "held out" if iid in held_out else "trained" if fig["in_training"] else "untrained",
              "instructions": fig["n_instructions"], "base": percent(fig["base"]["inst_loose"]),
              "trained": percent(fig["trained"]["inst_loose"]),
-             "Δ points": delta_points(fig["delta"]["inst_loose"], fig["delta_ci95"]["inst_loose"])}
+             "Δ points": delta_points(fig["delta"]["inst_loose"], fig["delta_ci95"]["inst_loose"]),
+             **({GAINED_DEGENERATE: _gained_degenerate(gains.get(iid))} if gains is not None else {})}
             for iid, fig in (section.get("by_id") or {}).items()]
     if not rows:
         return "This run was evaluated before stage 07 reported figures per instruction id."
