@@ -33,6 +33,9 @@ DEGENERATE = [
     ("P.S. one. P.S. two. P.S. three and that is all.", "stuffed"),
     ("hahahaha " + "no no no no no no no no no no no no", "tail_loop"),
     ("<<poem of joy>>\n\n* This is point 1.\n* This is point 2.", "template_copy"),
+    ("\n".join(f"* This is bullet {i}" for i in range(1, 9)), "numbered_lines"),
+    ("Here are my reasons:\n1. Reason number 1 is good.\n2. Reason number 2 is good.\n3. Reason number 3 is good.",
+     "numbered_lines"),
     ("Museums matter. *highlighted section* They keep the past close and teach every visitor something.",
      "template_copy"),
 ]
@@ -51,6 +54,13 @@ CLEAN = [
     "Will he come back? I asked my sister, and she said no, no, no.",
     "<<The Joy of Poems>>\nA poem is a small house of words, and joy is the light left on in it.",
     "Step 1: mix the flour. Step 2: add the eggs. Step 3: bake for twenty minutes at 180 degrees.",
+    # numbered headers and items that differ in more than their number
+    "SECTION 1\nThe town began as a market.\nSECTION 2\nIt grew under the counts.\nSECTION 3\nIt is a port.",
+    "Day 1: Rest\nDay 2: Rest\nDay 3: Rest\nDay 4: Run five miles along the river before breakfast.",
+    "* Step 1: mix the flour\n* Step 2: add the eggs\n* Step 3: bake for 20 minutes\n* Step 4: let it cool",
+    # a templated part under a third of the lines
+    ("Essay\nThe sea is wide.\nIt is deep.\nIt is old.\nShips cross it.\nFish live in it.\nReferences:\n"
+     "[1] [Author's name], [Title]\n[2] [Author's name], [Title]\n[3] [Author's name], [Title]"),
 ]
 
 

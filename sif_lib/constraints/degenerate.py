@@ -11,6 +11,11 @@ An answer is degenerate when any of these holds (each a *reason*):
 * ``loop``: fewer than half of its word 4-grams are distinct (words lower-cased, split on whitespace): more
   than half of the text repeats what it has already said.
 * ``repeated_line``: one line (lower-cased, spaces collapsed, holding a letter or digit) occurs 3 or more times.
+* ``numbered_lines``: 3 or more lines, and a third of the answer's lines, that are the same line once their
+  numbers are masked, each with at least 3 words that hold a letter: ``* This is bullet 1`` … ``* This is
+  bullet 8``, a list whose items differ only in their number and so say nothing (seen in GRPO-trained answers to
+  the bullet-list rule). Headers such as ``SECTION 1`` or ``Day 1: Rest`` have fewer words and are left alone; so
+  is a long answer with a short templated part (a reference list of placeholders in a full essay).
 * ``tail_loop``: the answer *ends* inside a loop: its last words are one unit of 1-24 words repeated at least
   3 times back to back, over at least 10 words, the last copy possibly cut short. This is the answer that hit
   the token limit mid-loop; the whole-text ratio misses it when the loop starts late.
@@ -25,7 +30,7 @@ An answer is degenerate when any of these holds (each a *reason*):
 
 The first three are the stricter count an earlier audit of trained answers used ("fewer than half the word
 4-grams distinct, or one line 3+ times, or under 3 words"); ``tail_loop`` and ``stuffed`` only add to it, so
-the detector is never looser than that count. Simplifications, each a known blind spot: words are whitespace
+the detector is never looser than that count (``numbered_lines`` is a stricter ``repeated_line``). Simplifications, each a known blind spot: words are whitespace
 tokens (no tokenizer, the same for every policy); a song with a chorus or a letter that repeats one line
 three times is flagged (``repeated_line``); a loop of paraphrases ("it is good. it is great. it is fine.")
 passes, as does an answer that is fluent but off-topic. ``tests/test_degenerate.py`` holds hand-made examples
@@ -42,15 +47,17 @@ from typing import Any
 
 from sif_lib.constraints.repetition import distinct_ngram_ratio
 
-REASONS = ("near_empty", "loop", "repeated_line", "tail_loop", "stuffed", "template_copy")
+REASONS = ("near_empty", "loop", "repeated_line", "numbered_lines", "tail_loop", "stuffed", "template_copy")
 # Reasons about the text as a whole: no answer is left to score. The others (stuffed, template_copy) are about
 # markers in it, and the rest of the text may still be an answer: grpo.degenerate_scope "marker" gates the first
 # kind and strips the second (strip_stuffing).
-TEXT_REASONS = ("near_empty", "loop", "repeated_line", "tail_loop")
+TEXT_REASONS = ("near_empty", "loop", "repeated_line", "numbered_lines", "tail_loop")
 
 MIN_WORDS = 3            # near_empty below this many words with a letter or digit
 LOOP_RATIO = 0.5         # loop below this share of distinct word 4-grams
-LINE_REPEATS = 3         # repeated_line at this many copies of one line
+LINE_REPEATS = 3         # repeated_line (and numbered_lines) at this many copies of one line
+NUMBERED_MIN_WORDS = 3   # numbered_lines: words with a letter a line needs (a bare "Section 1" is a header)
+NUMBERED_SHARE = 1 / 3   # numbered_lines: share of the answer's lines the copies must make up
 TAIL_REPEATS = 3         # tail_loop: copies of the unit at the end
 TAIL_MIN_WORDS = 10      # tail_loop: words the periodic tail must cover
 TAIL_MAX_UNIT = 24       # tail_loop: longest unit, in words
@@ -113,6 +120,16 @@ def repeated_line(text: str) -> bool:
             if counts[key] >= LINE_REPEATS:
                 return True
     return False
+
+
+_NUMBER = re.compile(r"\d+")
+
+
+def numbered_lines(text: str) -> bool:
+    lines = [_norm(line) for line in text.splitlines() if _ALNUM.search(line)]
+    counts = Counter(key for key in (_NUMBER.sub("#", line) for line in lines)
+                     if "#" in key and sum(1 for w in key.split() if any(c.isalpha() for c in w)) >= NUMBERED_MIN_WORDS)
+    return any(n >= LINE_REPEATS and n >= NUMBERED_SHARE * len(lines) for n in counts.values())
 
 
 def tail_run(words: Sequence[str], unit: int) -> int:
@@ -248,6 +265,8 @@ def degeneration(answer: str | None, constraints: Iterable[Mapping[str, Any]] | 
         reasons.append("loop")
     if repeated_line(text):
         reasons.append("repeated_line")
+    if numbered_lines(text):
+        reasons.append("numbered_lines")
     if tail_loop(text):
         reasons.append("tail_loop")
     if _marker_stuffed(text) or (constraints and _stuffed_phrases(text, list(constraints))):
