@@ -29,12 +29,12 @@ An answer is degenerate when any of these holds (each a *reason*):
   ``* This is point 1.`` and ``* This is point 2.``, and nothing else.
 
 The first three are the stricter count an earlier audit of trained answers used ("fewer than half the word
-4-grams distinct, or one line 3+ times, or under 3 words"); ``tail_loop`` and ``stuffed`` only add to it, so
-the detector is never looser than that count (``numbered_lines`` is a stricter ``repeated_line``). Simplifications, each a known blind spot: words are whitespace
-tokens (no tokenizer, the same for every policy); a song with a chorus or a letter that repeats one line
-three times is flagged (``repeated_line``); a loop of paraphrases ("it is good. it is great. it is fine.")
-passes, as does an answer that is fluent but off-topic. ``tests/test_degenerate.py`` holds hand-made examples
-both ways.
+4-grams distinct, or one line 3+ times, or under 3 words"); ``numbered_lines``, ``tail_loop`` and ``stuffed``
+only add to it, so the detector is never looser than that count. Simplifications, each a known blind spot: words
+are whitespace tokens (no tokenizer, the same for every policy); a song with a chorus or a letter that repeats
+one line three times is flagged (``repeated_line``); a loop of paraphrases ("it is good. it is great. it is
+fine.") passes, as does an answer that is fluent but off-topic, and a template whose items differ in a number
+word ("point one", "point two"). ``tests/test_degenerate.py`` holds hand-made examples both ways.
 """
 
 from __future__ import annotations
