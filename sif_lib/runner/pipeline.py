@@ -39,7 +39,7 @@ from sif_lib.core.io import (
     storage_error,
     write_json,
 )
-from sif_lib.policy.answers import BASE_ANSWER_CACHES, copy_answer_caches
+from sif_lib.policy.answers import BASE_ANSWER_CACHES, TRAINED_ANSWER_CACHES, copy_answer_caches
 from sif_lib.policy.models import parse_spec
 from sif_lib.runner import progress
 from sif_lib.runner.disk_space import check_space
@@ -290,6 +290,9 @@ def _run_locked(params_path: Path, run_dir: Path, stages: list[str], overrides: 
     for source in list(answers_from) + ([reuse] if reuse else []):  # the first cache found for a folder is kept
         for folder in copy_answer_caches(Path(source), run_dir, BASE_ANSWER_CACHES):
             echo(f"{folder}: the base policy's answers are copied from {source} (used if they still match)")
+    if reuse:  # with stage 06 reused its adapter is the same, and its answers are matched by content
+        for folder in copy_answer_caches(Path(reuse), run_dir, TRAINED_ANSWER_CACHES):
+            echo(f"{folder}: the trained policy's answers are copied from {reuse} (used if they still match)")
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "notebooks").mkdir(exist_ok=True)  # papermill writes executed notebooks here and will not create it
 
