@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import importlib.metadata
 import json
 import os
 import shutil
@@ -32,6 +31,7 @@ from pathlib import Path
 from sif_lib.config.params import Params
 from sif_lib.core.errors import InputError
 from sif_lib.core.io import append_jsonl, atomic_write_text, iter_jsonl, read_jsonl, write_json, write_jsonl
+from sif_lib.core.versions import installed_versions
 from sif_lib.policy.generation import ChatGenerator, Sampling
 from sif_lib.runner import progress
 from sif_lib.runner.stage_table import producer
@@ -137,7 +137,7 @@ class PolicyRunner:
         self.policy = policy
         # Only policies without an adapter are stored: a trained adapter answers its own run's sets once.
         self.store = Path(store) if store is not None and policy.adapter is None else None
-        self._versions = _versions() if self.store is not None else None
+        self._versions = installed_versions(STORE_VERSIONS) if self.store is not None else None
         self.params = params
         self.echo = echo
         self.backend = backend
@@ -275,16 +275,6 @@ def _borrow(folders: Sequence[Path], record: dict, prompts: Sequence[str]) -> tu
         if all(p in answers for p in prompts):
             return folder, [answers[p] for p in prompts]
     return None
-
-
-def _versions() -> dict:
-    versions = {}
-    for name in STORE_VERSIONS:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
 
 
 def _store_key(record: dict, batch_size: int, versions: dict) -> str:

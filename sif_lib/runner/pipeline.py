@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import importlib
-import importlib.metadata
 import json
 import logging
 import os
@@ -39,6 +38,7 @@ from sif_lib.core.io import (
     storage_error,
     write_json,
 )
+from sif_lib.core.versions import installed_versions
 from sif_lib.policy.answers import BASE_ANSWER_CACHES, TRAINED_ANSWER_CACHES, copy_answer_caches
 from sif_lib.policy.models import parse_spec
 from sif_lib.runner import progress
@@ -54,13 +54,9 @@ _VERSIONED = ["sif-lib", "torch", "transformers", "trl", "peft", "datasets", "ac
 
 
 def package_versions() -> dict:
-    versions = {"python": platform.python_version()}
-    for name in _VERSIONED:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return versions
+    """Python's version and those of the packages in :data:`_VERSIONED` that are installed."""
+    installed = installed_versions(_VERSIONED)
+    return {"python": platform.python_version(), **{k: v for k, v in installed.items() if v is not None}}
 
 
 def _stage_record_from_metrics(metrics_file: Path) -> dict:
