@@ -38,6 +38,7 @@ from sif_lib.evaluation.report import (
     ID_GROUP_LABELS,
     IFBENCH_LABELS,
     IFEVAL_LABELS,
+    gained_degenerate_text,
     id_group_sections,
     load_summary,
     reasoning_key,
@@ -150,8 +151,7 @@ def table_rows(runs: Sequence[RunRecord]) -> list[dict[str, str]]:
         for column, section, benchmark, figure in DEGENERATE_COLUMNS:
             row[column] = _section_cell(s, section, benchmark, figure)
         gains = ((s.get("degenerate") or {}).get("ifeval") or {}).get("gains")
-        row["IFEval gains by degenerate answers"] = (f"{gains['gained_degenerate']} of {gains['gained']}" if gains
-                                                     else "n/a")
+        row["IFEval gains by degenerate answers"] = gained_degenerate_text(gains) if gains else "n/a"
         groups = dict(id_group_sections(s["ifeval"]))
         for name in ID_GROUP_LABELS:
             if any(dict(id_group_sections(r.summary["ifeval"])).get(name) for r in runs):

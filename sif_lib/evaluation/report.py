@@ -148,7 +148,7 @@ def id_group_sections(section: dict) -> list[tuple[str, dict]]:
 GAINED_DEGENERATE = "newly met by a degenerate answer"
 
 
-def _gained_degenerate(counts: dict | None) -> str:
+def gained_degenerate_text(counts: dict | None) -> str:
     """``5 of 11``: of an id's instructions newly met, those the trained policy met with a degenerate answer."""
     return f"{counts['gained_degenerate']} of {counts['gained']}" if counts else "0 of 0"
 
@@ -167,7 +167,7 @@ def id_table(summary: dict, benchmark: str = "ifeval"):
              "instructions": fig["n_instructions"], "base": percent(fig["base"]["inst_loose"]),
              "trained": percent(fig["trained"]["inst_loose"]),
              "Δ points": delta_points(fig["delta"]["inst_loose"], fig["delta_ci95"]["inst_loose"]),
-             **({GAINED_DEGENERATE: _gained_degenerate(gains.get(iid))} if gains is not None else {})}
+             **({GAINED_DEGENERATE: gained_degenerate_text(gains.get(iid))} if gains is not None else {})}
             for iid, fig in (section.get("by_id") or {}).items()]
     if not rows:
         return "This run was evaluated before stage 07 reported figures per instruction id."
